@@ -1,0 +1,1 @@
+"""Loopback simulators of the host product and the accounting tools (WSGI apps served by werkzeug)."""
