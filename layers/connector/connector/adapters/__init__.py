@@ -1,1 +1,44 @@
-"""adapters package."""
+"""Accounting-tool adapters: one module per tool, each exposing ``create_adapter(ctx)``.
+
+Adding a tool = adding its module and one line in :data:`ADAPTER_MODULES`; no other adapter changes.
+"""
+
+from __future__ import annotations
+
+import importlib
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+from connector.ports import AccountingAdapter, CredentialStore
+
+#: tool name -> module implementing ``create_adapter(ctx: AdapterContext) -> AccountingAdapter``.
+ADAPTER_MODULES: dict[str, str] = {
+    "exact": "connector.adapters.exact",
+}
+
+
+@dataclass(frozen=True)
+class AdapterContext:
+    """What an adapter needs to talk to one company entity's tool.
+
+    ``connection`` holds the non-secret connection details chosen at connect time (Exact division,
+    Octopus dossier, Yuki administration, base URL override); ``credentials`` the per-connection secret
+    store; ``app_secret()`` returns the connector's own app credentials for that tool (OAuth client id
+    and secret, software-house id), read only when needed.
+    """
+
+    tool: str
+    connection: dict[str, Any]
+    credentials: CredentialStore
+    app_secret: Callable[[], dict[str, Any]]
+    base_url: str | None = None
+
+
+def create_adapter(ctx: AdapterContext) -> AccountingAdapter:
+    """Build the adapter for ``ctx.tool``; ``KeyError`` names an unknown tool."""
+    try:
+        module_name = ADAPTER_MODULES[ctx.tool]
+    except KeyError:
+        raise KeyError(f"unknown accounting tool {ctx.tool!r}; known: {', '.join(sorted(ADAPTER_MODULES))}") from None
+    return importlib.import_module(module_name).create_adapter(ctx)

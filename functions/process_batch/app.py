@@ -1,0 +1,17 @@
+"""ProcessBatch: one batch of one component through the entity's accounting-tool adapter."""
+
+from aws_lambda_powertools import Logger
+
+from connector.runtime import services
+from connector.sync import engine
+
+logger = Logger()
+
+
+@logger.inject_lambda_context(log_event=False)
+def handler(event: dict, context: object) -> dict:
+    """Event ``{"run_id", "component", "batch"}`` -> ``{"synced", "skipped"}``.
+
+    Raises ``ComponentFailed`` (the state machine's errorType) when the tool failed as a whole."""
+    logger.append_keys(run_id=event["run_id"], component=event["component"], batch=event["batch"])
+    return engine.process_batch(services(), event["run_id"], event["component"], int(event["batch"]))

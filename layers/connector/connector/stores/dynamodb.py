@@ -1,0 +1,464 @@
+"""DynamoDB stores: integration settings and mappings, run history, locks, notifications.
+
+Item layout (keys ``pk`` / ``sk``; see ``template.yaml`` for the tables):
+
+Settings table
+  ``ACCOUNT#{account}`` / ``ENTITY#{entity}``          company entity: name, tool, status, settings (JSON)
+  ``ENTITY#{account}#{entity}`` / ``META``             tool master data cache (JSON), refreshed by each sync
+  ``ENTITY#{account}#{entity}`` / ``REL#{role}#{id}``  host relation -> tool relation id
+  ``ENTITY#{account}#{entity}`` / ``DOC#{kind}#{id}``  booking record: ``intent`` (about to post) or ``booked``
+  ``ENTITY#{account}#{entity}`` / ``LOCK``             the one-sync-at-a-time lock (lease)
+  ``ENTITY#{account}#{entity}`` / ``LATEST_SUCCESS``   pointer to the latest successful run (kept past 7 days)
+
+Runs table
+  ``RUN#{run}`` / ``#RUN``                             run summary + component statuses (TTL ``expires_at``)
+  ``RUN#{run}`` / ``BATCH#{component}#{n}``            ids of one batch
+  ``RUN#{run}`` / ``DOC#{component}#{id}``             what the run did with one document or relation
+
+Notifications table
+  ``USER#{account}#{user}`` / ``{created_at}#{id}``    in-app notification
+
+Reads ignore items whose TTL has passed (DynamoDB deletes them late, moto never).
+"""
+
+from __future__ import annotations
+
+import json
+import uuid
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from decimal import Decimal
+from typing import Any
+
+from boto3.dynamodb.conditions import Attr, Key
+from botocore.exceptions import ClientError
+
+from connector.clock import get_clock
+from connector.models import COMPONENT_ORDER, ComponentStatus, IntegrationSettings, RunStatus, ToolMetadata
+
+HISTORY_SECONDS = 7 * 24 * 3600
+LOCK_LEASE_SECONDS = 2 * 3600
+
+
+def now_iso() -> str:
+    return datetime.fromtimestamp(get_clock().now(), tz=UTC).isoformat(timespec="milliseconds")
+
+
+def entity_key(account_id: str, entity_id: str) -> str:
+    return f"ENTITY#{account_id}#{entity_id}"
+
+
+class SyncAlreadyRunning(Exception):
+    """A sync of this company entity is running; ``run_id`` names it (the API answers 409 with it)."""
+
+    def __init__(self, run_id: str) -> None:
+        super().__init__(f"a sync is already running for this company entity: {run_id}")
+        self.run_id = run_id
+
+
+@dataclass(frozen=True)
+class EntityRecord:
+    """A company entity and its integration, as stored."""
+
+    account_id: str
+    entity_id: str
+    name: str
+    tool: str | None
+    status: str
+    settings: IntegrationSettings | None
+    connection: dict[str, Any]
+
+    @property
+    def key(self) -> str:
+        return entity_key(self.account_id, self.entity_id)
+
+
+class Stores:
+    """All DynamoDB access of the connector, over the three tables named in the constructor.
+
+    ``resource`` is a boto3 DynamoDB service resource. Every method raises botocore's ``ClientError`` for
+    DynamoDB failures other than the conditional-check outcomes it handles.
+    """
+
+    def __init__(self, resource: Any, settings_table: str, runs_table: str, notifications_table: str) -> None:
+        self.settings = resource.Table(settings_table)
+        self.runs = resource.Table(runs_table)
+        self.notifications = resource.Table(notifications_table)
+
+    # -------------------------------------------------------------------------------- entities
+
+    def put_entity(
+        self,
+        account_id: str,
+        entity_id: str,
+        *,
+        name: str,
+        tool: str | None,
+        status: str,
+        settings: IntegrationSettings | None,
+        connection: dict[str, Any] | None = None,
+    ) -> None:
+        """Create or replace a company entity's record (settings as JSON, no secret in it)."""
+        item: dict[str, Any] = {
+            "pk": f"ACCOUNT#{account_id}",
+            "sk": f"ENTITY#{entity_id}",
+            "account_id": account_id,
+            "entity_id": entity_id,
+            "name": name,
+            "status": status,
+            "connection": json.dumps(connection or {}),
+        }
+        if tool:
+            item["tool"] = tool
+        if settings is not None:
+            item["settings"] = settings.model_dump_json()
+            if settings.auto_sync:
+                item["auto_sync_key"] = "ON"
+        self.settings.put_item(Item=item)
+
+    def get_entity(self, account_id: str, entity_id: str) -> EntityRecord | None:
+        item = self.settings.get_item(Key={"pk": f"ACCOUNT#{account_id}", "sk": f"ENTITY#{entity_id}"}).get("Item")
+        return _entity(item) if item else None
+
+    def list_entities(self, account_id: str) -> list[EntityRecord]:
+        items = _query_all(self.settings, Key("pk").eq(f"ACCOUNT#{account_id}") & Key("sk").begins_with("ENTITY#"))
+        return [_entity(i) for i in items]
+
+    def auto_sync_entities(self) -> list[tuple[str, str]]:
+        """(account, entity) of every entity with automatic sync on, across accounts (sparse GSI)."""
+        items = _query_all(self.settings, Key("auto_sync_key").eq("ON"), index="auto_sync")
+        return [(i["pk"].split("#", 1)[1], i["sk"].split("#", 1)[1]) for i in items]
+
+    # ---------------------------------------------------------------------------- tool metadata
+
+    def put_metadata(self, account_id: str, entity_id: str, metadata: ToolMetadata) -> None:
+        self.settings.put_item(
+            Item={
+                "pk": entity_key(account_id, entity_id),
+                "sk": "META",
+                "metadata": metadata.model_dump_json(),
+                "fetched_at": now_iso(),
+            }
+        )
+
+    def get_metadata(self, account_id: str, entity_id: str) -> ToolMetadata | None:
+        item = self.settings.get_item(Key={"pk": entity_key(account_id, entity_id), "sk": "META"}).get("Item")
+        return ToolMetadata.model_validate_json(item["metadata"]) if item else None
+
+    # -------------------------------------------------------------------------------- relations
+
+    def get_relations(self, account_id: str, entity_id: str, role: str, host_ids: Iterable[str]) -> dict[str, str]:
+        """host relation id -> tool relation id, for the ones mapped already (``role``: customer/supplier)."""
+        keys = [{"pk": entity_key(account_id, entity_id), "sk": f"REL#{role}#{h}"} for h in dict.fromkeys(host_ids)]
+        return {item["sk"].split("#", 2)[2]: item["tool_id"] for item in self._batch_get(self.settings, keys)}
+
+    def put_relations(self, account_id: str, entity_id: str, role: str, mapping: dict[str, str]) -> None:
+        with self.settings.batch_writer() as batch:
+            for host_id, tool_id in mapping.items():
+                batch.put_item(
+                    Item={"pk": entity_key(account_id, entity_id), "sk": f"REL#{role}#{host_id}", "tool_id": tool_id}
+                )
+
+    # ------------------------------------------------------------------------------ bookings
+
+    def get_bookings(self, account_id: str, entity_id: str, kind: str, host_ids: Iterable[str]) -> dict[str, dict[str, Any]]:
+        """host document id -> booking record (``state`` intent|booked, ``booking_number``, ``entry_id``)."""
+        keys = [{"pk": entity_key(account_id, entity_id), "sk": f"DOC#{kind}#{h}"} for h in dict.fromkeys(host_ids)]
+        return {item["sk"].split("#", 2)[2]: item for item in self._batch_get(self.settings, keys)}
+
+    def record_intents(self, account_id: str, entity_id: str, kind: str, entries: Sequence[tuple[str, str]], run_id: str) -> None:
+        """Record, before posting, that each (host id, reference) is about to be booked by ``run_id``.
+
+        A record already ``booked`` is never downgraded (conditional write)."""
+        for host_id, reference in entries:
+            try:
+                self.settings.put_item(
+                    Item={
+                        "pk": entity_key(account_id, entity_id),
+                        "sk": f"DOC#{kind}#{host_id}",
+                        "state": "intent",
+                        "reference": reference,
+                        "run_id": run_id,
+                        "updated_at": now_iso(),
+                    },
+                    ConditionExpression=Attr("state").not_exists() | Attr("state").ne("booked"),
+                )
+            except ClientError as error:
+                if error.response["Error"]["Code"] != "ConditionalCheckFailedException":
+                    raise
+
+    def record_booked(self, account_id: str, entity_id: str, kind: str, host_id: str, *, booking_number: str, entry_id: str, run_id: str) -> None:
+        self.settings.put_item(
+            Item={
+                "pk": entity_key(account_id, entity_id),
+                "sk": f"DOC#{kind}#{host_id}",
+                "state": "booked",
+                "booking_number": booking_number,
+                "entry_id": entry_id,
+                "run_id": run_id,
+                "updated_at": now_iso(),
+            }
+        )
+
+    def clear_intent(self, account_id: str, entity_id: str, kind: str, host_id: str) -> None:
+        """Forget an intent the tool refused (nothing was booked); a ``booked`` record is kept."""
+        try:
+            self.settings.delete_item(
+                Key={"pk": entity_key(account_id, entity_id), "sk": f"DOC#{kind}#{host_id}"},
+                ConditionExpression=Attr("state").eq("intent"),
+            )
+        except ClientError as error:
+            if error.response["Error"]["Code"] != "ConditionalCheckFailedException":
+                raise
+
+    # ----------------------------------------------------------------------------------- lock
+
+    def acquire_lock(self, account_id: str, entity_id: str, run_id: str, lease_seconds: int = LOCK_LEASE_SECONDS) -> None:
+        """Take the entity's sync lock for ``run_id`` (conditional write), or raise :class:`SyncAlreadyRunning`.
+
+        A lock whose lease has expired (its holder died) is taken over."""
+        now = int(get_clock().now())
+        try:
+            self.settings.put_item(
+                Item={"pk": entity_key(account_id, entity_id), "sk": "LOCK", "run_id": run_id, "lease_until": now + lease_seconds},
+                ConditionExpression=Attr("pk").not_exists() | Attr("lease_until").lt(now),
+                ReturnValuesOnConditionCheckFailure="ALL_OLD",
+            )
+        except ClientError as error:
+            if error.response["Error"]["Code"] != "ConditionalCheckFailedException":
+                raise
+            holder = error.response.get("Item", {}).get("run_id", {}).get("S") or self.lock_holder(account_id, entity_id) or "unknown"
+            raise SyncAlreadyRunning(holder) from None
+
+    def lock_holder(self, account_id: str, entity_id: str) -> str | None:
+        item = self.settings.get_item(Key={"pk": entity_key(account_id, entity_id), "sk": "LOCK"}, ConsistentRead=True).get("Item")
+        return item["run_id"] if item else None
+
+    def release_lock(self, account_id: str, entity_id: str, run_id: str) -> None:
+        """Release the lock if ``run_id`` still holds it (a taken-over lock is left to its new holder)."""
+        try:
+            self.settings.delete_item(
+                Key={"pk": entity_key(account_id, entity_id), "sk": "LOCK"},
+                ConditionExpression=Attr("run_id").eq(run_id),
+            )
+        except ClientError as error:
+            if error.response["Error"]["Code"] != "ConditionalCheckFailedException":
+                raise
+
+    # ----------------------------------------------------------------------------------- runs
+
+    def create_run(self, *, run_id: str, account_id: str, entity_id: str, tool: str, trigger: str, started_by: str | None, started_by_email: str | None = None, dry_run: bool = False) -> dict[str, Any]:
+        now = get_clock().now()
+        item = {
+            "pk": f"RUN#{run_id}",
+            "sk": "#RUN",
+            "run_id": run_id,
+            "account_id": account_id,
+            "entity_id": entity_id,
+            "entity_key": entity_key(account_id, entity_id),
+            "tool": tool,
+            "trigger": trigger,
+            "dry_run": dry_run,
+            "started_at": now_iso(),
+            "status": RunStatus.RUNNING.value,
+            "components": {c.value: {"status": ComponentStatus.PENDING.value, "synced": 0, "skipped": 0} for c in COMPONENT_ORDER},
+            "expires_at": int(now) + HISTORY_SECONDS,
+        }
+        if started_by:
+            item["started_by"] = started_by
+        if started_by_email:
+            item["started_by_email"] = started_by_email
+        self.runs.put_item(Item=item)
+        return item
+
+    def get_run(self, run_id: str) -> dict[str, Any] | None:
+        item = self.runs.get_item(Key={"pk": f"RUN#{run_id}", "sk": "#RUN"}, ConsistentRead=True).get("Item")
+        return _plain(item) if item else None
+
+    def set_component(self, run_id: str, component: str, status: ComponentStatus, *, only_from: Sequence[ComponentStatus] = (), **fields: Any) -> bool:
+        """Set a component's status (and counts / error fields); with ``only_from``, only when its current
+        status is one of those. Returns whether it was written."""
+        names = {"#c": component, "#s": "status"}
+        values: dict[str, Any] = {":s": status.value}
+        sets = ["components.#c.#s = :s"]
+        for i, (name, value) in enumerate(fields.items()):
+            names[f"#f{i}"] = name
+            values[f":f{i}"] = value
+            sets.append(f"components.#c.#f{i} = :f{i}")
+        kwargs: dict[str, Any] = {}
+        if only_from:
+            conds = []
+            for i, st in enumerate(only_from):
+                values[f":o{i}"] = st.value
+                conds.append(f"components.#c.#s = :o{i}")
+            kwargs["ConditionExpression"] = " OR ".join(conds)
+        try:
+            self.runs.update_item(
+                Key={"pk": f"RUN#{run_id}", "sk": "#RUN"},
+                UpdateExpression="SET " + ", ".join(sets),
+                ExpressionAttributeNames=names,
+                ExpressionAttributeValues=values,
+                **kwargs,
+            )
+            return True
+        except ClientError as error:
+            if error.response["Error"]["Code"] == "ConditionalCheckFailedException":
+                return False
+            raise
+
+    def update_run(self, run_id: str, **fields: Any) -> None:
+        names = {f"#f{i}": k for i, k in enumerate(fields)}
+        values = {f":f{i}": v for i, v in enumerate(fields.values())}
+        self.runs.update_item(
+            Key={"pk": f"RUN#{run_id}", "sk": "#RUN"},
+            UpdateExpression="SET " + ", ".join(f"#f{i} = :f{i}" for i in range(len(fields))),
+            ExpressionAttributeNames=names,
+            ExpressionAttributeValues=values,
+        )
+
+    def put_batches(self, run_id: str, component: str, batches: Sequence[Sequence[str]]) -> None:
+        with self.runs.batch_writer() as writer:
+            for n, ids in enumerate(batches):
+                writer.put_item(Item={"pk": f"RUN#{run_id}", "sk": f"BATCH#{component}#{n:05d}", "ids": list(ids), "expires_at": _ttl()})
+
+    def get_batch(self, run_id: str, component: str, n: int) -> list[str]:
+        item = self.runs.get_item(Key={"pk": f"RUN#{run_id}", "sk": f"BATCH#{component}#{n:05d}"}, ConsistentRead=True).get("Item")
+        if item is None:
+            raise KeyError(f"batch {n} of {component} in run {run_id} does not exist")
+        return list(item["ids"])
+
+    def put_results(self, run_id: str, component: str, results: Sequence[dict[str, Any]]) -> None:
+        """Record what the run did with each document / relation (``id`` plus outcome fields)."""
+        with self.runs.batch_writer(overwrite_by_pkeys=["pk", "sk"]) as writer:
+            for result in results:
+                item = {k: v for k, v in result.items() if v is not None}
+                item.update({"pk": f"RUN#{run_id}", "sk": f"DOC#{component}#{result['id']}", "component": component, "expires_at": _ttl()})
+                writer.put_item(Item=item)
+
+    def get_results(self, run_id: str, component: str | None = None) -> list[dict[str, Any]]:
+        prefix = f"DOC#{component}#" if component else "DOC#"
+        items = _query_all(self.runs, Key("pk").eq(f"RUN#{run_id}") & Key("sk").begins_with(prefix), consistent=True)
+        return [_plain(i) for i in items]
+
+    def list_runs(self, account_id: str, entity_id: str, *, since_seconds: int = HISTORY_SECONDS) -> list[dict[str, Any]]:
+        """Runs of the last ``since_seconds`` (newest first), plus the latest successful one even when older."""
+        now = get_clock().now()
+        since = datetime.fromtimestamp(now - since_seconds, tz=UTC).isoformat(timespec="milliseconds")
+        items = _query_all(
+            self.runs,
+            Key("entity_key").eq(entity_key(account_id, entity_id)) & Key("started_at").gte(since),
+            index="by_entity",
+            forward=False,
+        )
+        runs = [_plain(i) for i in items if i.get("sk") == "#RUN" and _alive(i, now)]
+        pointer = self.settings.get_item(Key={"pk": entity_key(account_id, entity_id), "sk": "LATEST_SUCCESS"}).get("Item")
+        if pointer and all(r["run_id"] != pointer["run_id"] for r in runs):
+            latest = self.get_run(pointer["run_id"])
+            if latest:
+                runs.append(latest)
+        return runs
+
+    def keep_latest_success(self, account_id: str, entity_id: str, run_id: str) -> None:
+        """Make ``run_id`` the entity's latest success: it loses its TTL, the previous one gets it back."""
+        key = {"pk": entity_key(account_id, entity_id), "sk": "LATEST_SUCCESS"}
+        previous = self.settings.get_item(Key=key, ConsistentRead=True).get("Item")
+        self.runs.update_item(Key={"pk": f"RUN#{run_id}", "sk": "#RUN"}, UpdateExpression="REMOVE expires_at")
+        self.settings.put_item(Item={**key, "run_id": run_id})
+        if previous and previous["run_id"] != run_id:
+            old = self.runs.get_item(Key={"pk": f"RUN#{previous['run_id']}", "sk": "#RUN"}).get("Item")
+            if old:
+                started = datetime.fromisoformat(old["started_at"]).timestamp()
+                self.update_run(previous["run_id"], expires_at=int(started) + HISTORY_SECONDS)
+
+    # -------------------------------------------------------------------------- notifications
+
+    def add_notification(self, account_id: str, user_id: str, *, title: str, body: str, run_id: str, link: str) -> str:
+        notification_id = uuid.uuid4().hex
+        created = now_iso()
+        self.notifications.put_item(
+            Item={
+                "pk": f"USER#{account_id}#{user_id}",
+                "sk": f"{created}#{notification_id}",
+                "id": notification_id,
+                "title": title,
+                "body": body,
+                "run_id": run_id,
+                "link": link,
+                "read": False,
+                "created_at": created,
+                "expires_at": int(get_clock().now()) + 90 * 24 * 3600,
+            }
+        )
+        return notification_id
+
+    def list_notifications(self, account_id: str, user_id: str) -> list[dict[str, Any]]:
+        items = _query_all(self.notifications, Key("pk").eq(f"USER#{account_id}#{user_id}"), forward=False)
+        return [_plain(i) for i in items]
+
+    # ---------------------------------------------------------------------------------- utils
+
+    @staticmethod
+    def _batch_get(table: Any, keys: list[dict[str, str]]) -> list[dict[str, Any]]:
+        found: list[dict[str, Any]] = []
+        client = table.meta.client
+        for start in range(0, len(keys), 100):
+            request = {table.name: {"Keys": keys[start : start + 100], "ConsistentRead": True}}
+            while request:
+                response = client.batch_get_item(RequestItems=request)
+                found.extend(response["Responses"].get(table.name, []))  # the resource's client deserialises
+                request = response.get("UnprocessedKeys") or {}
+        return found
+
+
+def _ttl() -> int:
+    return int(get_clock().now()) + HISTORY_SECONDS
+
+
+def _alive(item: dict[str, Any], now: float) -> bool:
+    expires = item.get("expires_at")
+    return expires is None or int(expires) > now
+
+
+def _entity(item: dict[str, Any]) -> EntityRecord:
+    settings = item.get("settings")
+    return EntityRecord(
+        account_id=item["account_id"],
+        entity_id=item["entity_id"],
+        name=item.get("name", ""),
+        tool=item.get("tool"),
+        status=item.get("status", "Configuration needed"),
+        settings=IntegrationSettings.model_validate_json(settings) if settings else None,
+        connection=json.loads(item.get("connection") or "{}"),
+    )
+
+
+def _query_all(table: Any, condition: Any, *, index: str | None = None, forward: bool = True, consistent: bool = False) -> list[dict[str, Any]]:
+    kwargs: dict[str, Any] = {"KeyConditionExpression": condition, "ScanIndexForward": forward}
+    if index:
+        kwargs["IndexName"] = index
+    elif consistent:
+        kwargs["ConsistentRead"] = True
+    items: list[dict[str, Any]] = []
+    while True:
+        response = table.query(**kwargs)
+        items.extend(response["Items"])
+        if "LastEvaluatedKey" not in response:
+            return items
+        kwargs["ExclusiveStartKey"] = response["LastEvaluatedKey"]
+
+
+def _plain(item: dict[str, Any]) -> dict[str, Any]:
+    """DynamoDB's Decimals for counts become ints; money stays as the strings it was stored as."""
+
+    def convert(value: Any) -> Any:
+        if isinstance(value, Decimal):
+            return int(value) if value == value.to_integral_value() else value
+        if isinstance(value, dict):
+            return {k: convert(v) for k, v in value.items()}
+        if isinstance(value, list):
+            return [convert(v) for v in value]
+        return value
+
+    return convert(item)
+

@@ -1,0 +1,416 @@
+"""The sync engine: start a run, plan it, process one batch, complete a component, finish the run.
+
+Each step is one function the matching Lambda handler calls; the state machine (``statemachine/
+sync.asl.json``) strings them together. Payloads between steps are ids and counts only; documents are
+read from the host product inside the batch that books them.
+
+Promises kept here (seed 000 "Notifications and troubleshooting", seed 003 "Sync statuses"):
+
+- components run in the fixed order; each has its own status (Pending, In progress, Success, Warning,
+  Error) and the run gets Success, Warning or Error;
+- a document that can't be booked is skipped with a reason and a fix hint; the others go on;
+- a tool-level failure ends the component in Error and stops the run; later components stay Pending;
+- nothing is booked twice: an *intent* is recorded before posting, and a document with an intent but no
+  booking number is first looked up in the tool by its own reference (a crash after the tool accepted
+  it); a document the host already has a booking number for is not posted again;
+- one sync per company entity at a time (a lease lock taken at start, released at finish).
+"""
+
+from __future__ import annotations
+
+import json
+import uuid
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from connector.booking import build_entry
+from connector.models import (
+    COMPONENT_ORDER,
+    BookingEntry,
+    BookingRejected,
+    BookingResult,
+    Component,
+    ComponentStatus,
+    Direction,
+    Document,
+    DocumentKind,
+    DocumentOutcome,
+    RunStatus,
+    Skip,
+    Trigger,
+)
+from connector.ports import AccountingAdapter, AdapterError, HostProduct, RelationRejected, chunked
+from connector.stores.dynamodb import EntityRecord, Stores, now_iso
+
+DOCUMENT_COMPONENTS: dict[Component, tuple[DocumentKind, Direction]] = {
+    Component.OUTGOING_INVOICES: (DocumentKind.INVOICE, Direction.OUTGOING),
+    Component.OUTGOING_CREDIT_NOTES: (DocumentKind.CREDIT_NOTE, Direction.OUTGOING),
+}
+RELATION_COMPONENTS: dict[Component, str] = {Component.CUSTOMERS: "customer"}
+
+
+class ComponentFailed(Exception):
+    """A component ended in Error (tool-level failure); the state machine stops the run (its errorType)."""
+
+
+class RunNotFound(KeyError):
+    """No run with that id."""
+
+
+@dataclass
+class Services:
+    """What the engine needs, wired by the composition root (``connector.runtime``) or a test.
+
+    ``adapter_for`` / ``host_for`` build the tool adapter and host client for a company entity;
+    ``start_execution(run_id)`` starts the state machine for a run; ``notify(run, results)`` reports a
+    finished manual run to its starter (``None``: no notifications).
+    """
+
+    stores: Stores
+    adapter_for: Callable[[EntityRecord], AccountingAdapter]
+    host_for: Callable[[EntityRecord], HostProduct]
+    start_execution: Callable[[str], None]
+    notify: Callable[[dict[str, Any], list[dict[str, Any]]], None] | None = None
+    batch_size: int = 25
+    _adapters: dict[str, AccountingAdapter] = field(default_factory=dict)
+
+
+def booking_kind(kind: DocumentKind, direction: Direction) -> str:
+    """The key under which bookings of this kind are recorded, e.g. ``outgoing_invoice``."""
+    return f"{direction.value}_{kind.value}"
+
+
+# ------------------------------------------------------------------------------------------- start
+
+
+def start_sync(
+    svc: Services,
+    account_id: str,
+    entity_id: str,
+    *,
+    trigger: Trigger,
+    started_by: str | None = None,
+    started_by_email: str | None = None,
+) -> str:
+    """Start a sync of one company entity; returns the new run id.
+
+    ``started_by`` / ``started_by_email`` identify the user of a manual run (the one notified).
+
+    Raises :class:`~connector.stores.dynamodb.SyncAlreadyRunning` (with the running run's id) when one
+    runs, ``LookupError`` when the entity has no connected integration.
+    """
+    entity = svc.stores.get_entity(account_id, entity_id)
+    if entity is None or entity.tool is None or entity.settings is None:
+        raise LookupError(f"company entity {entity_id} has no connected integration")
+    run_id = uuid.uuid4().hex
+    svc.stores.acquire_lock(account_id, entity_id, run_id)
+    try:
+        svc.stores.create_run(
+            run_id=run_id,
+            account_id=account_id,
+            entity_id=entity_id,
+            tool=entity.tool,
+            trigger=trigger.value,
+            started_by=started_by if trigger is Trigger.MANUAL else None,
+            started_by_email=started_by_email if trigger is Trigger.MANUAL else None,
+        )
+        svc.start_execution(run_id)
+    except Exception:
+        svc.stores.release_lock(account_id, entity_id, run_id)
+        raise
+    return run_id
+
+
+# -------------------------------------------------------------------------------------------- plan
+
+
+def _run_and_entity(svc: Services, run_id: str) -> tuple[dict[str, Any], EntityRecord]:
+    run = svc.stores.get_run(run_id)
+    if run is None:
+        raise RunNotFound(run_id)
+    entity = svc.stores.get_entity(run["account_id"], run["entity_id"])
+    if entity is None or entity.settings is None:
+        raise LookupError(f"company entity {run['entity_id']} is no longer connected")
+    return run, entity
+
+
+def plan_run(svc: Services, run_id: str) -> dict[str, Any]:
+    """List what this run must do and cut it into batches.
+
+    Returns ``{"run_id", "components": [{"name", "batches": [0, 1, ...]}], "error": None}`` in the fixed
+    component order. Documents the host already has a booking number for are recorded as
+    ``already_synced`` here and not batched; customers already mapped are not batched either.
+    """
+    run, entity = _run_and_entity(svc, run_id)
+    assert entity.settings is not None
+    host = svc.host_for(entity)
+    plan: dict[Component, list[str]] = {c: [] for c in COMPONENT_ORDER}
+    plan[Component.LEDGER_ACCOUNTS] = ["metadata"]
+    customers: dict[str, None] = {}
+    for component, (kind, _direction) in DOCUMENT_COMPONENTS.items():
+        rows = host.list_documents(kind, since=entity.settings.start_date)
+        already = [r for r in rows if r.get("booking_number")]
+        pending = [r for r in rows if not r.get("booking_number")]
+        svc.stores.put_results(
+            run_id,
+            component.value,
+            [
+                {"id": r["id"], "number": r.get("number"), "outcome": DocumentOutcome.ALREADY_SYNCED.value, "booking_number": str(r["booking_number"])}
+                for r in already
+            ],
+        )
+        plan[component] = [r["id"] for r in pending]
+        for r in pending:
+            customer = r.get("customer") or {}
+            if customer.get("id"):
+                customers[f"{customer.get('type', 'company')}:{customer['id']}"] = None
+    mapped = svc.stores.get_relations(run["account_id"], run["entity_id"], "customer", customers)
+    plan[Component.CUSTOMERS] = [ref for ref in customers if ref not in mapped]
+
+    components = []
+    for component in COMPONENT_ORDER:
+        ids = plan[component]
+        batches = [list(chunk) for chunk in chunked(ids, svc.batch_size)]
+        svc.stores.put_batches(run_id, component.value, batches)
+        svc.stores.set_component(run_id, component.value, ComponentStatus.PENDING, total=len(ids))
+        components.append({"name": component.value, "batches": list(range(len(batches)))})
+    return {"run_id": run_id, "components": components, "error": None}
+
+
+# ------------------------------------------------------------------------------------------- batch
+
+
+def process_batch(svc: Services, run_id: str, component: str, batch: int) -> dict[str, int]:
+    """Process batch ``batch`` of ``component``: returns ``{"synced": n, "skipped": n}``.
+
+    Raises :class:`ComponentFailed` after marking the component Error when the tool fails as a whole.
+    """
+    run, entity = _run_and_entity(svc, run_id)
+    comp = Component(component)
+    svc.stores.set_component(run_id, component, ComponentStatus.IN_PROGRESS, only_from=(ComponentStatus.PENDING,))
+    ids = svc.stores.get_batch(run_id, component, batch)
+    try:
+        adapter = svc.adapter_for(entity)
+        if comp is Component.LEDGER_ACCOUNTS:
+            results = _sync_metadata(svc, entity, adapter)
+        elif comp in RELATION_COMPONENTS:
+            results = _sync_relations(svc, entity, adapter, ids, RELATION_COMPONENTS[comp])
+        elif comp in DOCUMENT_COMPONENTS:
+            kind, direction = DOCUMENT_COMPONENTS[comp]
+            results = _sync_documents(svc, run, entity, adapter, ids, kind, direction)
+        else:
+            results = []
+    except AdapterError as error:
+        fields: dict[str, Any] = {"error": str(error)}
+        if error.resume_at:
+            fields["resume_at"] = error.resume_at
+        svc.stores.set_component(run_id, component, ComponentStatus.ERROR, **fields)
+        raise ComponentFailed(f"{comp.label}: {error}") from None
+    svc.stores.put_results(run_id, component, results)
+    return {
+        "synced": sum(1 for r in results if r["outcome"] == DocumentOutcome.SYNCED.value),
+        "skipped": sum(1 for r in results if r["outcome"] == DocumentOutcome.SKIPPED.value),
+    }
+
+
+def _sync_metadata(svc: Services, entity: EntityRecord, adapter: AccountingAdapter) -> list[dict[str, Any]]:
+    metadata = adapter.fetch_metadata()
+    svc.stores.put_metadata(entity.account_id, entity.entity_id, metadata)
+    return [
+        {
+            "id": "metadata",
+            "outcome": DocumentOutcome.SYNCED.value,
+            "detail": f"{len(metadata.gl_accounts)} ledger accounts, {len(metadata.journals)} journals, {len(metadata.vat_codes)} VAT codes",
+        }
+    ]
+
+
+def _sync_relations(svc: Services, entity: EntityRecord, adapter: AccountingAdapter, refs: Sequence[str], role: str) -> list[dict[str, Any]]:
+    host = svc.host_for(entity)
+    pairs = [tuple(ref.split(":", 1)) for ref in refs]
+    parties = host.get_parties([(kind, host_id) for kind, host_id in pairs])
+    outcome = adapter.ensure_relations(parties, customer=role == "customer")
+    mapped = {p.host_id: outcome[p.host_id] for p in parties if isinstance(outcome.get(p.host_id), str)}
+    svc.stores.put_relations(entity.account_id, entity.entity_id, role, mapped)  # type: ignore[arg-type]
+    results = []
+    for party in parties:
+        ref = f"{party.kind.value}:{party.host_id}"
+        found = outcome.get(party.host_id)
+        if isinstance(found, str):
+            results.append({"id": ref, "number": party.name, "outcome": DocumentOutcome.SYNCED.value})
+        else:
+            reason = str(found) if isinstance(found, RelationRejected) else "the accounting tool gave no answer for this relation"
+            results.append(
+                {
+                    "id": ref,
+                    "number": party.name,
+                    "outcome": DocumentOutcome.SKIPPED.value,
+                    "reason": f"{role} '{party.name}' could not be synced: {reason}",
+                    "hint": f"Open the {party.kind.value} in the host product and correct its details.",
+                    "subject_type": party.kind.value,
+                    "subject_id": party.host_id,
+                }
+            )
+    return results
+
+
+def _document_result(doc: Document, outcome: DocumentOutcome, **extra: Any) -> dict[str, Any]:
+    return {
+        "id": doc.host_id,
+        "number": doc.number,
+        "kind": doc.kind.value,
+        "outcome": outcome.value,
+        "currency": doc.currency,
+        "net": str(doc.totals.net),
+        "vat": str(doc.totals.vat),
+        "gross": str(doc.totals.gross),
+        "subject_type": "invoice" if doc.kind is DocumentKind.INVOICE else "creditNote",
+        "subject_id": doc.host_id,
+        **extra,
+    }
+
+
+def _sync_documents(
+    svc: Services,
+    run: dict[str, Any],
+    entity: EntityRecord,
+    adapter: AccountingAdapter,
+    ids: Sequence[str],
+    kind: DocumentKind,
+    direction: Direction,
+) -> list[dict[str, Any]]:
+    stores, account, ent = svc.stores, entity.account_id, entity.entity_id
+    assert entity.settings is not None
+    record_kind = booking_kind(kind, direction)
+    host = svc.host_for(entity)
+    records = stores.get_bookings(account, ent, record_kind, ids)
+    results: list[dict[str, Any]] = []
+
+    # Booked in an earlier run, but the host never got the booking number (crash after recording).
+    for host_id, record in records.items():
+        if record.get("state") == "booked":
+            host.register_booking(kind, host_id, record["booking_number"])
+            results.append({"id": host_id, "outcome": DocumentOutcome.ALREADY_SYNCED.value, "booking_number": record["booking_number"], "entry_id": record.get("entry_id")})
+    todo = [i for i in ids if records.get(i, {}).get("state") != "booked"]
+    if not todo:
+        return results
+
+    documents = host.get_documents(kind, todo)
+    metadata = stores.get_metadata(account, ent)
+    if metadata is None:
+        raise AdapterError("the accounting tool's ledger accounts, journals and VAT codes are not loaded")
+    relations = stores.get_relations(account, ent, "customer" if direction is Direction.OUTGOING else "supplier", [d.party.host_id for d in documents])
+
+    entries: list[tuple[Document, BookingEntry]] = []
+    for doc in documents:
+        built = build_entry(doc, entity.settings, metadata, relations.get(doc.party.host_id))
+        if isinstance(built, Skip):
+            results.append(_document_result(doc, DocumentOutcome.SKIPPED, reason=built.reason, hint=built.hint))
+        else:
+            entries.append((doc, built))
+
+    # A crash may have left entries booked in the tool without a recorded number: look them up first.
+    uncertain = [entry for _, entry in entries if records.get(entry.host_id, {}).get("state") == "intent"]
+    found = adapter.find_bookings(uncertain) if uncertain else {}
+    to_post = [(doc, entry) for doc, entry in entries if entry.host_id not in found]
+    stores.record_intents(account, ent, record_kind, [(e.host_id, e.reference) for _, e in to_post], run["run_id"])
+    posted = adapter.post_bookings([entry for _, entry in to_post]) if to_post else []
+
+    outcomes: dict[str, BookingResult | BookingRejected] = dict(found)
+    outcomes.update({result.host_id: result for result in posted})
+    for doc, entry in entries:
+        result = outcomes.get(entry.host_id)
+        if isinstance(result, BookingResult):
+            stores.record_booked(account, ent, record_kind, doc.host_id, booking_number=result.booking_number, entry_id=result.entry_id, run_id=run["run_id"])
+            note = _write_back(host, kind, doc.host_id, result.booking_number)
+            status = DocumentOutcome.ALREADY_SYNCED if doc.host_id in found else DocumentOutcome.SYNCED
+            results.append(_document_result(doc, status, booking_number=result.booking_number, entry_id=result.entry_id, flag=note))
+        else:
+            stores.clear_intent(account, ent, record_kind, doc.host_id)
+            reason = result.reason if isinstance(result, BookingRejected) else "the accounting tool gave no answer for this document"
+            hint = result.hint if isinstance(result, BookingRejected) else "Sync again; if it persists, contact support."
+            results.append(_document_result(doc, DocumentOutcome.SKIPPED, reason=f"refused by the accounting tool: {reason}", hint=hint))
+    return results
+
+
+def _write_back(host: HostProduct, kind: DocumentKind, host_id: str, booking_number: str) -> str | None:
+    """Give the host product the booking number; a refusal becomes a flag on the document, not a failure."""
+    try:
+        host.register_booking(kind, host_id, booking_number)
+    except ValueError as refused:
+        return f"booked, but the host product can't store booking number {booking_number!r}: {refused}"
+    return None
+
+
+# ----------------------------------------------------------------------------------- component end
+
+
+def complete_component(svc: Services, run_id: str, component: str) -> dict[str, Any]:
+    """Set the final status and counts of a component: Warning when anything was skipped or flagged,
+    Success otherwise (an Error set by a batch stays). Returns ``{"component", "status"}``."""
+    run = svc.stores.get_run(run_id)
+    if run is None:
+        raise RunNotFound(run_id)
+    results = svc.stores.get_results(run_id, component)
+    synced = sum(1 for r in results if r["outcome"] == DocumentOutcome.SYNCED.value)
+    already = sum(1 for r in results if r["outcome"] == DocumentOutcome.ALREADY_SYNCED.value)
+    skipped = sum(1 for r in results if r["outcome"] == DocumentOutcome.SKIPPED.value)
+    flagged = sum(1 for r in results if r.get("flag"))
+    current = ComponentStatus(run["components"][component]["status"])
+    if current is ComponentStatus.ERROR:
+        status = current
+    else:
+        status = ComponentStatus.WARNING if skipped or flagged else ComponentStatus.SUCCESS
+    svc.stores.set_component(run_id, component, status, synced=synced, already_synced=already, skipped=skipped, flagged=flagged)
+    return {"component": component, "status": status.value}
+
+
+# -------------------------------------------------------------------------------------------- end
+
+
+def finish_run(svc: Services, run_id: str, error: dict[str, Any] | None = None) -> dict[str, Any]:
+    """Close a run: overall status, lock release, history retention and, for a manual run, the starter's
+    notification. ``error`` is the state machine's caught error (``{"Error", "Cause"}``) if any.
+    Returns ``{"run_id", "status"}``. Safe to call twice."""
+    run = svc.stores.get_run(run_id)
+    if run is None:
+        raise RunNotFound(run_id)
+    if run["status"] in {s.value for s in (RunStatus.SUCCESS, RunStatus.WARNING, RunStatus.ERROR, RunStatus.STALLED)}:
+        return {"run_id": run_id, "status": run["status"]}
+    statuses = {name: ComponentStatus(c["status"]) for name, c in run["components"].items()}
+    if error is not None and ComponentStatus.ERROR not in statuses.values():
+        # Failed outside a component's own handling (planning, or the platform): name it on the
+        # component that was running, or on the run.
+        running = [name for name, st in statuses.items() if st is ComponentStatus.IN_PROGRESS]
+        message = _error_message(error)
+        if running:
+            svc.stores.set_component(run_id, running[0], ComponentStatus.ERROR, error=message)
+            statuses[running[0]] = ComponentStatus.ERROR
+        svc.stores.update_run(run_id, error=message)
+    if ComponentStatus.ERROR in statuses.values() or error is not None:
+        status = RunStatus.ERROR
+    elif ComponentStatus.WARNING in statuses.values():
+        status = RunStatus.WARNING
+    else:
+        status = RunStatus.SUCCESS
+    svc.stores.update_run(run_id, status=status.value, finished_at=now_iso())
+    if status is RunStatus.SUCCESS:
+        svc.stores.keep_latest_success(run["account_id"], run["entity_id"], run_id)
+    svc.stores.release_lock(run["account_id"], run["entity_id"], run_id)
+    if run.get("trigger") == Trigger.MANUAL.value and run.get("started_by") and svc.notify:
+        finished = svc.stores.get_run(run_id) or run
+        svc.notify(finished, svc.stores.get_results(run_id))
+    return {"run_id": run_id, "status": status.value}
+
+
+def _error_message(error: dict[str, Any]) -> str:
+    cause = str(error.get("Cause") or "")
+    try:
+        parsed = json.loads(cause)
+        cause = parsed.get("errorMessage") or cause
+    except (ValueError, AttributeError):
+        pass
+    return f"{error.get('Error', 'Error')}: {cause}"[:500]
+
+
