@@ -1,0 +1,171 @@
+"""Booking rules: entries add up to the document to the cent, or the document is skipped with a reason."""
+
+from __future__ import annotations
+
+from datetime import date
+from decimal import Decimal
+
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from connector.booking import _split_vat, build_entry
+from connector.models import (
+    BookingEntry,
+    Direction,
+    Document,
+    DocumentAllowanceCharge,
+    DocumentKind,
+    DocumentLine,
+    DocumentTotals,
+    GLAccount,
+    IntegrationSettings,
+    Journal,
+    JournalSettings,
+    Party,
+    Skip,
+    ToolMetadata,
+    VatCode,
+    VatRate,
+    VatSubtotal,
+)
+from connector.money import allocate, round_money, to_decimal
+
+D = Decimal
+S21 = VatRate(id="S:21", description="21%", percentage=D(21), category="S")
+S6 = VatRate(id="S:6", description="6%", percentage=D(6), category="S")
+AE = VatRate(id="AE:0", description="0% reverse charge", percentage=D(0), category="AE")
+
+METADATA = ToolMetadata(
+    gl_accounts=(GLAccount(code="700000"), GLAccount(code="700600"), GLAccount(code="708000"), GLAccount(code="709000", blocked=True)),
+    journals=(Journal(code="70", type="sales"), Journal(code="71", type="sales_credit"), Journal(code="60", type="purchase")),
+    vat_codes=(
+        VatCode(code="21", percentage=D(21), usage="sales"),
+        VatCode(code="6", percentage=D(6), usage="sales"),
+        VatCode(code="RC", percentage=D(0), usage="both"),
+        VatCode(code="P21", percentage=D(21), usage="purchase"),
+    ),
+)
+SETTINGS = IntegrationSettings(
+    tool="exact",
+    start_date=date(2020, 1, 1),
+    journals=JournalSettings(outgoing_invoices="70", outgoing_credit_notes="71"),
+    vat_codes={"S:21": "21", "S:6": "6", "AE:0": "RC"},
+    ledger_accounts={"S:21": "700000", "S:6": "700600", "AE:0": "700000"},
+    discount_ledger_accounts={"*": "708000"},
+)
+
+
+def doc(lines, breakdown, *, allowances=(), kind=DocumentKind.INVOICE, rates=(S21, S6, AE), totals=None) -> Document:
+    net = sum((D(a) for a, _ in lines), D(0)) + sum((D(a) if c else -D(a) for a, c, _ in allowances), D(0))
+    vat = sum((D(v) for _, _, v in breakdown), D(0))
+    return Document(
+        host_id="h1",
+        kind=kind,
+        number="INV-1",
+        issue_date=date(2025, 5, 1),
+        currency="EUR",
+        party=Party(host_id="c1", name="Acme"),
+        lines=tuple(DocumentLine(description=f"l{i}", net_amount=D(a), vat_rate_id=r) for i, (a, r) in enumerate(lines)),
+        allowance_charges=tuple(DocumentAllowanceCharge(is_charge=c, amount=D(a), reason="x", vat_rate_id=r) for a, c, r in allowances),
+        vat_breakdown=tuple(VatSubtotal(vat_rate_id=r, taxable_amount=D(t), vat_amount=D(v)) for r, t, v in breakdown),
+        vat_rates=rates,
+        totals=totals or DocumentTotals(net=net, vat=vat, gross=net + vat, payable=net + vat),
+    )
+
+
+def book(document: Document, settings: IntegrationSettings = SETTINGS) -> BookingEntry | Skip:
+    return build_entry(document, settings, METADATA, "rel-1")
+
+
+def test_money_refuses_floats_and_rounds_half_up():
+    with pytest.raises(ValueError, match="float"):
+        to_decimal(0.1)
+    assert round_money(D("365.125")) == D("365.13")
+    assert round_money(D("-0.005")) == D("-0.01")
+
+
+def test_multiple_vat_rates_make_one_line_per_account_and_code():
+    entry = book(doc([("100.00", "S:21"), ("50.00", "S:21"), ("200.00", "S:6")], [("S:21", "150.00", "31.50"), ("S:6", "200.00", "12.00")]))
+    assert isinstance(entry, BookingEntry)
+    lines = {(l.gl_account, l.vat_code): (l.net_amount, l.vat_amount) for l in entry.lines}
+    assert lines == {("700000", "21"): (D("150.00"), D("31.50")), ("700600", "6"): (D("200.00"), D("12.00"))}
+    assert (entry.net, entry.vat, entry.gross) == (D("350.00"), D("43.50"), D("393.50"))
+
+
+def test_document_discount_goes_negative_to_the_discount_account_and_vat_stays_the_documents():
+    document = doc([("1000.00", "S:21")], [("S:21", "900.00", "189.00")], allowances=[("100.00", False, "S:21")])
+    entry = book(document)
+    assert isinstance(entry, BookingEntry)
+    lines = {l.gl_account: (l.net_amount, l.vat_amount) for l in entry.lines}
+    assert lines == {"700000": (D("1000.00"), D("210.00")), "708000": (D("-100.00"), D("-21.00"))}
+    assert entry.vat == D("189.00") and entry.gross == D("1089.00")
+
+
+def test_charge_is_booked_on_the_rates_ledger_account():
+    entry = book(doc([("100.00", "S:21")], [("S:21", "110.00", "23.10")], allowances=[("10.00", True, "S:21")]))
+    assert isinstance(entry, BookingEntry)
+    assert [(l.gl_account, l.net_amount) for l in entry.lines] == [("700000", D("110.00"))]
+
+
+def test_credit_note_keeps_its_own_positive_sign_and_uses_the_credit_note_journal():
+    entry = book(doc([("400.00", "S:21")], [("S:21", "400.00", "84.00")], kind=DocumentKind.CREDIT_NOTE))
+    assert isinstance(entry, BookingEntry)
+    assert entry.journal == "71" and entry.gross == D("484.00") and entry.lines[0].net_amount > 0
+
+
+def test_negative_invoice_stays_negative():
+    entry = book(doc([("-50.00", "S:21")], [("S:21", "-50.00", "-10.50")]))
+    assert isinstance(entry, BookingEntry) and entry.gross == D("-60.50")
+
+
+@pytest.mark.parametrize(
+    ("document", "settings", "reason"),
+    [
+        (doc([("185.079", "S:21")], [("S:21", "185.08", "38.87")], totals=DocumentTotals(net=D("185.08"), vat=D("38.87"), gross=D("223.95"), payable=D("223.95"))), SETTINGS, "don't add up"),
+        (doc([("100.00", "S:21")], [("S:21", "100.00", "22.00")]), SETTINGS, "21% of 100.00 is 21.00"),
+        (doc([("100.00", "AE:0")], [("AE:0", "100.00", "5.00")]), SETTINGS, "must carry no VAT"),
+        (doc([("100.00", "S:21")], [("S:21", "100.00", "21.00")]), SETTINGS.model_copy(update={"vat_codes": {}}), "has no VAT code linked"),
+        (doc([("100.00", "S:21")], [("S:21", "100.00", "21.00")]), SETTINGS.model_copy(update={"vat_codes": {"S:21": "6"}}), "is 21% but its linked VAT code 6 is 6%"),
+        (doc([("100.00", "S:21")], [("S:21", "100.00", "21.00")]), SETTINGS.model_copy(update={"vat_codes": {"S:21": "P21"}}), "is for purchase only"),
+        (doc([("100.00", "S:21")], [("S:21", "100.00", "21.00")]), SETTINGS.model_copy(update={"ledger_accounts": {}}), "has no linked ledger account"),
+        (doc([("100.00", "S:21")], [("S:21", "100.00", "21.00")]), SETTINGS.model_copy(update={"ledger_accounts": {"S:21": "709000"}}), "is blocked"),
+        (doc([("100.00", "S:21")], [("S:21", "90.00", "18.90")], allowances=[("10.00", False, "S:21")]), SETTINGS.model_copy(update={"discount_ledger_accounts": {}}), "no ledger account for discounts"),
+        (doc([("100.00", "S:21")], [("S:21", "100.00", "21.00")]), SETTINGS.model_copy(update={"journals": JournalSettings(outgoing_invoices="60")}), "is a purchase journal"),
+        (doc([("100.00", "S:21")], [("S:21", "100.00", "21.00")]), SETTINGS.model_copy(update={"journals": JournalSettings()}), "no journal is set"),
+    ],
+)
+def test_what_cant_be_booked_correctly_is_skipped_with_a_reason_and_a_hint(document, settings, reason):
+    result = book(document, settings)
+    assert isinstance(result, Skip)
+    assert reason in result.reason
+    assert result.hint and result.subject_id == "h1"
+
+
+def test_missing_relation_is_skipped():
+    result = build_entry(doc([("1.00", "S:21")], [("S:21", "1.00", "0.21")]), SETTINGS, METADATA, None)
+    assert isinstance(result, Skip) and "could not be synced" in result.reason
+
+
+def test_split_one_rate_over_several_subtotals_is_summed():
+    k1 = VatRate(id="K:0", description="0% intra-community", percentage=D(0), category="K")
+    settings = SETTINGS.model_copy(update={"vat_codes": {"K:0": "RC"}, "ledger_accounts": {"K:0": "700000"}})
+    entry = book(doc([("400", "K:0"), ("300", "K:0")], [("K:0", "400", "0"), ("K:0", "300", "0")], rates=(k1,)), settings)
+    assert isinstance(entry, BookingEntry) and entry.net == D("700")
+
+
+cents = st.integers(min_value=-10**9, max_value=10**9).map(lambda c: D(c) / 100)
+
+
+@given(vat=cents, bases=st.lists(cents.filter(lambda b: b != 0), min_size=1, max_size=8))
+def test_vat_split_sums_exactly_and_stays_at_cent_precision(vat, bases):
+    shares = _split_vat(vat, bases)
+    assert sum(shares, D(0)) == vat
+    assert all(round_money(s) == s for s in shares)
+
+
+@given(total=cents, weights=st.lists(st.integers(min_value=0, max_value=10**6).map(D), min_size=1, max_size=8))
+def test_allocate_sums_exactly(total, weights):
+    shares = allocate(total, weights)
+    assert sum(shares, D(0)) == total
+    assert all(abs(s) <= abs(total) for s in shares)
