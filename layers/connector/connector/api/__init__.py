@@ -1,0 +1,1 @@
+"""The HTTPS API of the connector (API Gateway REST + Powertools event handler)."""

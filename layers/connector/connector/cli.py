@@ -1,0 +1,36 @@
+"""The ``connector`` command line: ``connector demo`` (more commands come with their issues)."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Entry point of the ``connector`` console script; returns the exit code."""
+    from connector.demo import DEFAULT_DOCUMENTS
+
+    parser = argparse.ArgumentParser(prog="connector", description="Accounting connector: local demo and tools.")
+    sub = parser.add_subparsers(dest="command", required=True)
+    demo = sub.add_parser("demo", help="full sync of UBL e-invoices on the local stack, with a result table")
+    demo.add_argument("--tool", choices=["exact"], default="exact", help="accounting tool to book into (default: exact)")
+    demo.add_argument("--documents", type=Path, default=DEFAULT_DOCUMENTS, help="folder of UBL invoices / credit notes (default: the sample data)")
+    demo.add_argument("--report", type=Path, help="write the JSON report to this file")
+    demo.add_argument("--resync", action="store_true", help="run a second sync right after the first")
+    args = parser.parse_args(argv)
+
+    from rich.console import Console
+
+    console = Console()
+    if args.command == "demo":
+        if not args.documents.is_dir():
+            parser.error(f"--documents: {args.documents} is not a folder")
+        from connector.demo import run_demo
+
+        return run_demo(tool=args.tool, documents=args.documents, report=args.report, resync=args.resync, console=console)
+    return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())
