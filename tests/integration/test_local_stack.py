@@ -90,7 +90,7 @@ def test_transitions_grow_with_batches_not_documents(stack):
     stack.wait(few)
     transitions_2_batches = stack.state_transitions(few)
 
-    host2 = FakeHost([make_document(f"e{i}", "10.00") for i in range(80)])
+    host2 = FakeHost([make_document(f"e{i}", "10.00", customer="c9") for i in range(80)])
     svc2 = _wire(stack, host2, FakeTool(), batch_size=40)
     many = engine.start_sync(svc2, "acc", "ent", trigger=Trigger.NIGHTLY)
     stack.wait(many)

@@ -147,6 +147,16 @@ def test_missing_relation_is_skipped():
     assert isinstance(result, Skip) and "could not be synced" in result.reason
 
 
+def test_charge_and_allowance_that_cancel_carry_their_own_vat():
+    document = doc([("1000.00", "S:6")], [("S:6", "1000.00", "60.00")], allowances=[("100.00", True, "S:21"), ("100.00", False, "S:21")])
+    entry = book(document)
+    assert isinstance(entry, BookingEntry)
+    lines = {(l.gl_account, l.vat_code): (l.net_amount, l.vat_amount) for l in entry.lines}
+    assert lines[("700000", "21")] == (D("100.00"), D("21.00"))
+    assert lines[("708000", "21")] == (D("-100.00"), D("-21.00"))
+    assert entry.vat == D("60.00")
+
+
 def test_split_one_rate_over_several_subtotals_is_summed():
     k1 = VatRate(id="K:0", description="0% intra-community", percentage=D(0), category="K")
     settings = SETTINGS.model_copy(update={"vat_codes": {"K:0": "RC"}, "ledger_accounts": {"K:0": "700000"}})
@@ -157,9 +167,9 @@ def test_split_one_rate_over_several_subtotals_is_summed():
 cents = st.integers(min_value=-10**9, max_value=10**9).map(lambda c: D(c) / 100)
 
 
-@given(vat=cents, bases=st.lists(cents.filter(lambda b: b != 0), min_size=1, max_size=8))
-def test_vat_split_sums_exactly_and_stays_at_cent_precision(vat, bases):
-    shares = _split_vat(vat, bases)
+@given(vat=cents, bases=st.lists(cents, min_size=1, max_size=8), rate=st.sampled_from([D(0), D(6), D(21), D("12.5")]))
+def test_vat_split_sums_exactly_and_stays_at_cent_precision(vat, bases, rate):
+    shares = _split_vat(vat, bases, rate)
     assert sum(shares, D(0)) == vat
     assert all(round_money(s) == s for s in shares)
 

@@ -8,9 +8,8 @@ and VAT codes fetched by the ledger-accounts component), and then builds the ent
 
 - one booking line per (GL account, VAT code): revenue / cost lines, document charges (on the VAT
   rate's ledger account) and document allowances (negative, on the discount account);
-- each line's VAT is the document's own VAT per rate (BT-117), split over the lines of that rate in
-  proportion to their base and rounded half-up to the cent, with the rounding difference put on the
-  largest line, so that the entry's VAT equals the document's VAT to the cent;
+- each line's VAT is its base x rate rounded half-up to the cent, and the difference to the document's
+  own VAT for that rate (BT-117) goes on the rate's largest line, so that the entry's VAT equals the document's VAT to the cent;
 - totals equal the document's BT-109 / BT-110 / BT-112. Prepaid amounts (BT-113) and the payable
   rounding amount (BT-114) are settlement matters, not part of the entry.
 
@@ -126,6 +125,8 @@ def check_arithmetic(doc: Document) -> None:
     stated = vat_per_rate(doc)
     for rate_id, base in base_per_rate.items():
         subtotal = stated.get(rate_id)
+        if subtotal is None and base == 0:
+            continue  # e.g. a charge and an allowance that cancel out: no VAT breakdown is due (BR-CO-18 needs one per category with a base)
         if subtotal is None:
             raise _skip(
                 doc,
@@ -163,20 +164,17 @@ def check_arithmetic(doc: Document) -> None:
             )
 
 
-def _split_vat(vat: Decimal, bases: list[Decimal]) -> list[Decimal]:
-    """Split a rate's VAT over booking lines in proportion to their (signed) bases, to the cent.
+def _split_vat(vat: Decimal, bases: list[Decimal], percentage: Decimal) -> list[Decimal]:
+    """Split a rate's VAT (the document's own, BT-117) over booking lines with the given (signed) bases.
 
-    Each share is rounded half-up; the difference left by rounding goes to the line with the largest
-    base, so the shares sum to ``vat`` exactly. ``vat`` is at cent precision (checked by the caller).
+    Each line gets base x rate rounded half-up to the cent (what the tool itself computes for the line);
+    the difference between the document's VAT and their sum (rounding per category vs per line, at most
+    a cent or two) goes to the line with the largest base, so the shares sum to ``vat`` exactly.
+    ``vat`` is at cent precision (checked by the caller).
     """
-    total_base = sum(bases, ZERO)
     if len(bases) == 1:
         return [vat]
-    if total_base == 0:
-        shares = [ZERO] * len(bases)
-        shares[0] = vat
-        return shares
-    shares = [(vat * b / total_base).quantize(CENT, rounding=ROUND_HALF_UP) for b in bases]
+    shares = [(b * percentage / 100).quantize(CENT, rounding=ROUND_HALF_UP) for b in bases]
     largest = max(range(len(bases)), key=lambda i: (abs(bases[i]), -i))
     shares[largest] += vat - sum(shares, ZERO)
     return shares
@@ -338,8 +336,8 @@ def _build(
                 f"the VAT of rate {_rate_label(doc, rate_id)} is {vat}, which has more than {places} decimals",
                 "Round the VAT amounts of the document to the cent.",
             )
-        shares = _split_vat(vat, [groups[k] for k in keys])
         code, percentage = vat_codes[rate_id]
+        shares = _split_vat(vat, [groups[k] for k in keys], percentage)
         for key, share in zip(keys, shares, strict=True):
             lines.append(
                 BookingLine(

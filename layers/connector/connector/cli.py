@@ -22,7 +22,7 @@ def main(argv: list[str] | None = None) -> int:
 
     from rich.console import Console
 
-    console = Console()
+    console = Console() if sys.stdout.isatty() else Console(width=150)
     if args.command == "demo":
         if not args.documents.is_dir():
             parser.error(f"--documents: {args.documents} is not a folder")

@@ -323,12 +323,15 @@ def _print_run(console: Any, run: RunReport, table_cls: Any) -> None:
     for c in run.components:
         components.add_row(Component(c["name"]).label, c["status"], str(c["synced"]), str(c["already_synced"]), str(c["skipped"]))
     console.print(components)
-    docs = table_cls(title="Documents (amounts read back from the tool)")
-    for col in ("source", "number", "type", "status", "booking no.", "currency", "net", "VAT", "gross / reason"):
-        docs.add_column(col, overflow="fold")
+    docs = table_cls(title="Documents (amounts read back from the tool's entries)")
+    for col, justify in (("document", "left"), ("type", "left"), ("status", "left"), ("booking", "right"), ("cur", "left"), ("net", "right"), ("VAT", "right"), ("gross", "right")):
+        docs.add_column(col, justify=justify, overflow="fold")
     for d in run.documents:
-        last = d.gross if d.status != "skipped" else (d.reason or "")
-        docs.add_row(d.source, d.number, d.type, d.status, d.booking_number or "", d.currency or "", d.net or "", d.vat or "", last)
+        kind = "credit note" if d.type == "credit_note" else "invoice"
+        docs.add_row(d.source, kind, d.status.replace("_", " "), d.booking_number or "", d.currency or "", d.net or "", d.vat or "", d.gross or "")
     console.print(docs)
+    skipped = [d for d in run.documents if d.status == "skipped"]
+    for d in skipped:
+        console.print(f"[yellow]skipped[/] {d.source} ({d.number}): {d.reason}\n    fix: {d.hint}")
     counts = {s: sum(1 for d in run.documents if d.status == s) for s in ("synced", "already_synced", "skipped")}
-    console.print(f"{counts['synced']} synced, {counts['already_synced']} already synced, {counts['skipped']} skipped")
+    console.print(f"[bold]{counts['synced']} synced, {counts['already_synced']} already synced, {counts['skipped']} skipped[/] of {len(run.documents)} documents")

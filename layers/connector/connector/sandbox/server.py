@@ -6,7 +6,14 @@ import threading
 from collections.abc import Callable
 from typing import Any
 
-from werkzeug.serving import BaseWSGIServer, make_server
+from werkzeug.serving import BaseWSGIServer, WSGIRequestHandler, make_server
+
+
+class _QuietHandler(WSGIRequestHandler):
+    """Request handler that does not print a line per request (the demo prints its own progress)."""
+
+    def log_request(self, code: int | str = "-", size: int | str = "-") -> None:
+        return None
 
 
 class LoopbackServer:
@@ -17,7 +24,7 @@ class LoopbackServer:
 
     def __init__(self, app: Callable[..., Any], port: int = 0, host: str = "127.0.0.1") -> None:
         self.app = app
-        self._server: BaseWSGIServer = make_server(host, port, app, threaded=True)
+        self._server: BaseWSGIServer = make_server(host, port, app, threaded=True, request_handler=_QuietHandler)
         self._thread = threading.Thread(target=self._server.serve_forever, name=f"sandbox:{port}", daemon=True)
 
     @property

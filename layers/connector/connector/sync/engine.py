@@ -165,8 +165,8 @@ def plan_run(svc: Services, run_id: str) -> dict[str, Any]:
             customer = r.get("customer") or {}
             if customer.get("id"):
                 customers[f"{customer.get('type', 'company')}:{customer['id']}"] = None
-    mapped = svc.stores.get_relations(run["account_id"], run["entity_id"], "customer", customers)
-    plan[Component.CUSTOMERS] = [ref for ref in customers if ref not in mapped]
+    mapped = svc.stores.get_relations(run["account_id"], run["entity_id"], "customer", [ref.split(":", 1)[1] for ref in customers])
+    plan[Component.CUSTOMERS] = [ref for ref in customers if ref.split(":", 1)[1] not in mapped]
 
     components = []
     for component in COMPONENT_ORDER:

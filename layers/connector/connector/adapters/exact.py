@@ -1,0 +1,909 @@
+"""Exact Online adapter: :class:`connector.ports.AccountingAdapter` over Exact's REST / OData v2 API (httpx).
+
+Rules followed (``shared/reference/accounting-apis.md`` §1):
+
+- Auth (§1.2): the stored access token is used until 30 s before ``expires_at``; only then (when Exact
+  allows a refresh: the token is at least 570 s old) is it refreshed, inside ``credentials.lock()``, after
+  re-loading the store (another invocation may have refreshed already). The rotated refresh token is
+  saved before the new access token is used. A ``401`` on an API call triggers one refresh (or picks up
+  another invocation's) and one retry; a second ``401`` or a refused refresh raises
+  :class:`~connector.ports.CredentialsChanged`. No token or secret is ever logged or put in a message.
+- Rate limits (§1.10): ``X-RateLimit-Minutely-Remaining`` 0 → sleep (clock) until the minutely reset
+  before the next call; ``429`` → wait for the minutely reset / ``Retry-After`` and retry; the daily
+  budget spent → :class:`~connector.ports.AdapterError` with ``resume_at`` = the daily reset, at once.
+- Transient failures (5xx, connection errors, timeouts) are retried with exponential backoff and jitter
+  (tenacity, sleeping through :func:`connector.clock.get_clock`), at most ``max_attempts`` tries, then
+  ``AdapterError``. A write whose answer was lost (5xx / timeout after sending) is not blindly re-sent:
+  the adapter first looks the entry / relation up by its key (``YourRef`` / ``Code``, §1.12) and only
+  posts again when it is not there.
+- Money is ``Decimal`` both ways: JSON numbers are parsed with ``parse_float=Decimal`` and Decimals are
+  written as JSON numbers. Credit notes are posted with negative amounts (Type 21 / 31, §1.8) and read
+  back in the document's own sign (positive).
+- ``calls`` counts API requests actually sent (retries included): ``reads`` (GET) and ``writes``
+  (POST/PUT/DELETE). Token calls are not counted.
+
+Choices where the reference is silent or (unconfirmed):
+
+- The company currency comes from ``system/Divisions`` (``Currency``) and the currency list from
+  ``general/Currencies``; ``current/Me`` has no currency field. Both are optional (a 4xx → EUR / the
+  company currency alone).
+- Relation code: the party's ``customer_number`` when numeric (≤ 18 digits), else ``9`` + 17 digits of
+  the SHA-256 of ``host_id`` (Exact codes are numeric, §1.6). An existing account found by code but
+  lacking the customer / supplier flag gets it with a ``PUT`` (Exact shares one account for both).
+- ``find_bookings`` matches ``YourRef`` case-insensitively and ignoring trailing spaces (SQL Server
+  collation) and also by Type, so an invoice and a credit note with the same number stay apart.
+- The header ``AmountFC`` / ``VATAmountFC`` are sent so Exact refuses an unbalanced entry.
+- A refresh refused with ``Reason: Access Token not expired`` (the stored expiry was wrong) keeps the
+  current access token and retries the refresh 30 s later at the earliest; after a ``401`` on an API
+  call the same answer means the token is dead → ``CredentialsChanged``.
+- A refresh whose answer is lost cannot be recovered (Exact has rotated the token): the next attempt
+  gets ``invalid_grant`` → ``CredentialsChanged`` (reconnect).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import random
+from collections.abc import Callable, Sequence
+from datetime import UTC, date, datetime
+from decimal import Decimal
+from typing import Any
+
+import httpx
+from tenacity import RetryCallState, Retrying, retry_if_exception_type, stop_after_attempt, wait_exponential_jitter
+
+from connector.adapters import AdapterContext
+from connector.clock import get_clock
+from connector.models import (
+    BookedEntry,
+    BookingEntry,
+    BookingLine,
+    BookingRejected,
+    BookingResult,
+    Direction,
+    DocumentKind,
+    GLAccount,
+    Journal,
+    Party,
+    ToolMetadata,
+    VatCode,
+)
+from connector.ports import AdapterError, CredentialsChanged, CredentialStore, RelationRejected, chunked
+
+__all__ = ["ExactOnlineAdapter"]
+
+log = logging.getLogger(__name__)
+
+REFRESH_MARGIN = 30.0  # seconds before expiry; Exact refuses a refresh before 570 s of a 600 s token (§1.2)
+BATCH = 40  # filter terms per request (§1.12, ossobv)
+_JOURNAL_TYPES = {20: "sales", 21: "sales_credit", 22: "purchase", 23: "purchase_credit"}
+_VAT_USAGE = {"S": "sales", "P": "purchase", "B": "both"}
+# (entries path, lines path, relation field, lines field)
+_SALES = ("salesentry/SalesEntries", "salesentry/SalesEntryLines", "Customer", "SalesEntryLines")
+_PURCHASE = ("purchaseentry/PurchaseEntries", "purchaseentry/PurchaseEntryLines", "Supplier", "PurchaseEntryLines")
+_HINTS: tuple[tuple[str, str], ...] = (
+    ("Unknown: Financial year", "Create the financial year for this date in Exact Online (period-date table), "
+                                "then sync again."),
+    ("Customer (Type)", "Mark the relation as a customer in Exact Online, then sync again."),
+    ("Supplier (Type)", "Mark the relation as a supplier in Exact Online, then sync again."),
+    ("not balanced", "The document's totals do not match its lines: correct the document, then sync again."),
+    ("VAT amount", "The VAT amount does not match the VAT code's percentage: check the VAT-code link in the "
+                   "integration settings."),
+    ("G/L Account", "Check the ledger-account mapping in the integration settings: the account must exist "
+                    "and not be blocked in Exact Online."),
+    ("VAT code", "Check the VAT-code link in the integration settings: the code must exist, not be blocked "
+                 "and be usable for this kind of document."),
+    ("Already exists", "This entry number is already used in the journal: check the journal's numbering in "
+                       "Exact Online."),
+    ("Journal", "Check the journal chosen for this document type in the integration settings."),
+    ("Currency", "Enable the document's currency in Exact Online, then sync again."),
+    ("Account", "Check the relation in Exact Online (it must exist and not be blocked)."),
+    ("Entry date", "Check the document date."),
+)
+
+
+DEFAULT_BASE_URL = "https://start.exactonline.nl"
+
+
+class _Transient(Exception):
+    """A failure worth retrying (5xx, connection, timeout)."""
+
+
+class _Throttled(Exception):
+    """A 429 on the minutely budget: retry after ``wait`` seconds."""
+
+    def __init__(self, wait: float) -> None:
+        super().__init__(f"throttled for {wait:.1f} s")
+        self.wait = wait
+
+
+class _Ambiguous(Exception):
+    """A write whose outcome is unknown (5xx or timeout after the request went out)."""
+
+
+# ------------------------------------------------------------------------------------------ helpers
+
+
+def _encode(value: Any) -> str:
+    """JSON text with ``Decimal`` as a number (never via float); dates as ISO 8601."""
+    if value is None or isinstance(value, bool | str):
+        return json.dumps(value)
+    if isinstance(value, Decimal):
+        if not value.is_finite():
+            raise ValueError("non-finite amount")
+        return format(value, "f")
+    if isinstance(value, int):
+        return str(value)
+    if isinstance(value, datetime | date):
+        return json.dumps(value.isoformat())
+    if isinstance(value, dict):
+        return "{" + ",".join(f"{json.dumps(str(k))}:{_encode(v)}" for k, v in value.items()) + "}"
+    if isinstance(value, list | tuple):
+        return "[" + ",".join(_encode(v) for v in value) + "]"
+    raise TypeError(f"cannot serialise {type(value).__name__}")
+
+
+def _loads(content: bytes) -> Any:
+    return json.loads(content, parse_float=Decimal) if content else None
+
+
+def _literal(text: str) -> str:
+    """An OData string literal (quote doubled, §1.4)."""
+    return "'" + text.replace("'", "''") + "'"
+
+
+def _dec(value: Any) -> Decimal:
+    if value is None:
+        return Decimal(0)
+    if isinstance(value, Decimal):
+        return value
+    if isinstance(value, int | str):
+        return Decimal(value)
+    raise AdapterError(f"Exact Online returned a non-decimal amount ({type(value).__name__})")
+
+
+def _percent(fraction: Any) -> Decimal:
+    value = _dec(fraction) * 100
+    return Decimal(format(value.normalize(), "f"))
+
+
+def _iso_from_ms(value: int | float) -> str:
+    return datetime.fromtimestamp(value / 1000, tz=UTC).isoformat()
+
+
+def _error_message(response: httpx.Response) -> str:
+    """``error.message.value`` of Exact's error envelope (§1.11), else a short status text."""
+    try:
+        body = _loads(response.content)
+    except ValueError:
+        body = None
+    if isinstance(body, dict):
+        error = body.get("error")
+        if isinstance(error, dict):
+            message = error.get("message")
+            if isinstance(message, dict) and message.get("value"):
+                return str(message["value"])
+            if isinstance(message, str) and message:
+                return message
+        elif isinstance(error, str):
+            return error
+    return f"HTTP {response.status_code}"
+
+
+def hint_for(message: str) -> str:
+    """What an admin should fix for an Exact validation ``message`` (§1.11), or ``""``."""
+    for needle, hint in _HINTS:
+        if needle.lower() in message.lower():
+            return hint
+    return ""
+
+
+# ------------------------------------------------------------------------------------------ adapter
+
+
+class ExactOnlineAdapter:
+    """Exact Online, one division, for one connection (see the module docstring for the rules).
+
+    ``base_url`` is the host (``https://start.exactonline.nl`` or a sandbox URL), ``division`` the
+    company (int, §1.3). ``credentials`` holds ``{"access_token", "refresh_token", "expires_at"}``
+    (``expires_at`` in epoch seconds). ``client_id`` / ``client_secret`` are the app's OAuth2 client.
+    ``transport`` replaces httpx's network transport (tests: ``httpx.WSGITransport``). ``max_attempts``
+    bounds retries of one call; ``timeout`` is the per-request read timeout in seconds.
+    """
+
+    tool = "exact"
+
+    def __init__(
+        self,
+        base_url: str,
+        division: int,
+        credentials: CredentialStore,
+        *,
+        client_id: str,
+        client_secret: str,
+        transport: httpx.BaseTransport | None = None,
+        max_attempts: int = 5,
+        timeout: float = 30.0,
+    ) -> None:
+        self.base_url = base_url.rstrip("/")
+        self.division = int(division)
+        self.credentials = credentials
+        self.max_attempts = max_attempts
+        self.calls: dict[str, int] = {"reads": 0, "writes": 0}
+        self._client_id = client_id
+        self._client_secret = client_secret
+        self._http = httpx.Client(
+            base_url=self.base_url,
+            transport=transport,
+            timeout=httpx.Timeout(timeout, connect=10.0),
+            headers={"Accept": "application/json"},
+        )
+        self._creds: dict[str, Any] | None = None
+        self._minute_remaining: int | None = None
+        self._minute_reset: float | None = None  # epoch seconds
+        self._day_remaining: int | None = None
+        self._day_reset: float | None = None  # epoch seconds
+        self._metadata: ToolMetadata | None = None
+        self._gl_ids: dict[str, str] = {}  # GL code -> ID
+        self._gl_codes: dict[str, str] = {}  # ID -> GL code
+        self._vat_raw: dict[str, str] = {}  # stripped VAT code -> code as Exact stores it
+        self._backoff = wait_exponential_jitter(initial=1, max=30, exp_base=2, jitter=1)
+
+    def close(self) -> None:
+        """Close the HTTP client."""
+        self._http.close()
+
+    def __enter__(self) -> ExactOnlineAdapter:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    # -------------------------------------------------------------------------------------- metadata
+
+    def fetch_metadata(self) -> ToolMetadata:
+        """GL accounts, journals, VAT codes, the division currency and its enabled currencies (§1.5, §1.6).
+
+        Journal types are normalised (20 sales, 21 sales_credit, 22 purchase, 23 purchase_credit, others
+        other); VAT percentages are turned from Exact's fraction into percent; VAT codes are stripped of
+        their padding (the padded form is kept to post with). Caches the result on the adapter.
+        Raises :class:`AdapterError`."""
+        gl_rows = self._get_all("financial/GLAccounts", {"$select": "ID,Code,Description,IsBlocked,BalanceType"})
+        journal_rows = self._get_all("financial/Journals", {"$select": "Code,Description,Type,IsBlocked"})
+        vat_rows = self._get_all(
+            "vat/VATCodes", {"$select": "Code,Description,Percentage,VATTransactionType,IsBlocked"}
+        )
+        company_currency = "EUR"
+        divisions = self._get_all(
+            "system/Divisions", {"$filter": f"Code eq {self.division}", "$select": "Code,Currency"}, optional=True
+        )
+        if divisions and divisions[0].get("Currency"):
+            company_currency = str(divisions[0]["Currency"])
+        currency_rows = self._get_all("general/Currencies", {"$select": "Code"}, optional=True)
+        currencies = tuple(str(r["Code"]) for r in currency_rows if r.get("Code")) or (company_currency,)
+
+        gl_accounts = tuple(
+            GLAccount(
+                code=str(r["Code"]).strip(),
+                description=r.get("Description") or "",
+                id=r.get("ID"),
+                blocked=bool(r.get("IsBlocked")),
+                balance_type=r.get("BalanceType"),
+            )
+            for r in gl_rows
+        )
+        journals = tuple(
+            Journal(
+                code=str(r["Code"]).strip(),
+                description=r.get("Description") or "",
+                type=_JOURNAL_TYPES.get(int(r.get("Type") or 0), "other"),
+                blocked=bool(r.get("IsBlocked")),
+            )
+            for r in journal_rows
+        )
+        vat_codes = tuple(
+            VatCode(
+                code=str(r["Code"]).strip(),
+                description=r.get("Description") or "",
+                percentage=_percent(r.get("Percentage")),
+                usage=_VAT_USAGE.get(str(r.get("VATTransactionType") or "B"), "both"),
+                blocked=bool(r.get("IsBlocked")),
+            )
+            for r in vat_rows
+        )
+        self._gl_ids = {a.code: a.id for a in gl_accounts if a.id}
+        self._gl_codes = {a.id.lower(): a.code for a in gl_accounts if a.id}
+        self._vat_raw = {str(r["Code"]).strip(): str(r["Code"]) for r in vat_rows}
+        self._metadata = ToolMetadata(
+            gl_accounts=gl_accounts,
+            journals=journals,
+            vat_codes=vat_codes,
+            currencies=currencies,
+            company_currency=company_currency,
+        )
+        return self._metadata
+
+    def _ensure_metadata(self) -> ToolMetadata:
+        return self._metadata if self._metadata is not None else self.fetch_metadata()
+
+    # ------------------------------------------------------------------------------------- relations
+
+    @staticmethod
+    def relation_code(party: Party) -> str:
+        """The Exact relation code for ``party`` (§1.6 ``Code``): its ``customer_number`` when that is
+        numeric and at most 18 digits, else a deterministic 18-digit code derived from ``host_id``
+        (``9`` + 17 digits of its SHA-256), stable across runs."""
+        number = (party.customer_number or "").strip()
+        if number.isdigit() and len(number) <= 18:
+            return number
+        digest = int(hashlib.sha256(party.host_id.encode()).hexdigest(), 16)
+        return "9" + str(digest % 10**17).zfill(17)
+
+    def ensure_relations(self, parties: Sequence[Party], *, customer: bool = True) -> dict[str, str | RelationRejected]:
+        """Find each party by its code (``trim(Code) eq '…' or …``, 40 per request) and create only the
+        missing ones (``POST crm/Accounts``). An existing account lacking the customer / supplier flag
+        gets it (``PUT``). Returns host id → account ID (guid) or :class:`RelationRejected` (a ``400``
+        on that party). Raises :class:`AdapterError` for tool-level failures."""
+        unique: dict[str, Party] = {}
+        for party in parties:
+            unique.setdefault(party.host_id, party)
+        codes = {hid: self.relation_code(p) for hid, p in unique.items()}
+        found = self._accounts_by_code(sorted(set(codes.values())))
+        result: dict[str, str | RelationRejected] = {}
+        flag = "IsSales" if customer else "IsSupplier"
+        for hid, party in unique.items():
+            code = codes[hid]
+            try:
+                row = found.get(code)
+                if row is None:
+                    row = self._create_account(party, code, customer)
+                    found[code] = row
+                elif not row.get(flag):
+                    changes: dict[str, Any] = {flag: True}
+                    if customer and row.get("Status") != "C":
+                        changes["Status"] = "C"
+                    self._update_account(str(row["ID"]), changes)
+                    row[flag] = True
+                result[hid] = str(row["ID"])
+            except RelationRejected as rejected:
+                result[hid] = rejected
+        return result
+
+    def _accounts_by_code(self, codes: Sequence[str]) -> dict[str, dict[str, Any]]:
+        found: dict[str, dict[str, Any]] = {}
+        for batch in chunked(list(codes), BATCH):
+            flt = " or ".join(f"trim(Code) eq {_literal(c)}" for c in batch)
+            params = {"$filter": flt, "$select": "ID,Code,Name,IsSales,IsSupplier,Status"}
+            for row in self._get_all("crm/Accounts", params):
+                found.setdefault(str(row["Code"]).strip(), row)
+        return found
+
+    def _create_account(self, party: Party, code: str, customer: bool) -> dict[str, Any]:
+        body: dict[str, Any] = {
+            "Code": code,
+            "Name": party.name,
+            "IsSales": customer,
+            "IsSupplier": not customer,
+        }
+        if customer:
+            body["Status"] = "C"
+        optional = {
+            "VATNumber": party.vat_number,
+            "ChamberOfCommerce": party.company_number,
+            "Email": party.email,
+            "AddressLine1": party.address.line_1,
+            "Postcode": party.address.postal_code,
+            "City": party.address.city,
+            "Country": party.address.country,
+        }
+        body.update({k: v for k, v in optional.items() if v})
+
+        def find() -> dict[str, Any] | None:
+            return self._accounts_by_code([code]).get(code)
+
+        status, payload = self._post_with_recovery("crm/Accounts", body, find)
+        if status == 201:
+            return payload
+        message = str(payload)
+        if message.lower().startswith("already exists"):  # created meanwhile by another invocation
+            existing = find()
+            if existing is not None:
+                return existing
+        raise RelationRejected(f"Exact Online refused relation {code} ({party.name}): {message}")
+
+    def _update_account(self, account_id: str, changes: dict[str, Any]) -> None:
+        response = self._api("PUT", f"crm/Accounts(guid'{account_id}')", content=_encode(changes))
+        if response.status_code == 400:
+            raise RelationRejected(f"Exact Online refused to update relation {account_id}: {_error_message(response)}")
+        self._check(response, "crm/Accounts")
+
+    # -------------------------------------------------------------------------------------- bookings
+
+    def post_bookings(self, entries: Sequence[BookingEntry]) -> list[BookingResult | BookingRejected]:
+        """Post one SalesEntry (outgoing) or PurchaseEntry (incoming) per entry (§1.7), in order.
+
+        Type 20/21 (sales) or 30/31 (purchase); a credit note's amounts are sent negative (§1.8). Lines
+        reference the GL account by ID (from the cached metadata) and the VAT code padded as Exact
+        stores it; the header carries ``AmountFC`` / ``VATAmountFC`` so Exact checks the balance.
+        Returns :class:`BookingResult` (``EntryNumber``, ``EntryID``) or :class:`BookingRejected` (a
+        ``400``: Exact's message plus a hint). Raises :class:`AdapterError` for tool-level failures."""
+        self._ensure_metadata()
+        results: list[BookingResult | BookingRejected] = []
+        for entry in entries:
+            body = self._entry_body(entry)
+            if isinstance(body, BookingRejected):
+                results.append(body)
+                continue
+            path = (_SALES if entry.direction is Direction.OUTGOING else _PURCHASE)[0]
+            status, payload = self._post_with_recovery(path, body, lambda e=entry: self._find_one(e))
+            if status == 201:
+                results.append(
+                    BookingResult(host_id=entry.host_id, booking_number=str(payload["EntryNumber"]),
+                                  entry_id=str(payload["EntryID"]))
+                )
+            else:
+                message = str(payload)
+                results.append(BookingRejected(host_id=entry.host_id, reason=message, hint=hint_for(message)))
+        return results
+
+    @staticmethod
+    def _entry_type(entry: BookingEntry) -> int:
+        credit = entry.kind is DocumentKind.CREDIT_NOTE
+        if entry.direction is Direction.OUTGOING:
+            return 21 if credit else 20
+        return 31 if credit else 30
+
+    def _entry_body(self, entry: BookingEntry) -> dict[str, Any] | BookingRejected:
+        sign = -1 if entry.kind is DocumentKind.CREDIT_NOTE else 1
+        lines: list[dict[str, Any]] = []
+        for line in entry.lines:
+            gl_id = self._gl_ids.get(line.gl_account.strip())
+            if gl_id is None:
+                reason = f"Not found: G/L Account: {line.gl_account}"
+                return BookingRejected(host_id=entry.host_id, reason=reason, hint=hint_for(reason))
+            vat = line.vat_code.strip()
+            out: dict[str, Any] = {
+                "GLAccount": gl_id,
+                "VATCode": self._vat_raw.get(vat, vat.ljust(3)),
+                "AmountFC": sign * line.net_amount,
+                "VATAmountFC": sign * line.vat_amount,
+            }
+            if line.description:
+                out["Description"] = line.description
+            lines.append(out)
+        _, _, relation_field, lines_field = _SALES if entry.direction is Direction.OUTGOING else _PURCHASE
+        body: dict[str, Any] = {
+            "Journal": entry.journal,
+            relation_field: entry.relation_id,
+            "EntryDate": entry.entry_date.isoformat(),
+            "Type": self._entry_type(entry),
+            "YourRef": entry.reference,
+            "Description": entry.description or entry.reference,
+            "Currency": entry.currency,
+            "AmountFC": sign * entry.gross,
+            "VATAmountFC": sign * entry.vat,
+        }
+        if entry.due_date is not None:
+            body["DueDate"] = entry.due_date.isoformat()
+        if entry.exchange_rate is not None:
+            body["Rate"] = entry.exchange_rate
+        if entry.payment_reference:
+            body["PaymentReference"] = entry.payment_reference
+        body[lines_field] = lines
+        return body
+
+    def find_bookings(self, entries: Sequence[BookingEntry]) -> dict[str, BookingResult]:
+        """Entries already in Exact, found by ``YourRef`` (= the document number) within the entry's
+        journal and of the entry's Type (§1.12; 40 references per request, ``$select`` kept small).
+        Returns host id → :class:`BookingResult` for those found. Raises :class:`AdapterError`."""
+        groups: dict[tuple[Direction, str], list[BookingEntry]] = {}
+        for entry in entries:
+            groups.setdefault((entry.direction, entry.journal), []).append(entry)
+        found: dict[str, BookingResult] = {}
+        for (direction, journal), group in groups.items():
+            path = (_SALES if direction is Direction.OUTGOING else _PURCHASE)[0]
+            for batch in chunked(group, BATCH):
+                refs = sorted({e.reference for e in batch})
+                flt = f"Journal eq {_literal(journal)} and (" + " or ".join(
+                    f"YourRef eq {_literal(r)}" for r in refs) + ")"
+                rows = self._get_all(path, {"$filter": flt, "$select": "EntryID,EntryNumber,YourRef,Journal,Type"})
+                index: dict[tuple[str, int], dict[str, Any]] = {}
+                for row in sorted(rows, key=lambda r: int(r.get("EntryNumber") or 0)):
+                    key = (str(row.get("YourRef") or "").rstrip().casefold(), int(row.get("Type") or 0))
+                    index.setdefault(key, row)
+                for entry in batch:
+                    row = index.get((entry.reference.rstrip().casefold(), self._entry_type(entry)))
+                    if row is not None:
+                        found[entry.host_id] = BookingResult(
+                            host_id=entry.host_id, booking_number=str(row["EntryNumber"]), entry_id=str(row["EntryID"])
+                        )
+        return found
+
+    def _find_one(self, entry: BookingEntry) -> dict[str, Any] | None:
+        result = self.find_bookings([entry]).get(entry.host_id)
+        if result is None:
+            return None
+        return {"EntryNumber": result.booking_number, "EntryID": result.entry_id}
+
+    def read_bookings(self, booking_ids: Sequence[str], kind: DocumentKind) -> dict[str, BookedEntry]:
+        """Read entries back by ``EntryID`` (sales first, then purchase for the ids not found), with
+        their lines, in the document's own sign: an entry of Type 21 / 31 is negated back (credit note
+        positive). ``net`` = ``AmountFC - VATAmountFC``, ``vat`` = ``VATAmountFC``, ``gross`` =
+        ``AmountFC`` (§1.7). ``kind`` is not needed to read (Exact's Type says it). Ids that are not
+        guids or not found are left out. Raises :class:`AdapterError`."""
+        wanted = {i.strip().lower(): i for i in booking_ids if len(i.strip()) == 36}
+        result: dict[str, BookedEntry] = {}
+        remaining = list(wanted)
+        for path, lines_path, _, _ in (_SALES, _PURCHASE):
+            if not remaining:
+                break
+            for batch in chunked(remaining, BATCH):
+                flt = " or ".join(f"EntryID eq guid'{i}'" for i in batch)
+                rows = self._get_all(
+                    path, {"$filter": flt, "$select": "EntryID,EntryNumber,YourRef,Currency,AmountFC,VATAmountFC,Type"}
+                )
+                if not rows:
+                    continue
+                line_rows = self._get_all(
+                    lines_path,
+                    {
+                        "$filter": " or ".join(f"EntryID eq guid'{r['EntryID']}'" for r in rows),
+                        "$select": "EntryID,LineNumber,GLAccount,GLAccountCode,AmountFC,VATAmountFC,VATCode,"
+                        "VATPercentage,Description",
+                    },
+                )
+                for row in rows:
+                    entry_id = str(row["EntryID"]).lower()
+                    sign = -1 if int(row.get("Type") or 0) in (21, 31) else 1
+                    gross, vat = _dec(row.get("AmountFC")), _dec(row.get("VATAmountFC"))
+                    lines = sorted(
+                        (ln for ln in line_rows if str(ln.get("EntryID")).lower() == entry_id),
+                        key=lambda ln: int(ln.get("LineNumber") or 0),
+                    )
+                    result[wanted.get(entry_id, entry_id)] = BookedEntry(
+                        entry_id=str(row["EntryID"]),
+                        booking_number=str(row.get("EntryNumber")),
+                        reference=str(row.get("YourRef") or ""),
+                        currency=str(row.get("Currency") or ""),
+                        net=sign * (gross - vat),
+                        vat=sign * vat,
+                        gross=sign * gross,
+                        lines=tuple(self._booked_line(ln, sign) for ln in lines),
+                    )
+            remaining = [i for i in remaining if wanted[i] not in result]
+        return result
+
+    def _booked_line(self, row: dict[str, Any], sign: int) -> BookingLine:
+        gl_code = row.get("GLAccountCode") or self._gl_codes.get(str(row.get("GLAccount") or "").lower(), "")
+        return BookingLine(
+            gl_account=str(gl_code).strip(),
+            vat_code=str(row.get("VATCode") or "").strip(),
+            vat_percentage=_percent(row.get("VATPercentage")),
+            net_amount=sign * _dec(row.get("AmountFC")),
+            vat_amount=sign * _dec(row.get("VATAmountFC")),
+            description=str(row.get("Description") or ""),
+        )
+
+    # ---------------------------------------------------------------------------------- HTTP: reads
+
+    def _get_all(self, path: str, params: dict[str, str], *, optional: bool = False) -> list[dict[str, Any]]:
+        """Every row of an OData collection, following ``__next`` (§1.4). ``optional``: a 4xx gives ``[]``."""
+        rows: list[dict[str, Any]] = []
+        url: str | None = path
+        query: dict[str, str] | None = params
+        while url:
+            response = self._api("GET", url, params=query)
+            if optional and 400 <= response.status_code < 500:
+                return []
+            self._check(response, path)
+            data = (_loads(response.content) or {}).get("d", {})
+            if isinstance(data, list):  # OData v1 shape
+                rows.extend(data)
+                break
+            rows.extend(data.get("results", []))
+            url = data.get("__next")
+            query = None
+        return rows
+
+    def _check(self, response: httpx.Response, what: str) -> None:
+        if response.status_code >= 400:
+            raise AdapterError(f"Exact Online refused {what}: HTTP {response.status_code}: {_error_message(response)}")
+
+    # --------------------------------------------------------------------------------- HTTP: writes
+
+    def _post_with_recovery(
+        self, path: str, body: dict[str, Any], find: Callable[[], dict[str, Any] | None]
+    ) -> tuple[int, Any]:
+        """POST ``body``; ``(201, entity)`` or ``(400, message)``. When the answer is lost (5xx /
+        timeout), look the object up with ``find`` before posting again (no duplicates, §1.12)."""
+        content = _encode(body)
+        for attempt in range(1, self.max_attempts + 1):
+            try:
+                response = self._api("POST", path, content=content, ambiguous_writes=True)
+            except _Ambiguous as exc:
+                log.warning("exact: POST %s outcome unknown (%s), attempt %d", path, exc, attempt)
+                if attempt == self.max_attempts:
+                    raise AdapterError(
+                        f"Exact Online unavailable: POST {path} failed {attempt} times ({exc})"
+                    ) from None
+                get_clock().sleep(self._backoff_seconds(attempt))
+                existing = find()
+                if existing is not None:
+                    return 201, existing
+                continue
+            if response.status_code in (200, 201):
+                return 201, (_loads(response.content) or {}).get("d", {})
+            if response.status_code == 400:
+                return 400, _error_message(response)
+            self._check(response, path)
+        raise AdapterError(f"Exact Online unavailable: POST {path}")  # pragma: no cover - loop always returns
+
+    @staticmethod
+    def _backoff_seconds(attempt: int) -> float:
+        """Exponential backoff with jitter: 1, 2, 4, … s (at most 30) plus up to 1 s."""
+        return min(30.0, 2.0 ** (attempt - 1)) + random.uniform(0, 1)
+
+    # ------------------------------------------------------------------------------- HTTP: the core
+
+    def _api(
+        self,
+        method: str,
+        path_or_url: str,
+        *,
+        params: dict[str, str] | None = None,
+        content: str | None = None,
+        ambiguous_writes: bool = False,
+    ) -> httpx.Response:
+        """One authorised API call: rate limits, retries, and the single refresh-and-retry on a 401.
+
+        Returns the response (never 401 / 429 / 5xx). Raises :class:`CredentialsChanged`,
+        :class:`AdapterError`, or ``_Ambiguous`` when ``ambiguous_writes`` and a write's outcome is
+        unknown."""
+        absolute = path_or_url.startswith(("http://", "https://"))
+        url = path_or_url if absolute else f"/api/v1/{self.division}/{path_or_url}"
+        token = self._access_token()
+        response = self._send(method, url, token, params, content, ambiguous_writes)
+        if response.status_code != 401:
+            return response
+        log.info("exact: 401 on %s %s, refreshing once", method, url.split("?")[0])
+        token = self._recover_from_401(token)
+        response = self._send(method, url, token, params, content, ambiguous_writes)
+        if response.status_code == 401:
+            raise CredentialsChanged("credentials changed: reconnect")
+        return response
+
+    def _send(
+        self,
+        method: str,
+        url: str,
+        token: str,
+        params: dict[str, str] | None,
+        content: str | None,
+        ambiguous_writes: bool,
+    ) -> httpx.Response:
+        retrying = Retrying(
+            stop=stop_after_attempt(self.max_attempts),
+            wait=self._wait,
+            retry=retry_if_exception_type((_Transient, _Throttled)),
+            sleep=lambda seconds: get_clock().sleep(seconds),
+            reraise=True,
+        )
+        try:
+            for attempt in retrying:
+                with attempt:
+                    return self._send_once(method, url, token, params, content, ambiguous_writes)
+        except _Transient as exc:
+            raise AdapterError(f"Exact Online unavailable: {exc} ({self.max_attempts} attempts)") from None
+        except _Throttled:
+            raise AdapterError(f"Exact Online kept answering 429 ({self.max_attempts} attempts)") from None
+        raise AdapterError("Exact Online: no attempt made")  # pragma: no cover
+
+    def _wait(self, state: RetryCallState) -> float:
+        exc = state.outcome.exception() if state.outcome else None
+        if isinstance(exc, _Throttled):
+            return exc.wait
+        return float(self._backoff(state))
+
+    def _send_once(
+        self,
+        method: str,
+        url: str,
+        token: str,
+        params: dict[str, str] | None,
+        content: str | None,
+        ambiguous_writes: bool,
+    ) -> httpx.Response:
+        self._respect_budget()
+        write = method != "GET"
+        headers = {"Authorization": f"Bearer {token}"}
+        if content is not None:
+            headers["Content-Type"] = "application/json"
+            headers["Prefer"] = "return=representation"
+        self.calls["writes" if write else "reads"] += 1
+        path = url.split("?")[0]
+        try:
+            response = self._http.request(method, url, params=params, content=content, headers=headers)
+        except (httpx.ConnectError, httpx.ConnectTimeout, httpx.PoolTimeout) as exc:
+            raise _Transient(f"{method} {path}: {type(exc).__name__}") from None
+        except httpx.TransportError as exc:  # the request may have reached Exact
+            if write and ambiguous_writes:
+                raise _Ambiguous(type(exc).__name__) from None
+            raise _Transient(f"{method} {path}: {type(exc).__name__}") from None
+        log.debug("exact: %s %s -> %s", method, path, response.status_code)
+        self._note_limits(response)
+        if response.status_code == 429:
+            now = get_clock().now()
+            if self._day_remaining == 0 and self._day_reset is not None and self._day_reset > now:
+                raise self._daily_spent()
+            raise _Throttled(self._throttle_wait(response, now))
+        if response.status_code >= 500:
+            if write and ambiguous_writes:
+                raise _Ambiguous(f"HTTP {response.status_code}")
+            raise _Transient(f"{method} {path}: HTTP {response.status_code}")
+        return response
+
+    # ---------------------------------------------------------------------------------- rate limits
+
+    def _note_limits(self, response: httpx.Response) -> None:
+        headers = response.headers
+
+        def number(name: str) -> int | None:
+            value = headers.get(name)
+            try:
+                return int(value) if value is not None else None
+            except ValueError:
+                return None
+
+        minute_remaining, minute_reset = number("X-RateLimit-Minutely-Remaining"), number("X-RateLimit-Minutely-Reset")
+        day_remaining, day_reset = number("X-RateLimit-Remaining"), number("X-RateLimit-Reset")
+        if minute_remaining is not None:
+            self._minute_remaining = minute_remaining
+            self._minute_reset = minute_reset / 1000 if minute_reset is not None else None
+        if day_remaining is not None:
+            self._day_remaining = day_remaining
+            self._day_reset = day_reset / 1000 if day_reset is not None else None
+
+    def _respect_budget(self) -> None:
+        clock = get_clock()
+        now = clock.now()
+        if self._day_remaining == 0 and self._day_reset is not None and now < self._day_reset:
+            raise self._daily_spent()
+        if self._minute_remaining == 0 and self._minute_reset is not None and now < self._minute_reset:
+            wait = self._minute_reset - now
+            log.info("exact: minutely budget spent, waiting %.1f s", wait)
+            clock.sleep(wait)
+            self._minute_remaining = None
+
+    def _throttle_wait(self, response: httpx.Response, now: float) -> float:
+        """Seconds to wait after a 429: ``Retry-After``, else the minutely reset, else a minute."""
+        retry_after = response.headers.get("Retry-After")
+        if retry_after and retry_after.strip().isdigit():
+            return float(retry_after)
+        if self._minute_reset is not None and self._minute_reset > now:
+            return self._minute_reset - now
+        return 60.0
+
+    def _daily_spent(self) -> AdapterError:
+        reset = self._day_reset or get_clock().now()
+        return AdapterError(
+            "Exact Online's daily API limit for this division is spent", resume_at=_iso_from_ms(reset * 1000)
+        )
+
+    # --------------------------------------------------------------------------------------- tokens
+
+    def _load_credentials(self) -> dict[str, Any]:
+        creds = self.credentials.load() or {}
+        if not creds.get("access_token") and not creds.get("refresh_token"):
+            raise CredentialsChanged("no Exact Online credentials stored: connect")
+        self._creds = creds
+        return creds
+
+    @staticmethod
+    def _fresh(creds: dict[str, Any]) -> bool:
+        try:
+            expires_at = float(creds.get("expires_at") or 0)
+        except (TypeError, ValueError):
+            expires_at = 0.0
+        return bool(creds.get("access_token")) and get_clock().now() < expires_at - REFRESH_MARGIN
+
+    def _access_token(self) -> str:
+        creds = self._creds if self._creds is not None else self._load_credentials()
+        if self._fresh(creds):
+            return str(creds["access_token"])
+        with self.credentials.lock():
+            creds = self._load_credentials()
+            if self._fresh(creds):
+                return str(creds["access_token"])
+            return str(self._refresh(creds, after_401=False)["access_token"])
+
+    def _recover_from_401(self, failed_token: str) -> str:
+        with self.credentials.lock():
+            creds = self._load_credentials()
+            if creds.get("access_token") and creds["access_token"] != failed_token and self._fresh(creds):
+                return str(creds["access_token"])  # another invocation refreshed meanwhile
+            return str(self._refresh(creds, after_401=True)["access_token"])
+
+    def _refresh(self, creds: dict[str, Any], *, after_401: bool) -> dict[str, Any]:
+        """Refresh under the lock; save the rotated refresh token before returning (§1.2)."""
+        if not creds.get("refresh_token"):
+            raise CredentialsChanged("credentials changed: reconnect")
+        form = {
+            "grant_type": "refresh_token",
+            "refresh_token": str(creds["refresh_token"]),
+            "client_id": self._client_id,
+            "client_secret": self._client_secret,
+        }
+        response = self._token_call(form)
+        now = get_clock().now()
+        if response.status_code == 200:
+            body = _loads(response.content) or {}
+            if not body.get("access_token") or not body.get("refresh_token"):
+                raise AdapterError("Exact Online's token endpoint answered without tokens")
+            fresh = {
+                **creds,
+                "access_token": body["access_token"],
+                "refresh_token": body["refresh_token"],
+                "expires_at": now + int(str(body.get("expires_in") or "600")),
+            }
+            self.credentials.save(fresh)
+            self._creds = fresh
+            log.info("exact: access token refreshed")
+            return fresh
+        reason = response.headers.get("Reason", "")
+        if response.status_code == 401 and "not expired" in reason.lower() and not after_401:
+            # Exact still considers the current access token young (the stored expiry was wrong): keep
+            # using it, and try again in 30 s at the earliest (saved, so other invocations wait too).
+            kept = {**creds, "expires_at": now + REFRESH_MARGIN + 30}
+            self.credentials.save(kept)
+            self._creds = kept
+            return kept
+        if response.status_code in (400, 401):
+            raise CredentialsChanged("credentials changed: reconnect")
+        if response.status_code == 429:
+            retry_after = response.headers.get("Retry-After", "")
+            resume = now + float(retry_after) if retry_after.isdigit() else None
+            raise AdapterError(
+                "Exact Online's daily token limit is spent",
+                resume_at=_iso_from_ms(resume * 1000) if resume else None,
+            )
+        raise AdapterError(f"Exact Online's token endpoint answered HTTP {response.status_code}")
+
+    def _token_call(self, form: dict[str, str]) -> httpx.Response:
+        def once() -> httpx.Response:
+            try:
+                response = self._http.post("/api/oauth2/token", data=form, headers={"Accept": "application/json"})
+            except httpx.TransportError as exc:
+                raise _Transient(f"token endpoint: {type(exc).__name__}") from None
+            if response.status_code >= 500:
+                raise _Transient(f"token endpoint: HTTP {response.status_code}")
+            return response
+
+        retrying = Retrying(
+            stop=stop_after_attempt(self.max_attempts),
+            wait=self._backoff,
+            retry=retry_if_exception_type(_Transient),
+            sleep=lambda seconds: get_clock().sleep(seconds),
+            reraise=True,
+        )
+        try:
+            return retrying(once)
+        except _Transient as exc:
+            raise AdapterError(f"Exact Online unavailable: {exc} ({self.max_attempts} attempts)") from None
+
+
+
+def create_adapter(ctx: AdapterContext) -> ExactOnlineAdapter:
+    """Registry hook (``connector.adapters.ADAPTER_MODULES``): the adapter for one entity's division.
+
+    ``ctx.connection["division"]`` is the Exact division chosen at connect time; the app's OAuth client
+    id / secret come from ``ctx.app_secret()``; ``ctx.base_url`` overrides the Exact host (sandbox)."""
+    app = ctx.app_secret()
+    return ExactOnlineAdapter(
+        ctx.base_url or DEFAULT_BASE_URL,
+        int(ctx.connection["division"]),
+        ctx.credentials,
+        client_id=app["client_id"],
+        client_secret=app["client_secret"],
+    )

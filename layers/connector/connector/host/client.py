@@ -1,0 +1,405 @@
+"""The host product's API client (host-api.md): the :class:`connector.ports.HostProduct` of one account and
+company entity (department), over httpx.
+
+Transport (host-api.md §1): ``POST <base_url>/<resource>.<action>`` with a JSON body and
+``Authorization: Bearer <access token>``; money is sent and read as JSON numbers through ``Decimal``
+(:func:`connector.host.mapping.encode_json` / ``decode_json``, never float).
+
+Resilience:
+
+- **Rate limit** (200 requests per sliding minute): when a response says ``X-RateLimit-Remaining: 0`` the
+  next request waits until ``X-RateLimit-Reset`` (ISO 8601); a ``429`` waits until that reset (or
+  ``Retry-After`` seconds, or 60 s when neither is usable) and is retried, at most
+  ``max_rate_limit_waits`` times per request and never longer than ``max_rate_limit_wait`` seconds at a
+  time -- beyond that :class:`HostRateLimited` (with ``resume_at``). Waiting uses
+  :func:`connector.clock.get_clock` (or the ``clock`` given), so a scaled clock shortens it.
+- **5xx and transport errors** are retried with exponential backoff (tenacity: ``max_attempts`` attempts,
+  0.5 s, 1 s, 2 s ... capped at 8 s); then :class:`HostUnavailable`. Retrying a write is safe for the one
+  write this client makes (``bookkeeping.registerBooking`` sets a value).
+- Other errors raise at once: 401/403 :class:`HostAuthError`, 404 :class:`HostNotFound`, anything else
+  :class:`HostError` with the API's ``errors[].title``. Messages never contain the token.
+- Every :class:`HostError` is a :class:`connector.ports.AdapterError` (the sync engine ends the component
+  in Error, keeping ``resume_at``), except that a refused booking number is also a ``ValueError``
+  (:class:`BookingNumberRefused`), which the engine turns into a flag on the document.
+
+``calls`` counts HTTP requests sent (retries included): ``{"reads": n, "writes": n}``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from datetime import UTC, date, datetime
+from typing import Any
+
+import httpx
+from tenacity import RetryError, Retrying, retry_if_exception_type, stop_after_attempt, wait_exponential
+
+from connector.clock import Clock, get_clock
+from connector.host.mapping import (
+    HOST_KINDS,
+    HostDataError,
+    category_ledgers_from_json,
+    decode_json,
+    document_customer,
+    document_from_json,
+    encode_json,
+    list_row_from_json,
+    party_from_json,
+    vat_rate_from_json,
+)
+from connector.models import Document, DocumentKind, Party, VatRate
+from connector.ports import AdapterError
+
+PAGE_SIZE = 100
+
+
+class HostError(AdapterError):
+    """The host product refused or failed a request. ``status`` is the HTTP status (``None`` for a
+    transport failure), ``action`` the endpoint (``invoices.info``), ``resume_at`` (ISO 8601) when a retry
+    makes sense later. The message names the action and the API's error title, never the token."""
+
+    def __init__(
+        self, message: str, *, status: int | None = None, action: str | None = None, resume_at: str | None = None
+    ) -> None:
+        super().__init__(message, resume_at=resume_at)
+        self.status = status
+        self.action = action
+
+
+class HostAuthError(HostError):
+    """401 / 403: the access token is missing, expired or lacks the scope (reconnect / refresh)."""
+
+
+class HostNotFound(HostError):
+    """404: the endpoint or the object does not exist (for this account)."""
+
+
+class HostRateLimited(HostError):
+    """The rate limit did not clear within the allowed waiting; ``resume_at`` says when it will."""
+
+
+class HostUnavailable(HostError):
+    """5xx or transport errors persisted through every retry."""
+
+
+class BookingNumberRefused(HostError, ValueError):
+    """400 from ``bookkeeping.registerBooking``: the host cannot store this booking number (digits only)."""
+
+
+class _Transient(Exception):
+    def __init__(self, status: int | None, detail: str) -> None:
+        super().__init__(detail)
+        self.status = status
+
+
+def _kind(kind: DocumentKind | str) -> DocumentKind:
+    return kind if isinstance(kind, DocumentKind) else DocumentKind(kind)
+
+
+def _iso(moment: float) -> str:
+    return datetime.fromtimestamp(moment, UTC).isoformat()
+
+
+class HostClient:
+    """The host product for one account (``access_token``) and company entity (``department_id``).
+
+    ``base_url`` without trailing slash (e.g. ``https://api.focus.teamleader.eu`` or a sandbox URL);
+    ``transport`` an httpx transport (e.g. ``httpx.WSGITransport(app=HostSandbox())``) for tests.
+    Implements :class:`connector.ports.HostProduct`; see the module docstring for retries and errors.
+    Not thread-safe (one client per worker). Use as a context manager or call :meth:`close`.
+    """
+
+    def __init__(
+        self,
+        base_url: str,
+        access_token: str,
+        department_id: str,
+        *,
+        transport: httpx.BaseTransport | None = None,
+        timeout: float = 30.0,
+        clock: Clock | None = None,
+        max_attempts: int = 4,
+        backoff_seconds: float = 0.5,
+        max_rate_limit_wait: float = 120.0,
+        max_rate_limit_waits: int = 5,
+    ) -> None:
+        self.department_id = department_id
+        self.calls: dict[str, int] = {"reads": 0, "writes": 0}
+        self._clock = clock
+        self._max_attempts = max_attempts
+        self._backoff = backoff_seconds
+        self._max_wait = max_rate_limit_wait
+        self._max_waits = max_rate_limit_waits
+        self._not_before = 0.0
+        self._tax_rates: dict[str, VatRate] | None = None
+        self._category_ledgers: dict[str, str] | None = None
+        self._http = httpx.Client(
+            base_url=base_url.rstrip("/"),
+            transport=transport,
+            timeout=timeout,
+            headers={
+                "Authorization": f"Bearer {access_token}",
+                "Accept": "application/json",
+                "Content-Type": "application/json",
+            },
+        )
+
+    # ------------------------------------------------------------------ lifecycle
+
+    def close(self) -> None:
+        """Close the HTTP connection pool."""
+        self._http.close()
+
+    def __enter__(self) -> HostClient:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    @property
+    def clock(self) -> Clock:
+        """The clock used to wait (the one given, else the process clock)."""
+        return self._clock or get_clock()
+
+    # ------------------------------------------------------------------ HostProduct
+
+    def list_documents(self, kind: DocumentKind | str, *, since: date | str | None) -> list[dict[str, Any]]:
+        """Booked outgoing documents of ``kind`` in the department dated on or after ``since``.
+
+        Invoices: ``invoices.list`` with ``status`` [outstanding, matched], ``department_id``,
+        ``invoice_date_after`` (inclusive, §4.2), sorted by ``invoice_date`` ascending. Credit notes:
+        ``creditNotes.list`` with ``department_id``, ``credit_note_date_after`` (inclusive, §5). Pages of
+        100 until a short page. Rows: ``{"id", "number", "date", "customer": {"type", "id"},
+        "booking_number"}`` (``booking_number`` ``None`` when not synced). ``since`` ``None`` = no bound.
+        """
+        kind = _kind(kind)
+        names = HOST_KINDS[kind]
+        flt: dict[str, Any] = {"department_id": self.department_id}
+        body: dict[str, Any] = {"filter": flt}
+        if kind is DocumentKind.INVOICE:
+            flt["status"] = ["outstanding", "matched"]
+            body["sort"] = [{"field": "invoice_date", "order": "asc"}]
+        if since is not None:
+            flt[f"{names.date}_after"] = since.isoformat() if isinstance(since, date) else str(since)[:10]
+        return [list_row_from_json(kind, row) for row in self._list_all(f"{names.resource}.list", body)]
+
+    def get_documents(self, kind: DocumentKind | str, ids: Sequence[str]) -> list[Document]:
+        """The full documents for ``ids``, in that order: one ``<resource>.info`` per id, the customer via
+        ``companies.info`` / ``contacts.info`` (once per distinct customer in this call), tax rates from
+        ``taxRates.list`` (once per client; fetched again once if a document uses an unknown rate),
+        product-category ledgers from ``productCategories.list`` (once per client, only when a line has a
+        category but no ``ledger_account_number``). Conversion: :func:`connector.host.mapping.document_from_json`.
+
+        Raises :class:`HostNotFound` for an unknown id, :class:`HostDataError` for data that cannot be
+        converted, :class:`HostError` for other failures.
+        """
+        kind = _kind(kind)
+        names = HOST_KINDS[kind]
+        parties: dict[tuple[str, str], Party] = {}
+        documents = []
+        for doc_id in ids:
+            data = self.request(f"{names.resource}.info", {"id": doc_id})["data"]
+            if isinstance(data, list):  # creditNotes.info is documented with an array (§5)
+                if len(data) != 1:
+                    raise HostDataError(f"{names.resource}.info {doc_id}: expected one document, got {len(data)}")
+                data = data[0]
+            ref = document_customer(data)
+            if ref not in parties:
+                parties[ref] = self._party(*ref)
+            documents.append(
+                document_from_json(
+                    kind,
+                    data,
+                    tax_rates=self._rates_for(data),
+                    party=parties[ref],
+                    category_ledgers=self._ledgers_for(data),
+                )
+            )
+        return documents
+
+    def get_parties(self, refs: Sequence[tuple[str, str]]) -> list[Party]:
+        """Relations by ``(kind, id)`` (kind ``company`` | ``contact``), in order, via ``companies.info`` /
+        ``contacts.info`` (§6), converted by :func:`connector.host.mapping.party_from_json`."""
+        return [self._party(kind, relation_id) for kind, relation_id in refs]
+
+    def register_booking(self, kind: DocumentKind | str, host_id: str, booking_number: str) -> None:
+        """Write the tool's booking number on an outgoing document: ``bookkeeping.registerBooking``
+        (host extension). The host stores digits only: a refusal (400) raises :class:`BookingNumberRefused`
+        (a ``ValueError``); an unknown document :class:`HostNotFound`."""
+        subject = HOST_KINDS[_kind(kind)].subject
+        try:
+            self.request(
+                "bookkeeping.registerBooking",
+                {"subject": {"type": subject, "id": host_id}, "booking_number": booking_number},
+                write=True,
+            )
+        except HostError as exc:
+            if exc.status != 400:
+                raise
+            raise BookingNumberRefused(str(exc), status=400, action=exc.action) from None
+
+    # ------------------------------------------------------------------ more reads
+
+    def department(self) -> dict[str, Any]:
+        """``departments.info`` of the client's department (§3): name, VAT number, currency, address..."""
+        return self.request("departments.info", {"id": self.department_id})["data"]
+
+    def tax_rates(self, *, refresh: bool = False) -> dict[str, VatRate]:
+        """The department's tax rates by id (``taxRates.list``, §8, pages of 100), cached per client."""
+        if self._tax_rates is None or refresh:
+            rows = self._list_all("taxRates.list", {"filter": {"department_id": self.department_id}})
+            self._tax_rates = {row["id"]: vat_rate_from_json(row) for row in rows}
+        return self._tax_rates
+
+    def category_ledgers(self) -> dict[str, str]:
+        """Product category id -> ledger account number for the department (``productCategories.list``,
+        §8), cached per client."""
+        if self._category_ledgers is None:
+            data = self.request("productCategories.list", {"filter": {"department_id": self.department_id}})
+            self._category_ledgers = category_ledgers_from_json(data.get("data") or [], self.department_id)
+        return self._category_ledgers
+
+    def _rates_for(self, data: Mapping[str, Any]) -> dict[str, VatRate]:
+        items = [item for group in data.get("grouped_lines") or [] for item in group.get("line_items") or []]
+        adjustments = [*(data.get("discounts") or []), *(data.get("charges") or [])]
+        used = {(entry.get("tax") or {}).get("id") for entry in [*items, *adjustments]}
+        used.discard(None)
+        rates = self.tax_rates()
+        if not used <= rates.keys():
+            rates = self.tax_rates(refresh=True)
+        return rates
+
+    def _ledgers_for(self, data: Mapping[str, Any]) -> dict[str, str] | None:
+        needs = any(
+            item.get("product_category") and not item.get("ledger_account_number")
+            for group in data.get("grouped_lines") or []
+            for item in group.get("line_items") or []
+        )
+        return self.category_ledgers() if needs else None
+
+    def _party(self, kind: str, relation_id: str) -> Party:
+        if kind not in ("company", "contact"):
+            raise ValueError(f"relation kind must be company or contact, not {kind!r}")
+        resource = "companies" if kind == "company" else "contacts"
+        return party_from_json(kind, self.request(f"{resource}.info", {"id": relation_id})["data"])
+
+    def _list_all(self, action: str, body: Mapping[str, Any]) -> list[dict[str, Any]]:
+        rows: list[dict[str, Any]] = []
+        number = 1
+        while True:
+            page = self.request(action, {**body, "page": {"size": PAGE_SIZE, "number": number}}).get("data") or []
+            rows.extend(page)
+            if len(page) < PAGE_SIZE:
+                return rows
+            number += 1
+
+    # ------------------------------------------------------------------ transport
+
+    def request(self, action: str, body: Mapping[str, Any] | None = None, *, write: bool = False) -> Any:
+        """POST ``body`` to ``/<action>`` and return the decoded JSON (``None`` for 204).
+
+        ``write`` only affects :attr:`calls`. Retries and errors: see the module docstring.
+        """
+        payload = encode_json(body or {})
+        retrying = Retrying(
+            stop=stop_after_attempt(self._max_attempts),
+            wait=wait_exponential(multiplier=self._backoff, max=8),
+            retry=retry_if_exception_type(_Transient),
+            sleep=lambda seconds: self.clock.sleep(seconds),
+        )
+        try:
+            response = retrying(self._send, action, payload, write)
+        except RetryError as exc:
+            last = exc.last_attempt.exception()
+            status = getattr(last, "status", None)
+            raise HostUnavailable(
+                f"{action}: the host product is unavailable after {self._max_attempts} attempts ({last})",
+                status=status,
+                action=action,
+            ) from None
+        return self._result(action, response)
+
+    def _send(self, action: str, payload: bytes, write: bool) -> httpx.Response:
+        waits = 0
+        while True:
+            delay = self._not_before - self.clock.now()
+            if delay > 0:
+                self.clock.sleep(delay)
+            self.calls["writes" if write else "reads"] += 1
+            try:
+                response = self._http.post(f"/{action}", content=payload)
+            except httpx.TransportError as exc:
+                raise _Transient(None, f"{type(exc).__name__}: {exc}") from None
+            reset = self._reset_at(response)
+            if response.status_code == 429:
+                waits += 1
+                now = self.clock.now()
+                resume = reset if reset is not None else now + 60.0
+                if waits > self._max_waits or resume - now > self._max_wait:
+                    raise HostRateLimited(
+                        f"{action}: rate limit of the host product reached; retry after {_iso(resume)}",
+                        status=429,
+                        action=action,
+                        resume_at=_iso(resume),
+                    )
+                self._not_before = max(self._not_before, resume)
+                continue
+            if response.headers.get("X-RateLimit-Remaining") == "0" and reset is not None:
+                self._not_before = max(self._not_before, reset)
+            if response.status_code >= 500:
+                raise _Transient(response.status_code, f"HTTP {response.status_code}: {_title(response)}")
+            return response
+
+    def _reset_at(self, response: httpx.Response) -> float | None:
+        """Epoch seconds of ``X-RateLimit-Reset`` (ISO 8601, §1) or ``Retry-After`` (seconds), if usable."""
+        value = response.headers.get("X-RateLimit-Reset")
+        if value:
+            try:
+                moment = datetime.fromisoformat(value.replace("Z", "+00:00"))
+                if moment.tzinfo is None:
+                    moment = moment.replace(tzinfo=UTC)
+                return moment.timestamp()
+            except ValueError:
+                pass
+        retry_after = response.headers.get("Retry-After")
+        if retry_after:
+            try:
+                return self.clock.now() + float(retry_after)
+            except ValueError:
+                pass
+        return None
+
+    @staticmethod
+    def _result(action: str, response: httpx.Response) -> Any:
+        status = response.status_code
+        if status < 300:
+            if status == 204 or not response.content:
+                return None
+            try:
+                return decode_json(response.content)
+            except ValueError:
+                message = f"{action}: the host product answered invalid JSON"
+                raise HostError(message, status=status, action=action) from None
+        message = f"{action}: HTTP {status}: {_title(response)}"
+        if status in (401, 403):
+            raise HostAuthError(message, status=status, action=action)
+        if status == 404:
+            raise HostNotFound(message, status=status, action=action)
+        raise HostError(message, status=status, action=action)
+
+
+def _title(response: httpx.Response) -> str:
+    """The ``errors[].title`` values (or OAuth ``error_description``) of an error response."""
+    try:
+        body = decode_json(response.content)
+    except ValueError:
+        return response.reason_phrase or "no details"
+    if isinstance(body, Mapping):
+        errors = body.get("errors")
+        if isinstance(errors, list):
+            titles = [str(e.get("title")) for e in errors if isinstance(e, Mapping) and e.get("title")]
+            if titles:
+                return "; ".join(titles)
+        if body.get("error_description") or body.get("error"):
+            return str(body.get("error_description") or body.get("error"))
+    return response.reason_phrase or "no details"

@@ -1,0 +1,527 @@
+"""The host product's wire format (host-api.md) and its conversion to the domain models.
+
+Three things live here because the client (:mod:`connector.host.client`) and the sandbox
+(:mod:`connector.sandbox.host`) must agree on them exactly:
+
+- the JSON codec: money travels as JSON **numbers**, written from ``Decimal`` and read back with
+  ``parse_float=Decimal`` (never a binary float) -- :func:`encode_json`, :func:`decode_json`;
+- the rule that turns a document-level *percentage* discount into allowances per tax rate
+  (:func:`percentage_allowances`);
+- the conversion of ``invoices.info`` / ``creditNotes.info`` / ``companies.info`` / ``contacts.info`` /
+  ``taxRates.list`` JSON into :class:`~connector.models.Document`, :class:`~connector.models.Party` and
+  :class:`~connector.models.VatRate`.
+
+Host-product extensions read here (all optional, see ``connector.sandbox.host.HOST_EXTENSIONS``):
+``booking_number``, ``source_file``, ``charges[]``, ``discounts[].type == "amount"``, line
+``ledger_account_number``, tax-rate ``category``, relation ``vat_type`` / ``customer_number``. A client of
+the real public API simply gets ``None`` / empty lists for them.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+from datetime import date, datetime
+from decimal import Decimal
+from typing import Any
+
+from connector.models import (
+    Address,
+    Direction,
+    Document,
+    DocumentAllowanceCharge,
+    DocumentKind,
+    DocumentLine,
+    DocumentTotals,
+    Party,
+    RelationKind,
+    VatRate,
+    VatSubtotal,
+)
+from connector.money import ZERO, allocate, round_money, to_decimal
+
+RATE_PLACES = 6
+"""Decimals kept on a ``currency_exchange_rate.rate`` (host-api.md §4.3 gives no precision; our choice)."""
+
+
+class HostDataError(ValueError):
+    """The host product returned data that cannot be turned into a domain object (names the field)."""
+
+
+# ------------------------------------------------------------------------------------------ JSON codec
+
+
+def encode_json(value: Any) -> bytes:
+    """Serialise ``value`` as compact UTF-8 JSON with ``Decimal`` written as a JSON number.
+
+    Accepts dict (str keys), list/tuple, str, int, bool, None, ``Decimal`` (finite; written in plain
+    notation, e.g. ``Decimal("1E+2")`` -> ``100``), ``date`` / ``datetime`` (ISO 8601 strings).
+    Raises ``TypeError`` for a float (money is never a binary float) or any other type, ``ValueError``
+    for NaN / infinity.
+    """
+    parts: list[str] = []
+    _encode(value, parts.append)
+    return "".join(parts).encode("utf-8")
+
+
+def _encode(value: Any, out: Callable[[str], Any]) -> None:
+    if value is None:
+        out("null")
+    elif value is True:
+        out("true")
+    elif value is False:
+        out("false")
+    elif isinstance(value, Decimal):
+        if not value.is_finite():
+            raise ValueError(f"{value} cannot be written as JSON")
+        out(format(value, "f"))
+    elif isinstance(value, int):
+        out(str(int(value)))
+    elif isinstance(value, float):
+        raise TypeError("a float is not written as JSON here: use Decimal for money")
+    elif isinstance(value, str):
+        out(json.dumps(value, ensure_ascii=False))
+    elif isinstance(value, (datetime, date)):
+        out(json.dumps(value.isoformat()))
+    elif isinstance(value, Mapping):
+        out("{")
+        for i, (key, item) in enumerate(value.items()):
+            if not isinstance(key, str):
+                raise TypeError(f"JSON object keys must be str, not {type(key).__name__}")
+            if i:
+                out(",")
+            out(json.dumps(key, ensure_ascii=False))
+            out(":")
+            _encode(item, out)
+        out("}")
+    elif isinstance(value, (list, tuple)):
+        out("[")
+        for i, item in enumerate(value):
+            if i:
+                out(",")
+            _encode(item, out)
+        out("]")
+    else:
+        raise TypeError(f"{type(value).__name__} is not JSON serialisable")
+
+
+def decode_json(data: bytes | str) -> Any:
+    """Parse JSON with every non-integer number as ``Decimal`` (integers stay ``int``).
+
+    Raises ``ValueError`` (``json.JSONDecodeError``) on malformed input; NaN / Infinity are refused.
+    """
+
+    def _no_constants(name: str) -> Any:
+        raise ValueError(f"{name} is not a valid JSON number")
+
+    return json.loads(data, parse_float=Decimal, parse_constant=_no_constants)
+
+
+# ------------------------------------------------------------------------------- small shared helpers
+
+
+def plain_decimal(value: Decimal) -> Decimal:
+    """``value`` without trailing fractional zeros and never in exponent form (``21.00`` -> ``21``)."""
+    if value == value.to_integral_value():
+        return value.quantize(Decimal(1))
+    return value.normalize()
+
+
+def rate_to_percentage(rate: object) -> Decimal:
+    """A host tax rate fraction (``0.21``, host-api.md §8) as domain percent (``Decimal("21")``)."""
+    return plain_decimal(to_decimal(rate, "rate") * 100)
+
+
+def percentage_to_rate(percentage: Decimal) -> Decimal:
+    """Domain percent (``21``) as the host's fraction (``0.21``)."""
+    return plain_decimal(to_decimal(percentage, "percentage") / 100)
+
+
+def percentage_allowances(nets_by_rate: Mapping[str, Decimal], percentage: Decimal) -> dict[str, Decimal]:
+    """The allowances a document-level percentage discount makes, per tax rate id.
+
+    host-api.md §4.3 documents ``discounts[] {type: "percentage", value, description}`` without saying
+    what the percentage applies to. Rule used by both the sandbox and the client (our choice): the
+    percentage applies to **all lines** of the document; per tax rate id, allowance =
+    ``round_half_up(sum of that rate's line totals excl. VAT x value / 100, 2)``. Several percentage
+    discounts do not compound (each is taken on the line totals); fixed-amount discounts and charges
+    (extensions) do not enter the base. Rate ids whose allowance is zero are left out.
+    """
+    result: dict[str, Decimal] = {}
+    pct = to_decimal(percentage, "discounts[].value")
+    for rate_id, net in nets_by_rate.items():
+        amount = round_money(net * pct / 100)
+        if amount != 0:
+            result[rate_id] = amount
+    return result
+
+
+@dataclass(frozen=True)
+class KindNames:
+    """How one document kind is spelled on the wire (host-api.md §4, §5)."""
+
+    resource: str  # "invoices" -> invoices.list / invoices.info
+    subject: str  # subject type of webhooks and of bookkeeping.registerBooking
+    number: str
+    date: str
+
+
+HOST_KINDS: dict[DocumentKind, KindNames] = {
+    DocumentKind.INVOICE: KindNames("invoices", "invoice", "invoice_number", "invoice_date"),
+    DocumentKind.CREDIT_NOTE: KindNames("creditNotes", "creditNote", "credit_note_number", "credit_note_date"),
+}
+
+
+def _amount(money: Any, field: str) -> Decimal:
+    """The amount of a Money object ``{amount, currency}`` (or a bare number)."""
+    if isinstance(money, Mapping):
+        money = money.get("amount")
+    if money is None:
+        raise HostDataError(f"{field} is missing")
+    try:
+        return to_decimal(money, field)
+    except ValueError as exc:
+        raise HostDataError(str(exc)) from None
+
+
+def _opt_amount(money: Any, field: str) -> Decimal | None:
+    if money is None or (isinstance(money, Mapping) and money.get("amount") is None):
+        return None
+    return _amount(money, field)
+
+
+def _ref_id(ref: Any, field: str) -> str:
+    if not isinstance(ref, Mapping) or not isinstance(ref.get("id"), str):
+        raise HostDataError(f"{field} must be a reference {{type, id}}")
+    return ref["id"]
+
+
+def _date(value: Any, field: str) -> date | None:
+    if value is None:
+        return None
+    try:
+        return date.fromisoformat(str(value)[:10])
+    except ValueError:
+        raise HostDataError(f"{field}: {value!r} is not a date") from None
+
+
+# ------------------------------------------------------------------------------------ reference data
+
+
+def vat_rate_from_json(row: Mapping[str, Any]) -> VatRate:
+    """A ``taxRates.list`` row (host-api.md §8: ``id``, ``description``, ``rate`` fraction, plus the
+    ``category`` extension) as a :class:`VatRate` in percent."""
+    try:
+        return VatRate(
+            id=row["id"],
+            description=row.get("description") or "",
+            percentage=rate_to_percentage(row["rate"]),
+            category=row.get("category"),
+        )
+    except (KeyError, ValueError) as exc:
+        raise HostDataError(f"taxRates.list row {row.get('id')!r}: {exc}") from None
+
+
+def category_ledgers_from_json(rows: Sequence[Mapping[str, Any]], department_id: str) -> dict[str, str]:
+    """``productCategories.list`` rows (host-api.md §8) -> product category id -> ledger account number
+    for ``department_id`` (categories without a ledger for it are left out)."""
+    result: dict[str, str] = {}
+    for row in rows:
+        for ledger in row.get("ledgers") or []:
+            dept = ledger.get("department") or {}
+            if dept.get("id") == department_id and ledger.get("ledger_account_number"):
+                result[row["id"]] = str(ledger["ledger_account_number"])
+    return result
+
+
+def party_from_json(kind: str | RelationKind, data: Mapping[str, Any]) -> Party:
+    """``companies.info`` / ``contacts.info`` data (host-api.md §6) as a :class:`Party`.
+
+    E-mail: the ``invoicing`` one, else ``primary``, else the first. Address: ``invoicing``, else
+    ``primary``, else the first. ``company_number`` = ``national_identification_number``. A contact's
+    name is ``first_name last_name``. ``customer_number`` and ``vat_type`` are host extensions (``None``
+    when absent). Raises :class:`HostDataError` when ``id`` or the name is missing.
+    """
+    rel = RelationKind(kind)
+    if not isinstance(data.get("id"), str):
+        raise HostDataError(f"{rel.value}: id is missing")
+    if rel is RelationKind.CONTACT:
+        name = " ".join(p for p in (data.get("first_name"), data.get("last_name")) if p)
+    else:
+        name = data.get("name") or ""
+    if not name:
+        raise HostDataError(f"{rel.value} {data['id']}: name is missing")
+
+    def _pick(items: Any, preferred: Sequence[str]) -> Mapping[str, Any] | None:
+        items = [i for i in (items or []) if isinstance(i, Mapping)]
+        for wanted in preferred:
+            for item in items:
+                if item.get("type") == wanted:
+                    return item
+        return items[0] if items else None
+
+    email = _pick(data.get("emails"), ("invoicing", "primary"))
+    addr_row = _pick(data.get("addresses"), ("invoicing", "primary"))
+    addr = (addr_row or {}).get("address") or {}
+    number = data.get("customer_number")
+    return Party(
+        host_id=data["id"],
+        kind=rel,
+        name=name,
+        vat_number=data.get("vat_number") or None,
+        company_number=data.get("national_identification_number") or None,
+        email=(email or {}).get("email") or None,
+        address=Address(
+            line_1=addr.get("line_1"),
+            postal_code=addr.get("postal_code"),
+            city=addr.get("city"),
+            country=addr.get("country"),
+        ),
+        customer_number=None if number is None else str(number),
+        vat_type=data.get("vat_type"),
+    )
+
+
+# ----------------------------------------------------------------------------------------- documents
+
+
+def list_row_from_json(kind: DocumentKind, row: Mapping[str, Any]) -> dict[str, Any]:
+    """An ``invoices.list`` / ``creditNotes.list`` row (host-api.md §4.2, §5) as the sync's row:
+    ``{"id", "number", "date" (YYYY-MM-DD str), "customer": {"type", "id"} | None, "booking_number"}``
+    (``booking_number`` is the host extension, ``None`` when not synced or not provided)."""
+    names = HOST_KINDS[kind]
+    customer = (row.get("invoicee") or {}).get("customer")
+    number = row.get("booking_number")
+    return {
+        "id": row["id"],
+        "number": row.get(names.number),
+        "date": row.get(names.date),
+        "customer": dict(customer) if isinstance(customer, Mapping) else None,
+        "booking_number": None if number is None else str(number),
+    }
+
+
+def document_customer(data: Mapping[str, Any]) -> tuple[str, str]:
+    """``(kind, id)`` of a document's ``invoicee.customer`` (host-api.md §4.3); :class:`HostDataError`
+    when absent."""
+    customer = (data.get("invoicee") or {}).get("customer")
+    if not isinstance(customer, Mapping) or customer.get("type") not in ("company", "contact"):
+        raise HostDataError(f"document {data.get('id')}: invoicee.customer must be a company or contact")
+    return customer["type"], _ref_id(customer, "invoicee.customer")
+
+
+def document_from_json(
+    kind: DocumentKind,
+    data: Mapping[str, Any],
+    *,
+    tax_rates: Mapping[str, VatRate],
+    party: Party,
+    category_ledgers: Mapping[str, str] | None = None,
+) -> Document:
+    """``invoices.info`` / ``creditNotes.info`` data (host-api.md §4.3, §5) as a domain :class:`Document`.
+
+    - Lines: every ``grouped_lines[].line_items[]`` in order; ``net_amount`` = ``total.tax_exclusive``,
+      ``unit_price`` = ``unit_price.amount``, ``vat_rate_id`` = ``tax.id``, ``ledger_account`` = the line's
+      ``ledger_account_number`` (extension), else the ledger of its ``product_category`` in
+      ``category_ledgers``, else ``None``.
+    - Allowances: ``discounts[]`` of type ``amount`` (extension, with ``tax``) -> one allowance each;
+      type ``percentage`` -> one allowance per tax rate id, see :func:`percentage_allowances`.
+      Charges: ``charges[]`` (extension). Allowances come first, then charges, each in host order.
+    - VAT breakdown: ``total.taxes[]`` is grouped by *numeric* rate (host-api.md §4.3), so the taxable
+      amount per tax rate id is rebuilt as line totals + charges - allowances of that id; a numeric rate
+      used by one id keeps the host's ``taxable`` and ``tax``; one shared by several ids has the host's
+      ``taxable`` and ``tax`` split over them in proportion to the rebuilt taxable amounts
+      (:func:`connector.money.allocate`, exact to the cent). A used rate missing from ``taxes[]`` gets
+      its rebuilt taxable amount and ``round(taxable x rate)`` VAT, or no subtotal when that is zero
+      (e.g. an allowance and a charge that cancel out).
+    - Totals: ``net`` = ``tax_exclusive``, ``gross`` = ``tax_inclusive``, ``vat`` = sum of the breakdown,
+      ``payable`` = ``payable`` (else gross). The host has no prepaid / rounding fields, so
+      ``prepaid`` = ``gross - payable`` and ``rounding`` = 0.
+    - Currency: ``currency_exchange_rate {from, to, rate}`` with ``from`` = the document currency gives
+      ``exchange_rate`` = rate (1 unit of ``from`` = rate units of ``to``), ``tax_currency`` = ``to`` and
+      ``vat_in_tax_currency`` = round(vat x rate, 2); the reverse direction is inverted
+      (6 decimals). Absent or ``from == to`` -> none of the three.
+    - ``vat_rates``: the rates the document uses, from ``tax_rates`` (id -> :class:`VatRate`).
+
+    Raises :class:`HostDataError` naming the field for missing / inconsistent data or a tax rate id
+    that is not in ``tax_rates``.
+    """
+    names = HOST_KINDS[kind]
+    doc_id = data.get("id")
+    where = f"{names.resource[:-1]} {doc_id}"
+    if not isinstance(doc_id, str):
+        raise HostDataError(f"{names.resource}.info: id is missing")
+    currency = data.get("currency")
+    if not isinstance(currency, str):
+        raise HostDataError(f"{where}: currency is missing")
+    ledgers = category_ledgers or {}
+
+    def _rate(ref: Any, field: str) -> str:
+        rate_id = _ref_id(ref, field)
+        if rate_id not in tax_rates:
+            raise HostDataError(f"{where}: {field} refers to unknown tax rate {rate_id}")
+        return rate_id
+
+    lines: list[DocumentLine] = []
+    nets: dict[str, Decimal] = {}
+    for g, group in enumerate(data.get("grouped_lines") or []):
+        for i, item in enumerate(group.get("line_items") or []):
+            field = f"grouped_lines[{g}].line_items[{i}]"
+            rate_id = _rate(item.get("tax"), f"{field}.tax")
+            net = _amount((item.get("total") or {}).get("tax_exclusive"), f"{field}.total.tax_exclusive")
+            ledger = item.get("ledger_account_number")
+            if not ledger and isinstance(item.get("product_category"), Mapping):
+                ledger = ledgers.get(item["product_category"].get("id"))
+            try:
+                lines.append(
+                    DocumentLine(
+                        description=item.get("description") or "",
+                        quantity=to_decimal(item.get("quantity", 1), f"{field}.quantity"),
+                        unit_price=_opt_amount(item.get("unit_price"), f"{field}.unit_price"),
+                        net_amount=net,
+                        vat_rate_id=rate_id,
+                        ledger_account=str(ledger) if ledger else None,
+                    )
+                )
+            except ValueError as exc:
+                raise HostDataError(f"{where}: {exc}") from None
+            nets[rate_id] = nets.get(rate_id, ZERO) + net
+
+    adjustments: list[DocumentAllowanceCharge] = []
+    for i, discount in enumerate(data.get("discounts") or []):
+        field = f"discounts[{i}]"
+        value = _amount(discount.get("value"), f"{field}.value")
+        reason = discount.get("description") or ""
+        if discount.get("type") == "percentage":
+            for rate_id, amount in percentage_allowances(nets, value).items():
+                adjustments.append(
+                    DocumentAllowanceCharge(is_charge=False, amount=amount, reason=reason, vat_rate_id=rate_id)
+                )
+        elif discount.get("type") == "amount":
+            adjustments.append(
+                DocumentAllowanceCharge(
+                    is_charge=False, amount=value, reason=reason, vat_rate_id=_rate(discount.get("tax"), f"{field}.tax")
+                )
+            )
+        else:
+            raise HostDataError(f"{where}: {field}.type {discount.get('type')!r} is not percentage or amount")
+    for i, charge in enumerate(data.get("charges") or []):
+        field = f"charges[{i}]"
+        adjustments.append(
+            DocumentAllowanceCharge(
+                is_charge=True,
+                amount=_amount(charge.get("value"), f"{field}.value"),
+                reason=charge.get("description") or "",
+                vat_rate_id=_rate(charge.get("tax"), f"{field}.tax"),
+            )
+        )
+
+    taxable: dict[str, Decimal] = dict(nets)
+    for adj in adjustments:
+        sign = 1 if adj.is_charge else -1
+        taxable[adj.vat_rate_id] = taxable.get(adj.vat_rate_id, ZERO) + sign * adj.amount
+
+    total = data.get("total") or {}
+    breakdown = _vat_breakdown(where, total.get("taxes") or [], taxable, tax_rates)
+    net_total = _amount(total.get("tax_exclusive"), f"{where}: total.tax_exclusive")
+    gross = _amount(total.get("tax_inclusive"), f"{where}: total.tax_inclusive")
+    payable = _opt_amount(total.get("payable"), f"{where}: total.payable")
+    payable = gross if payable is None else payable
+    vat = sum((s.vat_amount for s in breakdown), ZERO)
+
+    exchange_rate = tax_currency = vat_in_tax = None
+    cer = data.get("currency_exchange_rate")
+    if isinstance(cer, Mapping) and cer.get("rate") is not None and cer.get("from") != cer.get("to"):
+        rate = _amount(cer.get("rate"), f"{where}: currency_exchange_rate.rate")
+        if rate <= 0:
+            raise HostDataError(f"{where}: currency_exchange_rate.rate must be positive")
+        if cer.get("from") == currency:
+            exchange_rate, tax_currency = rate, cer.get("to")
+        elif cer.get("to") == currency:
+            exchange_rate = round_money(Decimal(1) / rate, RATE_PLACES)
+            tax_currency = cer.get("from")
+        else:
+            raise HostDataError(f"{where}: currency_exchange_rate does not involve the document currency {currency}")
+        vat_in_tax = round_money(vat * exchange_rate)
+
+    used = list(dict.fromkeys([line.vat_rate_id for line in lines] + [a.vat_rate_id for a in adjustments]))
+    number = data.get(names.number)
+    if not number:
+        raise HostDataError(f"{where}: {names.number} is missing (draft?)")
+    issue_date = _date(data.get(names.date), f"{where}: {names.date}")
+    if issue_date is None:
+        raise HostDataError(f"{where}: {names.date} is missing")
+    booking = data.get("booking_number")
+    try:
+        return Document(
+            host_id=doc_id,
+            kind=kind,
+            direction=Direction.OUTGOING,
+            number=str(number),
+            issue_date=issue_date,
+            due_date=_date(data.get("due_on"), f"{where}: due_on"),
+            currency=currency,
+            exchange_rate=exchange_rate,
+            tax_currency=tax_currency,
+            vat_in_tax_currency=vat_in_tax,
+            party=party,
+            lines=tuple(lines),
+            allowance_charges=tuple(adjustments),
+            vat_breakdown=tuple(breakdown),
+            vat_rates=tuple(tax_rates[r] for r in used),
+            totals=DocumentTotals(
+                net=net_total, vat=vat, gross=gross, prepaid=gross - payable, rounding=ZERO, payable=payable
+            ),
+            payment_reference=data.get("payment_reference") or None,
+            source=data.get("source_file"),
+            booking_number=None if booking is None else str(booking),
+            updated_at=data.get("updated_at"),
+        )
+    except ValueError as exc:  # pydantic ValidationError is a ValueError
+        raise HostDataError(f"{where}: {exc}") from None
+
+
+def _vat_breakdown(
+    where: str,
+    taxes: Sequence[Mapping[str, Any]],
+    taxable: Mapping[str, Decimal],
+    tax_rates: Mapping[str, VatRate],
+) -> list[VatSubtotal]:
+    """Per tax-rate id subtotals from the host's per-numeric-rate ``taxes[]`` (see document_from_json)."""
+    by_pct: dict[Decimal, list[str]] = {}
+    for rate_id in taxable:
+        by_pct.setdefault(tax_rates[rate_id].percentage, []).append(rate_id)
+    result: dict[str, VatSubtotal] = {}
+    seen: set[Decimal] = set()
+    for i, row in enumerate(taxes):
+        field = f"{where}: total.taxes[{i}]"
+        pct = rate_to_percentage(_amount(row.get("rate"), f"{field}.rate"))
+        host_taxable = _amount(row.get("taxable"), f"{field}.taxable")
+        host_tax = _amount(row.get("tax"), f"{field}.tax")
+        ids = by_pct.get(pct)
+        if not ids:
+            if host_taxable == 0 and host_tax == 0:
+                continue
+            raise HostDataError(f"{field}: rate {pct}% is used by no line, discount or charge")
+        if pct in seen:
+            raise HostDataError(f"{field}: rate {pct}% appears twice")
+        seen.add(pct)
+        if len(ids) == 1:
+            result[ids[0]] = VatSubtotal(vat_rate_id=ids[0], taxable_amount=host_taxable, vat_amount=host_tax)
+            continue
+        weights = [taxable[r] for r in ids]
+        places = max(2, -min(int(v.as_tuple().exponent) for v in (host_taxable, host_tax)))
+        taxables = (
+            weights if sum(weights, ZERO) == host_taxable else allocate(host_taxable, weights, places)
+        )
+        vats = allocate(host_tax, weights, places)
+        for rate_id, base, vat in zip(ids, taxables, vats, strict=True):
+            result[rate_id] = VatSubtotal(vat_rate_id=rate_id, taxable_amount=base, vat_amount=vat)
+    for rate_id, base in taxable.items():
+        if rate_id not in result and base != 0:
+            pct = tax_rates[rate_id].percentage
+            result[rate_id] = VatSubtotal(
+                vat_rate_id=rate_id, taxable_amount=base, vat_amount=round_money(base * pct / 100)
+            )
+    return [result[r] for r in taxable if r in result]
