@@ -4,10 +4,11 @@ from __future__ import annotations
 
 import itertools
 from collections.abc import Sequence
-from datetime import date
+from datetime import UTC, date, datetime
 from decimal import Decimal
 from typing import Any
 
+from connector.clock import Clock
 from connector.models import (
     BookedEntry,
     BookingEntry,
@@ -125,3 +126,25 @@ class FakeTool:
             for i, e in self.entries.items()
             if i in booking_ids
         }
+
+
+START = datetime(2025, 3, 10, 10, 0, 30, tzinfo=UTC).timestamp()
+
+
+class FakeClock(Clock):
+    """Time stands still until a test advances it; ``sleep`` advances it instantly (and is recorded)."""
+
+    def __init__(self, start: float = START) -> None:
+        self.t = start
+        self.slept: list[float] = []
+
+    def now(self) -> float:
+        return self.t
+
+    def sleep(self, seconds: float) -> None:
+        if seconds > 0:
+            self.slept.append(seconds)
+            self.t += seconds
+
+    def advance(self, seconds: float) -> None:
+        self.t += seconds

@@ -25,38 +25,11 @@ from connector.models import (
 from connector.ports import AdapterError, CredentialsChanged, RelationRejected
 from connector.sandbox.exact import ExactSandbox
 from connector.sandbox.server import LoopbackServer
+from tests.fakes import START, FakeClock  # noqa: F401 - the clock fixture lives in tests/conftest.py
 from connector.stores.memory import MemoryCredentialStore
 
 DIV = 202
 CLIENT, SECRET = "app-1", "app-secret"
-START = datetime(2025, 3, 10, 10, 0, 30, tzinfo=UTC).timestamp()
-
-
-class FakeClock(Clock):
-    """Time moves only when a test advances it or someone sleeps (instantly)."""
-
-    def __init__(self, start: float = START) -> None:
-        self.t = start
-        self.slept: list[float] = []
-
-    def now(self) -> float:
-        return self.t
-
-    def sleep(self, seconds: float) -> None:
-        if seconds > 0:
-            self.slept.append(seconds)
-            self.t += seconds
-
-    def advance(self, seconds: float) -> None:
-        self.t += seconds
-
-
-@pytest.fixture
-def clock():
-    fake = FakeClock()
-    previous = set_clock(fake)
-    yield fake
-    set_clock(previous)
 
 
 class World:

@@ -14,37 +14,10 @@ from connector.clock import Clock, set_clock
 from connector.sandbox.exact import ExactSandbox
 from connector.sandbox.odata import ODataError, loads, parse_filter
 from connector.sandbox.server import LoopbackServer
+from tests.fakes import START, FakeClock  # noqa: F401 - the clock fixture lives in tests/conftest.py
 
 DIV = 101
 CLIENT, SECRET = "client-1", "secret-1"
-START = datetime(2025, 3, 10, 10, 0, 30, tzinfo=UTC).timestamp()
-
-
-class FakeClock(Clock):
-    """Time stands still until a test advances it; ``sleep`` advances it instantly."""
-
-    def __init__(self, start: float = START) -> None:
-        self.t = start
-        self.slept: list[float] = []
-
-    def now(self) -> float:
-        return self.t
-
-    def sleep(self, seconds: float) -> None:
-        if seconds > 0:
-            self.slept.append(seconds)
-            self.t += seconds
-
-    def advance(self, seconds: float) -> None:
-        self.t += seconds
-
-
-@pytest.fixture
-def clock():
-    fake = FakeClock()
-    previous = set_clock(fake)
-    yield fake
-    set_clock(previous)
 
 
 def make_sandbox(**options: Any) -> tuple[ExactSandbox, dict[str, str]]:
