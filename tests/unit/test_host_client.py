@@ -107,7 +107,8 @@ def test_list_documents_pages_filters_and_row_shape(world: World, client: HostCl
     assert paid in {r["id"] for r in rows}
     assert [r["date"] for r in rows] == sorted(r["date"] for r in rows)
     assert rows[0] == {"id": rows[0]["id"], "number": rows[0]["number"], "date": rows[0]["date"],
-                       "customer": {"type": "company", "id": world.company}, "booking_number": None}
+                       "customer": {"type": "company", "id": world.company}, "booking_number": None,
+                       "updated_at": world.sb.invoice(rows[0]["id"])["updated_at"]}
     assert world.sb.calls_by_action["invoices.list"] == 3
 
 

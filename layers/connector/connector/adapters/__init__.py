@@ -15,6 +15,8 @@ from connector.ports import AccountingAdapter, CredentialStore
 #: tool name -> module implementing ``create_adapter(ctx: AdapterContext) -> AccountingAdapter``.
 ADAPTER_MODULES: dict[str, str] = {
     "exact": "connector.adapters.exact",
+    "octopus": "connector.adapters.octopus",
+    "yuki": "connector.adapters.yuki",
 }
 
 
@@ -33,6 +35,14 @@ class AdapterContext:
     credentials: CredentialStore
     app_secret: Callable[[], dict[str, Any]]
     base_url: str | None = None
+
+
+def supports_updates(tool: str) -> bool:
+    """Whether the tool's adapter pushes edits of already-synced documents again (``update_bookings``).
+
+    Only Octopus does (seed 001 "Note": changes are pushed to Octopus, not to the other tools)."""
+    module_name = ADAPTER_MODULES.get(tool)
+    return bool(module_name and getattr(importlib.import_module(module_name), "UPDATES_BOOKINGS", False))
 
 
 def create_adapter(ctx: AdapterContext) -> AccountingAdapter:

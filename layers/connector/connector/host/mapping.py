@@ -288,7 +288,8 @@ def party_from_json(kind: str | RelationKind, data: Mapping[str, Any]) -> Party:
 
 def list_row_from_json(kind: DocumentKind, row: Mapping[str, Any]) -> dict[str, Any]:
     """An ``invoices.list`` / ``creditNotes.list`` row (host-api.md §4.2, §5) as the sync's row:
-    ``{"id", "number", "date" (YYYY-MM-DD str), "customer": {"type", "id"} | None, "booking_number"}``
+    ``{"id", "number", "date" (YYYY-MM-DD str), "customer": {"type", "id"} | None, "booking_number",
+    "updated_at"}``
     (``booking_number`` is the host extension, ``None`` when not synced or not provided)."""
     names = HOST_KINDS[kind]
     customer = (row.get("invoicee") or {}).get("customer")
@@ -299,6 +300,7 @@ def list_row_from_json(kind: DocumentKind, row: Mapping[str, Any]) -> dict[str, 
         "date": row.get(names.date),
         "customer": dict(customer) if isinstance(customer, Mapping) else None,
         "booking_number": None if number is None else str(number),
+        "updated_at": row.get("updated_at"),
     }
 
 

@@ -78,6 +78,7 @@ from werkzeug.exceptions import HTTPException, MethodNotAllowed, NotFound
 from werkzeug.routing import BaseConverter, Map, Rule
 from werkzeug.wrappers import Request, Response
 
+from connector.sandbox.admin import DEMO_RATES, AdminRequest, Administration
 from connector.clock import get_clock
 from connector.money import round_money
 from connector.sandbox.odata import (
@@ -1404,3 +1405,39 @@ class ExactSandbox:
             self._count_status(stat, status)
         return Response(dumps(body), status=status, headers=dict(headers or {}),
                         content_type="application/json; charset=utf-8")
+
+
+def demo_administration(sandbox: ExactSandbox, request: AdminRequest) -> Administration:
+    """Set up division 1 as the demo's admin would: sales / purchase journals (70/71/60/61), debtors,
+    a discount account (708000), one VAT code and one revenue account (7000nn) per host VAT rate, book
+    years and currencies covering the documents; then consent to the connector's app (tokens)."""
+    from connector.clock import get_clock
+
+    division = 1
+    sandbox.add_client("connector-demo", "demo-client-secret")
+    sandbox.add_division(division, description=request.name, currency=request.company_currency, country="BE")
+    for code, description, type_ in (("70", "Sales", 20), ("71", "Sales credit notes", 21), ("60", "Purchases", 22), ("61", "Purchase credit notes", 23)):
+        sandbox.add_journal(division, code, description, type=type_)
+    sandbox.add_gl_account(division, "400000", "Trade debtors", type=20, balance_type="B")
+    sandbox.add_gl_account(division, "440000", "Trade creditors", type=22, balance_type="B")
+    sandbox.add_gl_account(division, "708000", "Sales discounts", type=110, balance_type="W")
+    for year in request.years:
+        sandbox.add_financial_year(division, year)
+    for currency in sorted(request.currencies - {request.company_currency}):
+        sandbox.add_currency(division, currency, DEMO_RATES.get(currency, "1"))
+    admin = Administration(
+        connection={"division": division},
+        credentials={},
+        app_secret={"client_id": "connector-demo", "client_secret": "demo-client-secret"},
+        journals=JournalSettings(outgoing_invoices="70", outgoing_credit_notes="71", incoming_invoices="60", incoming_credit_notes="61"),
+        discount_ledger_accounts={"*": "708000"},
+    )
+    for n, rate in enumerate(request.rates, start=1):
+        code, gl = str(n), f"7000{n:02d}"
+        sandbox.add_vat_code(division, code, rate.description, percentage=str(rate.percentage / 100), transaction_type="B")
+        sandbox.add_gl_account(division, gl, f"Revenue {rate.description}", type=110, balance_type="W", vat_code=code.ljust(3))
+        admin.vat_codes[rate.id] = code
+        admin.ledger_accounts[rate.id] = gl
+    access, refresh = sandbox.issue_tokens("connector-demo")
+    admin.credentials = {"access_token": access, "refresh_token": refresh, "expires_at": get_clock().now() + sandbox.access_ttl}
+    return admin

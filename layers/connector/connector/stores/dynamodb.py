@@ -188,18 +188,20 @@ class Stores:
                 if error.response["Error"]["Code"] != "ConditionalCheckFailedException":
                     raise
 
-    def record_booked(self, account_id: str, entity_id: str, kind: str, host_id: str, *, booking_number: str, entry_id: str, run_id: str) -> None:
-        self.settings.put_item(
-            Item={
-                "pk": entity_key(account_id, entity_id),
-                "sk": f"DOC#{kind}#{host_id}",
-                "state": "booked",
-                "booking_number": booking_number,
-                "entry_id": entry_id,
-                "run_id": run_id,
-                "updated_at": now_iso(),
-            }
-        )
+    def record_booked(self, account_id: str, entity_id: str, kind: str, host_id: str, *, booking_number: str, entry_id: str, run_id: str, source_updated_at: str | None = None) -> None:
+        """Record a booking; ``source_updated_at`` is the host's ``updated_at`` of the content booked."""
+        item = {
+            "pk": entity_key(account_id, entity_id),
+            "sk": f"DOC#{kind}#{host_id}",
+            "state": "booked",
+            "booking_number": booking_number,
+            "entry_id": entry_id,
+            "run_id": run_id,
+            "updated_at": now_iso(),
+        }
+        if source_updated_at:
+            item["source_updated_at"] = source_updated_at
+        self.settings.put_item(Item=item)
 
     def clear_intent(self, account_id: str, entity_id: str, kind: str, host_id: str) -> None:
         """Forget an intent the tool refused (nothing was booked); a ``booked`` record is kept."""

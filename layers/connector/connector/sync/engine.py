@@ -40,6 +40,7 @@ from connector.models import (
     Skip,
     Trigger,
 )
+from connector.adapters import supports_updates
 from connector.ports import AccountingAdapter, AdapterError, HostProduct, RelationRejected, chunked
 from connector.stores.dynamodb import EntityRecord, Stores, now_iso
 
@@ -48,6 +49,9 @@ DOCUMENT_COMPONENTS: dict[Component, tuple[DocumentKind, Direction]] = {
     Component.OUTGOING_CREDIT_NOTES: (DocumentKind.CREDIT_NOTE, Direction.OUTGOING),
 }
 RELATION_COMPONENTS: dict[Component, str] = {Component.CUSTOMERS: "customer"}
+
+#: Batch items that update an already-synced, since edited document (tools with ``update_bookings``).
+UPDATE_PREFIX = "update:"
 
 
 class ComponentFailed(Exception):
@@ -148,10 +152,16 @@ def plan_run(svc: Services, run_id: str) -> dict[str, Any]:
     plan: dict[Component, list[str]] = {c: [] for c in COMPONENT_ORDER}
     plan[Component.LEDGER_ACCOUNTS] = ["metadata"]
     customers: dict[str, None] = {}
-    for component, (kind, _direction) in DOCUMENT_COMPONENTS.items():
+    updates_allowed = supports_updates(entity.tool or "")
+    for component, (kind, direction) in DOCUMENT_COMPONENTS.items():
         rows = host.list_documents(kind, since=entity.settings.start_date)
         already = [r for r in rows if r.get("booking_number")]
         pending = [r for r in rows if not r.get("booking_number")]
+        edited: list[dict[str, Any]] = []
+        if updates_allowed and already:
+            records = svc.stores.get_bookings(run["account_id"], run["entity_id"], booking_kind(kind, direction), [r["id"] for r in already])
+            edited = [r for r in already if _edited_since_booking(r, records.get(r["id"]))]
+            already = [r for r in already if r not in edited]
         svc.stores.put_results(
             run_id,
             component.value,
@@ -160,8 +170,8 @@ def plan_run(svc: Services, run_id: str) -> dict[str, Any]:
                 for r in already
             ],
         )
-        plan[component] = [r["id"] for r in pending]
-        for r in pending:
+        plan[component] = [r["id"] for r in pending] + [UPDATE_PREFIX + r["id"] for r in edited]
+        for r in pending + edited:
             customer = r.get("customer") or {}
             if customer.get("id"):
                 customers[f"{customer.get('type', 'company')}:{customer['id']}"] = None
@@ -176,6 +186,15 @@ def plan_run(svc: Services, run_id: str) -> dict[str, Any]:
         svc.stores.set_component(run_id, component.value, ComponentStatus.PENDING, total=len(ids))
         components.append({"name": component.value, "batches": list(range(len(batches)))})
     return {"run_id": run_id, "components": components, "error": None}
+
+
+def _edited_since_booking(row: dict[str, Any], record: dict[str, Any] | None) -> bool:
+    """A synced document whose content changed in the host since it was booked (its ``updated_at``
+    differs from the one recorded with the booking)."""
+    if not record or record.get("state") != "booked":
+        return False
+    booked_version = record.get("source_updated_at")
+    return bool(booked_version and row.get("updated_at") and row["updated_at"] != booked_version)
 
 
 # ------------------------------------------------------------------------------------------- batch
@@ -238,7 +257,8 @@ def _sync_relations(svc: Services, entity: EntityRecord, adapter: AccountingAdap
         ref = f"{party.kind.value}:{party.host_id}"
         found = outcome.get(party.host_id)
         if isinstance(found, str):
-            results.append({"id": ref, "number": party.name, "outcome": DocumentOutcome.SYNCED.value})
+            results.append({"id": ref, "number": party.name, "outcome": DocumentOutcome.SYNCED.value, "flag": relation_warning(adapter, party),
+                            "subject_type": party.kind.value, "subject_id": party.host_id})
         else:
             reason = str(found) if isinstance(found, RelationRejected) else "the accounting tool gave no answer for this relation"
             results.append(
@@ -284,8 +304,12 @@ def _sync_documents(
     assert entity.settings is not None
     record_kind = booking_kind(kind, direction)
     host = svc.host_for(entity)
+    updates = [i[len(UPDATE_PREFIX):] for i in ids if i.startswith(UPDATE_PREFIX)]
+    ids = [i for i in ids if not i.startswith(UPDATE_PREFIX)]
+    results: list[dict[str, Any]] = _update_documents(svc, run, entity, adapter, updates, kind, direction) if updates else []
+    if not ids:
+        return results
     records = stores.get_bookings(account, ent, record_kind, ids)
-    results: list[dict[str, Any]] = []
 
     # Booked in an earlier run, but the host never got the booking number (crash after recording).
     for host_id, record in records.items():
@@ -322,8 +346,8 @@ def _sync_documents(
     for doc, entry in entries:
         result = outcomes.get(entry.host_id)
         if isinstance(result, BookingResult):
-            stores.record_booked(account, ent, record_kind, doc.host_id, booking_number=result.booking_number, entry_id=result.entry_id, run_id=run["run_id"])
-            note = _write_back(host, kind, doc.host_id, result.booking_number)
+            stores.record_booked(account, ent, record_kind, doc.host_id, booking_number=result.booking_number, entry_id=result.entry_id, run_id=run["run_id"], source_updated_at=doc.updated_at)
+            note = _write_back(host, kind, doc.host_id, result.booking_number) or relation_warning(adapter, doc.party)
             status = DocumentOutcome.ALREADY_SYNCED if doc.host_id in found else DocumentOutcome.SYNCED
             results.append(_document_result(doc, status, booking_number=result.booking_number, entry_id=result.entry_id, flag=note))
         else:
@@ -332,6 +356,52 @@ def _sync_documents(
             hint = result.hint if isinstance(result, BookingRejected) else "Sync again; if it persists, contact support."
             results.append(_document_result(doc, DocumentOutcome.SKIPPED, reason=f"refused by the accounting tool: {reason}", hint=hint))
     return results
+
+
+def _update_documents(
+    svc: Services,
+    run: dict[str, Any],
+    entity: EntityRecord,
+    adapter: AccountingAdapter,
+    ids: Sequence[str],
+    kind: DocumentKind,
+    direction: Direction,
+) -> list[dict[str, Any]]:
+    """Push documents edited in the host after they were synced again, as an update of their booking
+    (tools whose adapter has ``update_bookings``; seed 001: Octopus). A closed period or any refusal skips
+    the document with the tool's reason; its earlier booking stays as it was."""
+    stores, account, ent = svc.stores, entity.account_id, entity.entity_id
+    assert entity.settings is not None
+    record_kind = booking_kind(kind, direction)
+    records = stores.get_bookings(account, ent, record_kind, ids)
+    documents = svc.host_for(entity).get_documents(kind, ids)
+    metadata = stores.get_metadata(account, ent)
+    if metadata is None:
+        raise AdapterError("the accounting tool's ledger accounts, journals and VAT codes are not loaded")
+    relations = stores.get_relations(account, ent, "customer" if direction is Direction.OUTGOING else "supplier", [d.party.host_id for d in documents])
+    results: list[dict[str, Any]] = []
+    items: list[tuple[Document, BookingEntry, str]] = []
+    for doc in documents:
+        built = build_entry(doc, entity.settings, metadata, relations.get(doc.party.host_id))
+        if isinstance(built, Skip):
+            results.append(_document_result(doc, DocumentOutcome.SKIPPED, reason=f"the edited document can't be pushed again: {built.reason}", hint=built.hint))
+        else:
+            items.append((doc, built, records[doc.host_id]["entry_id"]))
+    answers = adapter.update_bookings([(entry, entry_id) for _, entry, entry_id in items]) if items else []  # type: ignore[attr-defined]
+    for (doc, _entry, _entry_id), answer in zip(items, answers, strict=True):
+        if isinstance(answer, BookingResult):
+            stores.record_booked(account, ent, record_kind, doc.host_id, booking_number=answer.booking_number, entry_id=answer.entry_id, run_id=run["run_id"], source_updated_at=doc.updated_at)
+            results.append(_document_result(doc, DocumentOutcome.SYNCED, booking_number=answer.booking_number, entry_id=answer.entry_id, detail="edited in the host product: booking updated"))
+        else:
+            results.append(_document_result(doc, DocumentOutcome.SKIPPED, reason=f"the edit could not be pushed: {answer.reason}", hint=answer.hint))
+    return results
+
+
+def relation_warning(adapter: AccountingAdapter, party: Any) -> str | None:
+    """The adapter's warning about how a relation had to be sent (e.g. Octopus has no 'contractor' VAT
+    type), for adapters that have ``relation_warning``; ``None`` otherwise."""
+    warn = getattr(adapter, "relation_warning", None)
+    return warn(party) if warn else None
 
 
 def _write_back(host: HostProduct, kind: DocumentKind, host_id: str, booking_number: str) -> str | None:
