@@ -14,7 +14,7 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="connector", description="Accounting connector: local demo and tools.")
     sub = parser.add_subparsers(dest="command", required=True)
     demo = sub.add_parser("demo", help="full sync of UBL e-invoices on the local stack, with a result table")
-    demo.add_argument("--tool", choices=["exact"], default="exact", help="accounting tool to book into (default: exact)")
+    demo.add_argument("--tool", choices=["exact", "octopus", "yuki"], help="book into this tool only (default: a demo account with one company entity on each tool)")
     demo.add_argument("--documents", type=Path, default=DEFAULT_DOCUMENTS, help="folder of UBL invoices / credit notes (default: the sample data)")
     demo.add_argument("--report", type=Path, help="write the JSON report to this file")
     demo.add_argument("--resync", action="store_true", help="run a second sync right after the first")
@@ -28,7 +28,8 @@ def main(argv: list[str] | None = None) -> int:
             parser.error(f"--documents: {args.documents} is not a folder")
         from connector.demo import run_demo
 
-        return run_demo(tool=args.tool, documents=args.documents, report=args.report, resync=args.resync, console=console)
+        tools = (args.tool,) if args.tool else ("exact", "octopus", "yuki")
+        return run_demo(tools=tools, documents=args.documents, report=args.report, resync=args.resync, console=console)
     return 2
 
 

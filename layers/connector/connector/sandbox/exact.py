@@ -78,6 +78,7 @@ from werkzeug.exceptions import HTTPException, MethodNotAllowed, NotFound
 from werkzeug.routing import BaseConverter, Map, Rule
 from werkzeug.wrappers import Request, Response
 
+from connector.models import JournalSettings
 from connector.sandbox.admin import DEMO_RATES, AdminRequest, Administration
 from connector.clock import get_clock
 from connector.money import round_money
