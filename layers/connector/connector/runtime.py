@@ -38,6 +38,7 @@ def _build() -> Services:
     from connector.notify import Notifier
     from connector.stores.dynamodb import EntityRecord, Stores, entity_key
     from connector.stores.secrets import SecretCredentialStore
+    from connector.stores.triggers import TriggerStore
 
     config = Config.from_env()
     dynamodb = boto3.resource("dynamodb", region_name=config.region)
@@ -76,6 +77,14 @@ def _build() -> Services:
             raise RuntimeError("STATE_MACHINE_ARN is not set")
         sfn.start_execution(stateMachineArn=config.state_machine_arn, name=run_id, input=json.dumps({"run_id": run_id}))
 
+    def stop_execution(run_id: str) -> None:
+        if config.state_machine_arn:
+            arn = config.state_machine_arn.replace(":stateMachine:", ":execution:") + f":{run_id}"
+            try:
+                sfn.stop_execution(executionArn=arn, error="Stalled", cause="no progress: marked Stalled by the watchdog")
+            except sfn.exceptions.ExecutionDoesNotExist:
+                pass
+
     ses = boto3.client("ses", region_name=config.region)
     notifier = Notifier(stores, ses, config.sender_email)
     return Services(
@@ -85,6 +94,8 @@ def _build() -> Services:
         start_execution=start_execution,
         notify=notifier,
         batch_size=config.batch_size,
+        webhooks=TriggerStore(stores.settings, stores.runs),
+        stop_execution=stop_execution,
     )
 
 
@@ -92,3 +103,86 @@ def reset() -> None:
     """Forget the override and the cached services (after the environment changed)."""
     use(None)
     _build.cache_clear()
+    _build_scheduler.cache_clear()
+
+
+def scheduler() -> Any:
+    """One-time schedules for the spread nightly starts and the debounced webhook starts (see
+    :func:`_build_scheduler`)."""
+    return _build_scheduler()
+
+
+@functools.cache
+def _build_scheduler() -> Any:
+    """One-time schedules for the spread nightly starts and the debounced webhook starts
+    (EventBridge Scheduler ``at()`` targeting the start function; ``SCHEDULER_TARGET_ARN`` and
+    ``SCHEDULER_ROLE_ARN`` come from the template)."""
+    import os
+
+    import boto3
+
+    from connector.triggers import Scheduler
+
+    client = boto3.client("scheduler", region_name=Config.from_env().region)
+    target, role = os.environ.get("SCHEDULER_TARGET_ARN", ""), os.environ.get("SCHEDULER_ROLE_ARN", "")
+
+    class _EventBridgeScheduler:
+        def schedule(self, name: str, at: Any, payload: dict[str, Any]) -> None:
+            client.create_schedule(
+                Name=name[:64],
+                GroupName=os.environ.get("SCHEDULE_GROUP", "default"),
+                ScheduleExpression=f"at({at.strftime('%Y-%m-%dT%H:%M:%S')})",
+                ScheduleExpressionTimezone="UTC",
+                FlexibleTimeWindow={"Mode": "OFF"},
+                ActionAfterCompletion="DELETE",
+                Target={"Arn": target, "RoleArn": role, "Input": json.dumps(payload)},
+            )
+
+    result: Scheduler = _EventBridgeScheduler()
+    return result
+
+
+def webhook_secret(account_id: str) -> str | None:
+    """The account's webhook signing secret (Secrets Manager ``<prefix><account>/webhook``), or ``None``
+    for an unknown account. Never logged."""
+    import boto3
+
+    config = Config.from_env()
+    client = boto3.client("secretsmanager", region_name=config.region)
+    try:
+        value = client.get_secret_value(SecretId=config.secret_id(account_id, "webhook"))["SecretString"]
+    except client.exceptions.ResourceNotFoundException:
+        return None
+    return json.loads(value).get("secret")
+
+
+#: webhook subject type -> (host ``.info`` action, field holding the company entity)
+_SUBJECT_ENTITY = {
+    "invoice": ("invoices.info", "department"),
+    "creditNote": ("creditNotes.info", "department"),
+    "incomingInvoice": ("incomingInvoices.info", "company_entity"),
+    "incomingCreditNote": ("incomingCreditNotes.info", "company_entity"),
+}
+
+
+def entity_of_subject(account_id: str, subject_type: str, subject_id: str) -> str | None:
+    """Ask the host product which company entity a webhook's subject belongs to (the body is only a
+    hint, host-api.md §9); ``None`` when the type is unknown or the subject isn't found."""
+    import boto3
+
+    from connector.host.client import HostClient, HostError
+
+    if subject_type not in _SUBJECT_ENTITY:
+        return None
+    action, field = _SUBJECT_ENTITY[subject_type]
+    config = Config.from_env()
+    secrets = boto3.client("secretsmanager", region_name=config.region)
+    token = json.loads(secrets.get_secret_value(SecretId=config.secret_id(account_id, "host"))["SecretString"])["access_token"]
+    try:
+        data = HostClient(config.host_api_base_url, token, "").request(action, {"id": subject_id})["data"]
+    except HostError:
+        return None
+    if isinstance(data, list):
+        data = data[0] if data else {}
+    ref = data.get(field) or {}
+    return ref.get("id") if isinstance(ref, dict) else None

@@ -91,6 +91,10 @@ class LocalStack:
             refs[name] = self.table_names[name] = f"local-{name}"
 
         role_arn = iam.create_role(RoleName="local-connector", AssumeRolePolicyDocument=json.dumps({"Version": "2012-10-17", "Statement": []}))["Role"]["Arn"]
+        for name in resources_of_type(self.template, "AWS::IAM::Role"):
+            arn = iam.create_role(RoleName=f"local-{name}", AssumeRolePolicyDocument=json.dumps({"Version": "2012-10-17", "Statement": []}))["Role"]["Arn"]
+            refs[name] = f"local-{name}"
+            attrs[(name, "Arn")] = arn
         specs = functions(self.template)
         for name, spec in specs.items():
             arn = lam.create_function(
@@ -116,6 +120,7 @@ class LocalStack:
             definition = substitute_definition((self.root / props["DefinitionUri"]).read_text(), substitutions)
             arn = self.sfn.create_state_machine(name=name, definition=definition, roleArn=role_arn)["stateMachineArn"]
             resolve.refs[name] = arn
+            attrs[(name, "Name")] = name
             self.state_machine_arn = arn
 
         env: dict[str, str] = {}

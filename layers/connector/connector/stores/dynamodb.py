@@ -264,6 +264,8 @@ class Stores:
             "dry_run": dry_run,
             "started_at": now_iso(),
             "status": RunStatus.RUNNING.value,
+            "running_key": "RUNNING",
+            "progress_at": int(now),
             "components": {c.value: {"status": ComponentStatus.PENDING.value, "synced": 0, "skipped": 0} for c in COMPONENT_ORDER},
             "expires_at": int(now) + HISTORY_SECONDS,
         }
@@ -282,8 +284,8 @@ class Stores:
         """Set a component's status (and counts / error fields); with ``only_from``, only when its current
         status is one of those. Returns whether it was written."""
         names = {"#c": component, "#s": "status"}
-        values: dict[str, Any] = {":s": status.value}
-        sets = ["components.#c.#s = :s"]
+        values: dict[str, Any] = {":s": status.value, ":p": int(get_clock().now())}
+        sets = ["components.#c.#s = :s", "progress_at = :p"]
         for i, (name, value) in enumerate(fields.items()):
             names[f"#f{i}"] = name
             values[f":f{i}"] = value
@@ -318,6 +320,30 @@ class Stores:
             ExpressionAttributeNames=names,
             ExpressionAttributeValues=values,
         )
+
+    def close_run(self, run_id: str, status: RunStatus, **fields: Any) -> bool:
+        """Give a running run its final status (it leaves the ``running`` index). False when it was no
+        longer running (finished or marked Stalled meanwhile)."""
+        names = {"#st": "status", **{f"#f{i}": k for i, k in enumerate(fields)}}
+        values = {":st": status.value, ":running": RunStatus.RUNNING.value, ":fin": now_iso(), **{f":f{i}": v for i, v in enumerate(fields.values())}}
+        sets = ["#st = :st", "finished_at = :fin", *(f"#f{i} = :f{i}" for i in range(len(fields)))]
+        try:
+            self.runs.update_item(
+                Key={"pk": f"RUN#{run_id}", "sk": "#RUN"},
+                UpdateExpression="SET " + ", ".join(sets) + " REMOVE running_key",
+                ConditionExpression="#st = :running",
+                ExpressionAttributeNames=names,
+                ExpressionAttributeValues=values,
+            )
+            return True
+        except ClientError as error:
+            if error.response["Error"]["Code"] == "ConditionalCheckFailedException":
+                return False
+            raise
+
+    def running_runs(self) -> list[dict[str, Any]]:
+        """Every run still marked running, across accounts (sparse ``running`` index)."""
+        return [_plain(i) for i in _query_all(self.runs, Key("running_key").eq("RUNNING"), index="running")]
 
     def put_batches(self, run_id: str, component: str, batches: Sequence[Sequence[str]]) -> None:
         with self.runs.batch_writer() as writer:

@@ -42,7 +42,8 @@ from connector.models import (
 )
 from connector.adapters import supports_updates
 from connector.ports import AccountingAdapter, AdapterError, HostProduct, RelationRejected, chunked
-from connector.stores.dynamodb import EntityRecord, Stores, now_iso
+from connector.clock import get_clock
+from connector.stores.dynamodb import EntityRecord, Stores, SyncAlreadyRunning, now_iso
 
 DOCUMENT_COMPONENTS: dict[Component, tuple[DocumentKind, Direction]] = {
     Component.OUTGOING_INVOICES: (DocumentKind.INVOICE, Direction.OUTGOING),
@@ -77,6 +78,8 @@ class Services:
     start_execution: Callable[[str], None]
     notify: Callable[[dict[str, Any], list[dict[str, Any]]], None] | None = None
     batch_size: int = 25
+    webhooks: Any = None  # connector.stores.triggers.TriggerStore: webhook follow-ups (None: off)
+    stop_execution: Callable[[str], None] | None = None
     _adapters: dict[str, AccountingAdapter] = field(default_factory=dict)
 
 
@@ -148,6 +151,8 @@ def plan_run(svc: Services, run_id: str) -> dict[str, Any]:
     """
     run, entity = _run_and_entity(svc, run_id)
     assert entity.settings is not None
+    if svc.webhooks is not None:
+        svc.webhooks.clear_pending(run["account_id"], run["entity_id"], before=now_iso())
     host = svc.host_for(entity)
     plan: dict[Component, list[str]] = {c: [] for c in COMPONENT_ORDER}
     plan[Component.LEDGER_ACCOUNTS] = ["metadata"]
@@ -464,14 +469,48 @@ def finish_run(svc: Services, run_id: str, error: dict[str, Any] | None = None) 
         status = RunStatus.WARNING
     else:
         status = RunStatus.SUCCESS
-    svc.stores.update_run(run_id, status=status.value, finished_at=now_iso())
+    if not svc.stores.close_run(run_id, status):
+        # The watchdog marked it Stalled meanwhile (and released the lock): keep that verdict.
+        current = svc.stores.get_run(run_id) or run
+        return {"run_id": run_id, "status": current["status"]}
     if status is RunStatus.SUCCESS:
         svc.stores.keep_latest_success(run["account_id"], run["entity_id"], run_id)
     svc.stores.release_lock(run["account_id"], run["entity_id"], run_id)
     if run.get("trigger") == Trigger.MANUAL.value and run.get("started_by") and svc.notify:
         finished = svc.stores.get_run(run_id) or run
         svc.notify(finished, svc.stores.get_results(run_id))
-    return {"run_id": run_id, "status": status.value}
+    follow_up = _follow_up(svc, run)
+    return {"run_id": run_id, "status": status.value, **({"follow_up": follow_up} if follow_up else {})}
+
+
+def _follow_up(svc: Services, run: dict[str, Any]) -> str | None:
+    """Start the follow-up sync a webhook asked for while this run was going (it is not lost)."""
+    if svc.webhooks is None or not svc.webhooks.is_pending(run["account_id"], run["entity_id"]):
+        return None
+    try:
+        return start_sync(svc, run["account_id"], run["entity_id"], trigger=Trigger.WEBHOOK)
+    except SyncAlreadyRunning:
+        return None  # another run started meanwhile; it will see the same pending flag
+
+
+def mark_stalled(svc: Services, *, older_than: int) -> list[str]:
+    """Watchdog (seed 003 "Stalled"): every run whose components have not moved for ``older_than``
+    seconds is marked Stalled (components keep their Pending / In progress status), its execution is
+    stopped and its lock released so the next sync can start. Returns the stalled run ids."""
+    now = get_clock().now()
+    stalled = []
+    for run in svc.stores.running_runs():
+        if now - int(run.get("progress_at", 0)) < older_than:
+            continue
+        waiting = [name for name, c in run["components"].items() if c["status"] in (ComponentStatus.PENDING.value, ComponentStatus.IN_PROGRESS.value)]
+        message = f"no progress for {older_than // 60} minutes; waiting on: {', '.join(waiting) or 'nothing'}"
+        if not svc.stores.close_run(run["run_id"], RunStatus.STALLED, error=message):
+            continue
+        if svc.stop_execution:
+            svc.stop_execution(run["run_id"])
+        svc.stores.release_lock(run["account_id"], run["entity_id"], run["run_id"])
+        stalled.append(run["run_id"])
+    return stalled
 
 
 def _error_message(error: dict[str, Any]) -> str:
