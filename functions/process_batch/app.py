@@ -2,16 +2,21 @@
 
 from aws_lambda_powertools import Logger
 
+from connector.observability import metrics, record_batch
 from connector.runtime import services
 from connector.sync import engine
 
 logger = Logger()
 
 
+@metrics.log_metrics
 @logger.inject_lambda_context(log_event=False)
 def handler(event: dict, context: object) -> dict:
-    """Event ``{"run_id", "component", "batch"}`` -> ``{"synced", "skipped"}``.
+    """Event ``{"run_id", "component", "batch"}`` -> ``{"synced", "skipped", "tool", "api_calls"}``.
 
     Raises ``ComponentFailed`` (the state machine's errorType) when the tool failed as a whole."""
     logger.append_keys(run_id=event["run_id"], component=event["component"], batch=event["batch"])
-    return engine.process_batch(services(), event["run_id"], event["component"], int(event["batch"]))
+    result = engine.process_batch(services(), event["run_id"], event["component"], int(event["batch"]))
+    record_batch(result)
+    logger.info("batch processed", extra={"synced": result["synced"], "skipped": result["skipped"], "api_calls": result["api_calls"]})
+    return result

@@ -18,6 +18,7 @@ def main(argv: list[str] | None = None) -> int:
     demo.add_argument("--documents", type=Path, default=DEFAULT_DOCUMENTS, help="folder of UBL invoices / credit notes (default: the sample data)")
     demo.add_argument("--report", type=Path, help="write the JSON report to this file")
     demo.add_argument("--resync", action="store_true", help="run a second sync right after the first")
+    demo.add_argument("--email", type=Path, default=Path("out/last-sync-email.html"), help="write the HTML e-mail of the last manual sync here (default: out/last-sync-email.html)")
     args = parser.parse_args(argv)
 
     from rich.console import Console
@@ -29,7 +30,7 @@ def main(argv: list[str] | None = None) -> int:
         from connector.demo import run_demo
 
         tools = (args.tool,) if args.tool else ("exact", "octopus", "yuki")
-        return run_demo(tools=tools, documents=args.documents, report=args.report, resync=args.resync, console=console)
+        return run_demo(tools=tools, documents=args.documents, report=args.report, resync=args.resync, console=console, email=args.email)
     return 2
 
 

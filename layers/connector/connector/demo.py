@@ -148,7 +148,11 @@ class DemoEnvironment:
                 entity_id = self.host.add_department(self.account_id, name, f"BE0{n}23456749"[:12], currency="EUR")
                 loaded = load_documents(self.host, self.account_id, entity_id, self.documents, company_currency="EUR")
                 self.entities.append(DemoEntity(tool, entity_id, name, sandbox, server.url, loaded))
-            self.stack = LocalStack({"HostApiBaseUrl": self.host_url, "BatchSize": str(self.batch_size)}).__enter__()
+            self.stack = LocalStack(
+                {"HostApiBaseUrl": self.host_url, "BatchSize": str(self.batch_size)},
+                # The handlers' structured logs and EMF metrics go to stdout in Lambda; the demo prints its own progress.
+                extra_env={"LOG_LEVEL": "WARNING", "POWERTOOLS_METRICS_DISABLED": "true"},
+            ).__enter__()
             for entity in self.entities:
                 self._connect(entity)
         except Exception:
@@ -206,6 +210,16 @@ class DemoEnvironment:
             server.stop()
         self._servers = []
         set_clock(self._previous_clock)
+
+    def sent_emails(self) -> list[dict[str, Any]]:
+        """The e-mails SES accepted in this environment: ``{"to", "subject", "html"}`` (moto keeps the
+        HTML part when a message has both)."""
+        from moto.ses.models import ses_backends
+
+        from connector.local.stack import ACCOUNT_ID
+
+        sent = ses_backends[ACCOUNT_ID][self.stack.region].sent_messages
+        return [{"to": m.destinations.get("ToAddresses", []), "subject": m.subject, "html": m.body} for m in sent]
 
     # ----------------------------------------------------------------------------------- sync
 
@@ -294,7 +308,7 @@ class DemoEnvironment:
         return reports
 
 
-def run_demo(*, tools: tuple[str, ...], documents: Path, report: Path | None, resync: bool, console: Any) -> int:
+def run_demo(*, tools: tuple[str, ...], documents: Path, report: Path | None, resync: bool, console: Any, email: Path | None = None) -> int:
     """The ``connector demo`` command: one entity per tool in ``tools``, each synced (twice with
     ``resync``); prints the tables, writes the JSON report. Returns the exit code (0 when every run ended
     Success or Warning)."""
@@ -327,11 +341,16 @@ def run_demo(*, tools: tuple[str, ...], documents: Path, report: Path | None, re
                 runs.append(result)
                 _print_run(console, result, Table)
         notifications = services().stores.list_notifications(env.account_id, DEMO_USER)
-        console.print(f"\n[bold]{len(notifications)} notifications[/] to {DEMO_USER} ({DEMO_EMAIL}); the latest:")
+        console.print(f"\n[bold]{len(notifications)} in-app notifications[/] for {DEMO_USER}; the latest:")
         if notifications:
             for line in notifications[0]["body"].splitlines():
                 if line.strip():
                     console.print(f"  {line}")
+        mails = env.sent_emails()
+        if mails and email:
+            email.parent.mkdir(parents=True, exist_ok=True)
+            email.write_text(mails[-1]["html"])
+            console.print(f"{len(mails)} e-mails sent through SES to {DEMO_EMAIL}; the latest (HTML) written to {email}")
     if report:
         report.write_text(json.dumps({"runs": [r.as_json() for r in runs]}, indent=2))
         console.print(f"\nreport written to {report}")

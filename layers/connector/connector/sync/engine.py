@@ -232,9 +232,12 @@ def process_batch(svc: Services, run_id: str, component: str, batch: int) -> dic
         svc.stores.set_component(run_id, component, ComponentStatus.ERROR, **fields)
         raise ComponentFailed(f"{comp.label}: {error}") from None
     svc.stores.put_results(run_id, component, results)
+    calls = getattr(adapter, "calls", {}) or {}
     return {
         "synced": sum(1 for r in results if r["outcome"] == DocumentOutcome.SYNCED.value),
         "skipped": sum(1 for r in results if r["outcome"] == DocumentOutcome.SKIPPED.value),
+        "tool": entity.tool,
+        "api_calls": {"reads": int(calls.get("reads", 0)), "writes": int(calls.get("writes", 0)), "throttled": int(calls.get("throttled", 0))},
     }
 
 

@@ -1,0 +1,34 @@
+"""Metrics (EMF via Powertools) and structured logs of a run, captured from the handlers' stdout."""
+
+from __future__ import annotations
+
+import json
+
+from connector.models import Trigger
+from connector.sync import engine
+from tests.fakes import FakeHost, FakeTool, make_document
+from tests.integration.test_local_stack import _wire
+
+
+def test_run_emits_documents_duration_and_api_call_metrics_per_tool(capsys):
+    from connector.local.stack import LocalStack
+
+    with LocalStack() as stack:
+        tool = FakeTool(reject=["d2"])
+        tool.calls = {"reads": 2, "writes": 3}
+        svc = _wire(stack, FakeHost([make_document(f"d{i}", "10.00") for i in range(4)]), tool, batch_size=10)
+        run_id = engine.start_sync(svc, "acc", "ent", trigger=Trigger.NIGHTLY)
+        stack.wait(run_id)
+    lines = [json.loads(line) for line in capsys.readouterr().out.splitlines() if line.startswith("{")]
+    emf = [line for line in lines if "_aws" in line]
+    run_metrics = [m for m in emf if "DocumentsSynced" in m]
+    assert len(run_metrics) == 1
+    def value(metric: dict, name: str) -> float:
+        raw = metric[name]
+        return raw[0] if isinstance(raw, list) else raw  # EMF may carry a list of values
+
+    assert value(run_metrics[0], "DocumentsSynced") == 3.0 and value(run_metrics[0], "DocumentsSkipped") == 1.0
+    assert run_metrics[0]["tool"] == "exact" and value(run_metrics[0], "RunDuration") >= 0
+    assert any(value(m, "ApiCalls") == 5.0 and m["tool"] == "exact" for m in emf if "ApiCalls" in m)
+    logs = [line for line in lines if line.get("message") == "run finished"]
+    assert logs and logs[0]["run_id"] == run_id and logs[0]["account_id"] == "acc" and logs[0]["entity_id"] == "ent"
