@@ -11,14 +11,23 @@ from tests.integration.test_local_stack import _wire
 
 
 def test_run_emits_documents_duration_and_api_call_metrics_per_tool(capsys):
+    import logging
+    import sys
+
     from connector.local.stack import LocalStack
 
+    # Powertools binds its handler to the stdout of the moment the logger was first created (maybe an
+    # earlier test's capture): point it at this test's captured stdout.
+    handlers = [h for h in logging.getLogger("accounting-connector").handlers if isinstance(h, logging.StreamHandler)]
+    previous = [h.setStream(sys.stdout) for h in handlers]
     with LocalStack() as stack:
         tool = FakeTool(reject=["d2"])
         tool.calls = {"reads": 2, "writes": 3}
         svc = _wire(stack, FakeHost([make_document(f"d{i}", "10.00") for i in range(4)]), tool, batch_size=10)
         run_id = engine.start_sync(svc, "acc", "ent", trigger=Trigger.NIGHTLY)
         stack.wait(run_id)
+    for handler, stream in zip(handlers, previous, strict=True):
+        handler.setStream(stream)
     lines = [json.loads(line) for line in capsys.readouterr().out.splitlines() if line.startswith("{")]
     emf = [line for line in lines if "_aws" in line]
     run_metrics = [m for m in emf if "DocumentsSynced" in m]
