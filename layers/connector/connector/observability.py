@@ -21,6 +21,7 @@ DOCUMENT_COMPONENTS = ("outgoing_invoices", "outgoing_credit_notes", "incoming_i
 def record_batch(result: dict[str, Any]) -> None:
     """Tool API calls and throttles of one batch (``process_batch``'s result)."""
     calls = result.get("api_calls") or {}
+    metrics.clear_metrics()  # nothing else is recorded per invocation; a disabled flush must not leak into the next
     metrics.add_dimension(name="tool", value=str(result.get("tool") or "unknown"))
     metrics.add_metric(name="ApiCalls", unit=MetricUnit.Count, value=int(calls.get("reads", 0)) + int(calls.get("writes", 0)))
     metrics.add_metric(name="Throttles", unit=MetricUnit.Count, value=int(calls.get("throttled", 0)))
@@ -29,6 +30,7 @@ def record_batch(result: dict[str, Any]) -> None:
 def record_run(run: dict[str, Any]) -> None:
     """Documents synced / skipped and the duration of a finished run."""
     components = run.get("components", {})
+    metrics.clear_metrics()
     metrics.add_dimension(name="tool", value=str(run.get("tool") or "unknown"))
     metrics.add_metric(name="DocumentsSynced", unit=MetricUnit.Count, value=sum(int(components.get(c, {}).get("synced", 0)) for c in DOCUMENT_COMPONENTS))
     metrics.add_metric(name="DocumentsSkipped", unit=MetricUnit.Count, value=sum(int(components.get(c, {}).get("skipped", 0)) for c in DOCUMENT_COMPONENTS))
