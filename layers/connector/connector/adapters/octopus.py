@@ -130,6 +130,10 @@ _HINTS: tuple[tuple[str, str], ...] = (
 )
 
 
+#: Octopus takes edits of an already-synced invoice as an update of its booking (seed 001 "Note"); the
+#: engine then calls :meth:`OctopusAdapter.update_bookings` (``connector.adapters.supports_updates``).
+UPDATES_BOOKINGS = True
+
 class _Transient(Exception):
     """A failure worth retrying (5xx, connection, timeout)."""
 

@@ -1018,6 +1018,20 @@ class HostSandbox:
             self._emit(dept.account_id, f"{kind}.added", kind, doc.id)
             return doc.id
 
+    def edit_line(self, doc_id: str, index: int, *, net_amount: Decimal | str, unit_price: Decimal | str | None = None) -> None:
+        """Edit a booked document as a user allowed to edit booked invoices would (host-api.md §4.4
+        ``invoices.updateBooked``): line ``index`` gets a new total excl. VAT; totals are recomputed
+        (VAT per rate rounded half-up) and ``updated_at`` moves. ``KeyError`` for an unknown document."""
+        with self._mutating():
+            doc = self._docs[doc_id]
+            line = doc.lines[index]
+            line.net = _dec(net_amount, "net_amount")
+            line.before = line.net
+            line.unit_price = _dec(unit_price, "unit_price") if unit_price is not None else (line.net / line.quantity if line.quantity else line.net)
+            line.discount = None
+            doc.total = _compute_totals(doc.lines, doc.discounts, doc.charges, self._department_rates(doc.department_id))
+            doc.updated_at = self._now()
+
     def mark_paid(self, invoice_id: str, *, paid_at: datetime | str | None = None) -> None:
         """Register a payment of the invoice's open amount (as the user would); status -> matched."""
         with self._mutating():
