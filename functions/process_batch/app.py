@@ -1,12 +1,13 @@
 """ProcessBatch: one batch of one component through the entity's accounting-tool adapter."""
 
-from aws_lambda_powertools import Logger
+from aws_lambda_powertools import Logger, Metrics
 
-from connector.observability import metrics, record_batch
+from connector.observability import record_batch
 from connector.runtime import services
 from connector.sync import engine
 
 logger = Logger()
+metrics = Metrics()
 
 
 @metrics.log_metrics
@@ -17,6 +18,6 @@ def handler(event: dict, context: object) -> dict:
     Raises ``ComponentFailed`` (the state machine's errorType) when the tool failed as a whole."""
     logger.append_keys(run_id=event["run_id"], component=event["component"], batch=event["batch"])
     result = engine.process_batch(services(), event["run_id"], event["component"], int(event["batch"]))
-    record_batch(result)
+    record_batch(metrics, result)
     logger.info("batch processed", extra={"synced": result["synced"], "skipped": result["skipped"], "api_calls": result["api_calls"]})
     return result

@@ -44,11 +44,13 @@ def source_totals(path: Path) -> dict[str, object]:
     }
 
 
-@pytest.fixture(scope="module")
-def report(tmp_path_factory) -> dict:
-    out = tmp_path_factory.mktemp("demo") / "report.json"
-    assert main(["demo", "--tool", "exact", "--documents", str(SAMPLES), "--report", str(out), "--resync"]) == 0
-    return json.loads(out.read_text())
+@pytest.fixture(scope="module", params=["exact", "octopus", "yuki"])
+def report(request, tmp_path_factory) -> dict:
+    out = tmp_path_factory.mktemp(f"demo-{request.param}") / "report.json"
+    assert main(["demo", "--tool", request.param, "--documents", str(SAMPLES), "--report", str(out), "--resync"]) == 0
+    data = json.loads(out.read_text())
+    assert all(run["tool"] == request.param for run in data["runs"])
+    return data
 
 
 @pytest.mark.e2e
@@ -66,8 +68,11 @@ def test_every_booked_entry_matches_its_source_document(report):
     skipped = [d for d in first["documents"] if d["status"] == "skipped"]
     assert all(d["reason"] for d in skipped)
     assert len(booked) >= len(files) - 6, [(d["source"], d["reason"]) for d in skipped]
+    if len(files) == 30:  # the acceptance figure on the shared set
+        assert len(booked) >= 24
     assert first["status"] in {"Success", "Warning"}
-    assert first["api_calls"]["writes"] >= len(booked)
+    # Exact and Octopus post one entry per document; Yuki imports a batch of invoices per call.
+    assert first["api_calls"]["writes"] >= (len(booked) if first["tool"] != "yuki" else 1)
 
 
 @pytest.mark.e2e

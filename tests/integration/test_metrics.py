@@ -18,7 +18,10 @@ def test_run_emits_documents_duration_and_api_call_metrics_per_tool(capsys):
 
     # Powertools binds its handler to the stdout of the moment the logger was first created (maybe an
     # earlier test's capture): point it at this test's captured stdout.
-    handlers = [h for h in logging.getLogger("accounting-connector").handlers if isinstance(h, logging.StreamHandler)]
+    service_logger = logging.getLogger("accounting-connector")
+    level = service_logger.level
+    service_logger.setLevel(logging.INFO)  # the demo, run earlier in this process, may have quietened it
+    handlers = [h for h in service_logger.handlers if isinstance(h, logging.StreamHandler)]
     previous = [h.setStream(sys.stdout) for h in handlers]
     with LocalStack() as stack:
         tool = FakeTool(reject=["d2"])
@@ -28,6 +31,7 @@ def test_run_emits_documents_duration_and_api_call_metrics_per_tool(capsys):
         stack.wait(run_id)
     for handler, stream in zip(handlers, previous, strict=True):
         handler.setStream(stream)
+    service_logger.setLevel(level)
     lines = [json.loads(line) for line in capsys.readouterr().out.splitlines() if line.startswith("{")]
     emf = [line for line in lines if "_aws" in line]
     run_metrics = [m for m in emf if "DocumentsSynced" in m]

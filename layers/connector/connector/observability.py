@@ -3,6 +3,9 @@
 Namespace ``AccountingConnector`` (``POWERTOOLS_METRICS_NAMESPACE``); dimension ``tool``. Metrics:
 ``DocumentsSynced`` / ``DocumentsSkipped`` (count, per finished run), ``RunDuration`` (seconds),
 ``ApiCalls`` / ``Throttles`` (count, per processed batch). No metric carries an id or a credential.
+
+Each handler module creates its own ``Metrics()`` (it reads ``POWERTOOLS_METRICS_*`` when created) and
+passes it here.
 """
 
 from __future__ import annotations
@@ -13,12 +16,10 @@ from typing import Any
 from aws_lambda_powertools import Metrics
 from aws_lambda_powertools.metrics import MetricUnit
 
-metrics = Metrics()
-
 DOCUMENT_COMPONENTS = ("outgoing_invoices", "outgoing_credit_notes", "incoming_invoices", "incoming_credit_notes")
 
 
-def record_batch(result: dict[str, Any]) -> None:
+def record_batch(metrics: Metrics, result: dict[str, Any]) -> None:
     """Tool API calls and throttles of one batch (``process_batch``'s result)."""
     calls = result.get("api_calls") or {}
     metrics.clear_metrics()  # nothing else is recorded per invocation; a disabled flush must not leak into the next
@@ -27,7 +28,7 @@ def record_batch(result: dict[str, Any]) -> None:
     metrics.add_metric(name="Throttles", unit=MetricUnit.Count, value=int(calls.get("throttled", 0)))
 
 
-def record_run(run: dict[str, Any]) -> None:
+def record_run(metrics: Metrics, run: dict[str, Any]) -> None:
     """Documents synced / skipped and the duration of a finished run."""
     components = run.get("components", {})
     metrics.clear_metrics()

@@ -86,7 +86,10 @@ def load_documents(
       upper case), else on the name (case-insensitive), also against the account's existing companies;
       with address, VAT number, company number, e-mail and a VAT type (:func:`vat_type_for`).
     - Outgoing documents -> ``add_invoice`` (status ``outstanding``) / ``add_credit_note`` (status
-      ``booked``, the only documented credit-note status) keeping the document number (BT-1), dates,
+      ``booked``, the only documented credit-note status) keeping the document number (BT-1) — unless
+      the company entity already has an outgoing document with that number: the host product numbers
+      invoices and credit notes uniquely per company entity (seed 004 "Multiple company entities"), so a
+      repeated number gets a suffix (``"TOSL108-2"``) as a user re-keying it would have to — dates,
       ``source_file`` and (invoices only: §5 has no such field) the payment reference. Lines: quantity,
       unit price (the line's; when it has none, ``net / quantity``), line total excl. VAT =
       ``net_amount``, tax rate. Document allowances -> ``discounts[]`` of type ``amount`` (extension),
@@ -109,8 +112,11 @@ def load_documents(
     for row in sandbox.companies(account_id):
         companies.setdefault(_party_key(row.get("vat_number"), row["name"]), row["id"])
 
+    used_numbers = {str(n) for d in sandbox.documents(department_id) if (n := d.get("invoice_number") or d.get("credit_note_number"))}
     loaded: list[LoadedDocument] = []
     for document in documents:
+        if document.direction is Direction.OUTGOING:
+            document = _with_unique_number(document, used_numbers)
         host_rate = {
             rate.id: _ensure_rate(sandbox, department_id, rate, rate_ids) for rate in document.vat_rates
         }
@@ -171,6 +177,16 @@ def load_documents(
             )
         )
     return loaded
+
+
+def _with_unique_number(document: Document, used: set[str]) -> Document:
+    """``document`` with a number no outgoing document of the entity has yet (``used`` is updated)."""
+    number, n = document.number, 1
+    while number in used:
+        n += 1
+        number = f"{document.number}-{n}"
+    used.add(number)
+    return document if number == document.number else document.model_copy(update={"number": number})
 
 
 def _party_key(vat_number: str | None, name: str) -> str:

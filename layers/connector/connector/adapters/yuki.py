@@ -1,0 +1,1026 @@
+"""Yuki adapter: :class:`connector.ports.AccountingAdapter` over Yuki's SOAP web services (httpx + lxml).
+
+Rules followed (``shared/reference/accounting-apis.md`` §3, seed 004 "How do I connect Yuki"):
+
+- SOAP 1.1 document/literal to ``{base}/ws/{Service}.asmx``, ``SOAPAction`` = namespace + operation,
+  parameter names spelled per service (§3.1: ``sessionID`` / ``administrationID`` on Accounting,
+  AccountingInfo and Contact search, ``sessionId`` / ``administrationId`` on Sales, ``domainId`` on
+  ``UpdateContact``; ``ProcessPurchaseInvoices(sessionID, administrationId, xmlDoc)`` as its documented
+  signature, §3.7). ``xmlDoc`` carries the document as XML elements, never as an escaped string.
+  Answers are parsed with a safe lxml parser (no entities, no network, no DTD).
+- Sessions (§3.2, §3.3): the session id is kept in the credential store as ``session_id`` /
+  ``session_expires_at`` (epoch seconds, 24 h after ``Authenticate``) and reused across invocations and
+  runs until 10 min before that, so ``Authenticate`` (which costs budget) runs about once a day.
+  Authenticating happens inside ``credentials.lock()`` after re-loading the store (another invocation
+  may have done it). A stale-session fault re-authenticates once (or picks up another invocation's
+  session) and retries once. A refused access key → :class:`~connector.ports.CredentialsChanged`
+  (``"credentials changed: reconnect"``). Neither the key nor a session id is ever logged or put in a
+  message (fault texts are scrubbed of both).
+- Budget (§3.3): the daily-limit fault → :class:`~connector.ports.AdapterError` with ``resume_at`` = the
+  next UTC midnight, at once and without retrying; the adapter then refuses further calls until then.
+  HTTP 5xx answers that are not SOAP Faults, connection errors and timeouts are retried with
+  exponential backoff and jitter (tenacity, sleeping through :func:`connector.clock.get_clock`), at most
+  ``max_attempts`` tries, then ``AdapterError``. Other SOAP Faults are not retried (``AdapterError``).
+  Re-sending a write whose answer was lost is safe: an invoice comes back as a duplicate ``Reference``
+  (treated as already booked, below) and ``UpdateContact`` matches the contact by ``Code``.
+- Relations (seed 004, §3.5): relation code = ``party.customer_number`` + ``5`` for a company, + ``0``
+  for a contact (person). Codes are looked up with ``SearchContacts`` (``active`` Both, newest first;
+  the search matches substrings, so rows are filtered on the exact code); several contacts sharing the
+  code → the most recently created is used, nothing is created. Only a code no contact has is created,
+  with ``UpdateContact``. The relation id handed back is the code (invoices reference ``ContactCode``).
+  When several codes are wanted, whole pages of contacts (``All``, 100 a page) are listed first, at most
+  as many pages as codes wanted, so a batch costs at most about as many calls as it has relations.
+- Bookings (§3.6, §3.7, §3.10): one ``ProcessSalesInvoices`` (outgoing) / ``ProcessPurchaseInvoices``
+  (incoming) call per chunk of ``batch_size`` entries, ``Process=true``, ``Reference`` = the document
+  number, ``Contact/ContactCode`` = the relation id, one line per booking line with its GL account,
+  ``VATType`` (the line's VAT code), ``VATPercentage`` and explicit ``LineAmount`` / ``LineVATAmount``
+  (excl. VAT; sales lines also ``ProductQuantity`` 1 and ``SalesPrice``); purchases carry
+  ``InvoiceAmount`` / ``InvoiceVATAmount``. Credit notes are sent with **negative** amounts (§3.9).
+  Before sending, one ``SearchInvoices`` by ``Reference`` per side (100 references a call): an entry
+  already booked (same reference, contact and total) is returned as booked, one whose number another
+  invoice holds is refused (Yuki would refuse it as a duplicate), so neither is sent, and a re-run
+  writes nothing. Each entry is checked locally first (amounts with at most 2 decimals and 10 integer digits, a
+  reference, a relation, lines, numeric VAT types) and refused as :class:`BookingRejected` without being
+  sent. Each invoice's own result is read: HTTP 200 with failures is not success. ``Succeeded`` →
+  :class:`BookingResult` with Yuki's ``BookingNumber`` as given (it may carry letters: the engine flags
+  what the host can't store) and ``DocumentID`` as ``entry_id``; failed → :class:`BookingRejected` with
+  Yuki's ``Message`` and a hint; skipped (the import stops after a handful of failures) → sent again in
+  a following call; a duplicate-``Reference`` failure → looked up and, when the invoice in Yuki has the
+  same contact and total, returned as booked (otherwise rejected: another document has that number).
+  A whole-document validation failure (nothing processed) of a chunk of several entries → each entry is
+  sent on its own, so one bad document can't sink the rest. Two entries with one reference never go in
+  one call.
+- Read-back: ``AccountingInfo.asmx SearchInvoices`` (the sandbox's documented design, see
+  :mod:`connector.sandbox.yuki`; §3.11 names no operation returning an invoice with its lines by
+  reference) by ``Reference`` (``find_bookings``) or ``DocumentID`` (``read_bookings``); amounts come in
+  Yuki's sign and are turned back into the document's own sign.
+- ``calls`` counts requests sent (retries included): ``reads`` (``Authenticate`` included) and
+  ``writes`` (``ProcessSalesInvoices``, ``ProcessPurchaseInvoices``, ``UpdateContact``).
+
+Metadata: the GL account scheme (``GetGLAccountScheme``; the API's misspelled ``descripton``), the VAT
+types of :data:`VAT_TYPES` (no Yuki operation lists them, §3.4: 1 and 2 are sourced, the rest is the
+documented choice shared with the sandbox), two synthetic journals ``SALES`` (type sales) and
+``PURCHASE`` (type purchase) since Yuki has no journals as entities, no currency list (``currencies``
+empty: Yuki takes any ISO currency on an invoice; unconfirmed) and company currency EUR.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+import uuid
+from collections import deque
+from collections.abc import Iterable, Sequence
+from datetime import UTC, datetime, timedelta
+from decimal import Decimal, InvalidOperation
+from typing import Any
+
+import httpx
+from lxml import etree
+from tenacity import Retrying, retry_if_exception_type, stop_after_attempt, wait_exponential_jitter
+
+from connector.adapters import AdapterContext
+from connector.clock import get_clock
+from connector.models import (
+    BookedEntry,
+    BookingEntry,
+    BookingLine,
+    BookingRejected,
+    BookingResult,
+    Direction,
+    DocumentKind,
+    GLAccount,
+    Journal,
+    Party,
+    RelationKind,
+    ToolMetadata,
+    VatCode,
+)
+from connector.money import round_money
+from connector.ports import AdapterError, CredentialsChanged, CredentialStore, RelationRejected, chunked
+
+__all__ = ["VAT_TYPES", "YukiAdapter", "create_adapter", "hint_for"]
+
+log = logging.getLogger(__name__)
+
+DEFAULT_BASE_URL = "https://api.yukiworks.nl"
+BE_BASE_URL = "https://api.yukiworks.be"
+NS = "http://www.theyukicompany.com/"
+SOAP11 = "http://schemas.xmlsoap.org/soap/envelope/"
+NS_SALES = "urn:xmlns:http://www.theyukicompany.com:salesinvoices"
+NS_PURCHASE = "urn:xmlns:http://www.theyukicompany.com:purchaseinvoices"
+NS_CONTACT = "urn:xmlns:http://www.theyukicompany.com:contact"
+
+SESSION_TTL = 24 * 3600.0  # seconds a session lives (§3.2, client-obs.)
+SESSION_MARGIN = 600.0  # re-authenticate this long before the assumed expiry
+PAGE_SIZE = 100  # SearchContacts rows per page (§3.3)
+SEARCH_CHUNK = 100  # SearchInvoices values per call
+AMOUNT_LIMIT = Decimal(10) ** 10  # at most 10 integer digits (§3.6)
+MAX_ROUNDS = 10  # + 3 per entry: bound on import calls for one post_bookings side (skips re-sent)
+
+#: VAT types (§3.4): code -> (description, percent). 1 (21 %) and 2 (low) are sourced; the rest is the
+#: documented choice the sandbox shares (3 zero, 4 reverse charge, 5 exempt, 6 not subject, 7 export,
+#: 8 intra-EU, 9 low 9 % NL, 10 middle 12 % BE, 11–27 OSS rates of other EU states).
+VAT_TYPES: dict[str, tuple[str, Decimal]] = {
+    "1": ("High rate 21%", Decimal("21")),
+    "2": ("Low rate 6%", Decimal("6")),
+    "3": ("Zero rate 0%", Decimal("0")),
+    "4": ("Reverse charge (VAT shifted to the customer) 0%", Decimal("0")),
+    "5": ("Exempt 0%", Decimal("0")),
+    "6": ("Not subject to VAT (outside scope) 0%", Decimal("0")),
+    "7": ("Export outside the EU 0%", Decimal("0")),
+    "8": ("Intra-EU supply / acquisition 0%", Decimal("0")),
+    "9": ("Low rate 9% (NL)", Decimal("9")),
+    "10": ("Middle rate 12% (BE)", Decimal("12")),
+    **{
+        str(code): (f"OSS {pct}% (other EU state)", Decimal(pct))
+        for code, pct in zip(
+            range(11, 28),
+            ("5", "5.5", "7", "8", "10", "13", "14", "15", "16", "17", "19", "20", "22", "23", "24", "25", "27"),
+            strict=True,
+        )
+    },
+}
+
+#: Yuki has no journals as entities (§3.4): invoices land in its sales / purchase processing. The admin
+#: picks these two in the setup wizard (invoices and credit notes alike).
+JOURNALS = (
+    Journal(code="SALES", description="Yuki sales invoices", type="sales"),
+    Journal(code="PURCHASE", description="Yuki purchase invoices", type="purchase"),
+)
+
+_DUPLICATE = "bestaat al een factuur met het factuurnummer"
+_DUPLICATE_HINT = ("Another document with this number (other relation or amount) is already in Yuki: check the "
+                   "numbering of invoices and credit notes (each company entity needs its own), then sync again.")
+_HINTS: tuple[tuple[str, str], ...] = (
+    (_DUPLICATE, _DUPLICATE_HINT),
+    ("period closed", "The period of the document date is closed in Yuki: reopen it, then sync again."),
+    ("gl account", "Check the ledger-account mapping in the integration settings: the account must exist and be "
+                   "enabled in Yuki's GL account scheme."),
+    ("glaccountcode", "Check the ledger-account mapping in the integration settings."),
+    ("vat type", "Check the VAT-code link in the integration settings: link the VAT rate to an existing Yuki VAT "
+                 "type of the same percentage."),
+    ("vat percentage", "Check the VAT-code link in the integration settings: the VAT type's percentage must equal "
+                       "the VAT rate's."),
+    ("vatamount", "The VAT amount does not match the VAT type's percentage: check the VAT-code link."),
+    ("e-mail", "Keep a single e-mail address on the relation in the host product, then sync again."),
+    ("needs a name", "Give the relation a name in the host product, then sync again."),
+    ("currency", "Check the document's currency."),
+    ("integer digits", "An amount is too large or has more than 2 decimals for Yuki: correct the document."),
+    ("invoiceamount", "The document's totals don't match its lines: correct the document, then sync again."),
+    ("xml validation", "Yuki refused the document's structure: contact support with this message."),
+)
+
+
+class _Transient(Exception):
+    """A failure worth retrying (HTTP 5xx without a SOAP Fault, connection error, timeout)."""
+
+
+class _StaleSession(Exception):
+    """Yuki refused the session (unknown or expired): authenticate again."""
+
+
+def hint_for(message: str) -> str:
+    """What an admin should fix for a Yuki ``Message`` (§3.10), or ``""``."""
+    low = message.lower()
+    return next((hint for needle, hint in _HINTS if needle in low), "")
+
+
+def _next_midnight_utc(now: float) -> str:
+    day = datetime.fromtimestamp(now, tz=UTC).date() + timedelta(days=1)
+    return datetime(day.year, day.month, day.day, tzinfo=UTC).isoformat()
+
+
+def _fmt(amount: Decimal) -> str:
+    """A Decimal as ``xs:decimal`` text (no exponent, no negative zero)."""
+    if amount == 0:
+        amount = abs(amount)
+    return format(amount, "f")
+
+
+def _dec(text: str | None) -> Decimal:
+    try:
+        return Decimal((text or "0").strip() or "0")
+    except InvalidOperation:
+        raise AdapterError(f"Yuki returned a non-decimal amount {text!r}") from None
+
+
+def _signed(sign: int, amount: Decimal) -> Decimal:
+    """``sign`` x ``amount`` without a negative zero."""
+    value = sign * amount
+    return abs(value) if value == 0 else value
+
+
+def _percent(text: str | None) -> Decimal:
+    value = _dec(text)
+    return Decimal(format(value.normalize(), "f")) if value else Decimal(0)
+
+
+def _local(el: Any) -> str:
+    return etree.QName(el).localname if isinstance(el.tag, str) else ""
+
+
+def _children(el: etree._Element | None, name: str | None = None) -> list[etree._Element]:
+    if el is None:
+        return []
+    return [c for c in el if isinstance(c.tag, str) and (name is None or _local(c) == name)]
+
+
+def _child(el: etree._Element | None, name: str) -> etree._Element | None:
+    found = _children(el, name)
+    return found[0] if found else None
+
+
+def _text(el: etree._Element | None, name: str) -> str:
+    child = _child(el, name)
+    return (child.text or "").strip() if child is not None else ""
+
+
+def _bool(text: str) -> bool:
+    return text.strip().lower() in ("true", "1")
+
+
+def _amount_problem(amount: Decimal, what: str) -> str | None:
+    if round_money(amount) != amount:
+        return f"{what} {amount} has more than 2 decimals (Yuki allows 2)"
+    if abs(amount) >= AMOUNT_LIMIT:
+        return f"{what} {amount} has more than 10 integer digits (Yuki's limit)"
+    return None
+
+
+class YukiAdapter:
+    """Yuki, one administration, for one connection (see the module docstring for the rules).
+
+    ``base_url`` is the host (``https://api.yukiworks.nl``, ``…yukiworks.be`` or a sandbox URL);
+    ``administration_id`` the administration GUID; ``domain_id`` the domain GUID used by contact calls
+    (``None``: asked once with ``GetCurrentDomain``). ``credentials`` holds ``{"access_key"}`` and, once
+    authenticated, ``{"session_id", "session_expires_at"}`` (epoch seconds). ``transport`` replaces
+    httpx's network transport (tests: ``httpx.WSGITransport``); ``max_attempts`` bounds the tries of one
+    call; ``timeout`` is the per-request read timeout in seconds; ``batch_size`` the invoices per import
+    call.
+    """
+
+    tool = "yuki"
+
+    def __init__(
+        self,
+        base_url: str,
+        administration_id: str,
+        credentials: CredentialStore,
+        *,
+        domain_id: str | None = None,
+        transport: httpx.BaseTransport | None = None,
+        max_attempts: int = 5,
+        timeout: float = 30.0,
+        batch_size: int = 25,
+    ) -> None:
+        if batch_size < 1:
+            raise ValueError("batch_size must be at least 1")
+        self.base_url = base_url.rstrip("/")
+        self.administration_id = administration_id
+        self.domain_id = domain_id
+        self.credentials = credentials
+        self.max_attempts = max_attempts
+        self.batch_size = batch_size
+        self.calls: dict[str, int] = {"reads": 0, "writes": 0}
+        self._http = httpx.Client(
+            base_url=self.base_url, transport=transport, timeout=httpx.Timeout(timeout, connect=10.0)
+        )
+        self._parser = etree.XMLParser(
+            resolve_entities=False, no_network=True, load_dtd=False, dtd_validation=False, huge_tree=False
+        )
+        self._creds: dict[str, Any] | None = None
+        self._resume_at: tuple[float, str] | None = None  # (epoch, ISO) until which the budget is spent
+        self._metadata: ToolMetadata | None = None
+        self._backoff = wait_exponential_jitter(initial=1, max=30, exp_base=2, jitter=1)
+
+    def close(self) -> None:
+        """Close the HTTP client."""
+        self._http.close()
+
+    def __enter__(self) -> YukiAdapter:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    # -------------------------------------------------------------------------------------- metadata
+
+    def fetch_metadata(self) -> ToolMetadata:
+        """GL accounts (``GetGLAccountScheme``, §3.4: ``blocked`` = not ``isEnabled``, ``balance_type``
+        = ``type`` when ``B`` / ``W``), the VAT types of :data:`VAT_TYPES` (usage both), the synthetic
+        journals :data:`JOURNALS`, no currency list and company currency EUR. One call. Caches the result
+        on the adapter. Raises :class:`AdapterError`."""
+        result = self._call("AccountingInfo", "GetGLAccountScheme", [("administrationID", self.administration_id)])
+        accounts = []
+        for row in _children(result):
+            code = _text(row, "code")
+            if not code:
+                continue
+            type_ = _text(row, "type")
+            enabled = _text(row, "isEnabled")
+            accounts.append(GLAccount(
+                code=code,
+                description=_text(row, "descripton") or _text(row, "description"),
+                blocked=bool(enabled) and not _bool(enabled),
+                balance_type=type_ if type_ in ("B", "W") else None,
+            ))
+        self._metadata = ToolMetadata(
+            gl_accounts=tuple(accounts),
+            journals=JOURNALS,
+            vat_codes=tuple(VatCode(code=c, description=d, percentage=p, usage="both") for c, (d, p) in VAT_TYPES.items()),
+            currencies=(),
+            company_currency="EUR",
+        )
+        return self._metadata
+
+    # ------------------------------------------------------------------------------------- relations
+
+    @staticmethod
+    def relation_code(party: Party) -> str | None:
+        """Yuki's relation code ("Relatiecode", seed 004): the host's customer number + ``5`` for a
+        company, + ``0`` for a contact (person); ``None`` when the party has no customer number."""
+        number = (party.customer_number or "").strip()
+        if not number:
+            return None
+        return number + ("0" if party.kind is RelationKind.CONTACT else "5")
+
+    def ensure_relations(self, parties: Sequence[Party], *, customer: bool = True) -> dict[str, str | RelationRejected]:
+        """Find each party's contact by relation code and create only codes no contact has (§3.5).
+
+        Returns host id → relation code (the relation id invoices use as ``ContactCode``) or
+        :class:`RelationRejected` (no customer number, no name, or ``UpdateContact`` refused it).
+        ``customer`` does not matter: a Yuki contact serves as customer and supplier. Raises
+        :class:`AdapterError` for tool-level failures."""
+        unique: dict[str, Party] = {}
+        for party in parties:
+            unique.setdefault(party.host_id, party)
+        result: dict[str, str | RelationRejected] = {}
+        codes: dict[str, str] = {}
+        for hid, party in unique.items():
+            code = self.relation_code(party)
+            if code is None:
+                result[hid] = RelationRejected(
+                    f"relation '{party.name}' has no customer number: Yuki's relation code is derived from it")
+            elif not party.name.strip():
+                result[hid] = RelationRejected(f"relation {code} has no name: Yuki needs one")
+            else:
+                codes[hid] = code
+        found = self._contacts_by_code(sorted(set(codes.values())))
+        for hid, code in codes.items():
+            if code not in found:
+                try:
+                    found[code] = self._create_contact(unique[hid], code)
+                except RelationRejected as rejected:
+                    result[hid] = rejected
+                    continue
+            result[hid] = code
+        return {hid: result[hid] for hid in unique}
+
+    def _contacts_by_code(self, codes: Sequence[str]) -> dict[str, dict[str, str]]:
+        """code → the most recently created contact with exactly that code, for the codes that exist."""
+        wanted = set(codes)
+        found: dict[str, dict[str, str]] = {}
+        if not wanted:
+            return found
+        if len(wanted) > 1:
+            page, complete = 1, False
+            while page <= len(wanted) and len(found) < len(wanted):
+                rows = self._search_contacts("All", "", page)
+                for row in rows:
+                    if row["Code"] in wanted:
+                        found.setdefault(row["Code"], row)  # newest first: the first one wins
+                if len(rows) < PAGE_SIZE:
+                    complete = True
+                    break
+                page += 1
+            if complete or len(found) == len(wanted):
+                return found
+        for code in sorted(wanted - set(found)):
+            page = 1
+            while True:
+                rows = self._search_contacts("Code", code, page)
+                match = next((row for row in rows if row["Code"] == code), None)
+                if match is not None:
+                    found[code] = match
+                    break
+                if len(rows) < PAGE_SIZE:
+                    break
+                page += 1
+        return found
+
+    def _search_contacts(self, option: str, value: str, page: int) -> list[dict[str, str]]:
+        result = self._call("Contact", "SearchContacts", [
+            ("domainID", self._domain()), ("searchOption", option), ("searchValue", value),
+            ("sortOrder", "CreatedDesc"), ("modifiedAfter", ""), ("active", "Both"), ("pageNumber", str(page)),
+        ])
+        contacts = [c for c in result.iter() if isinstance(c.tag, str) and _local(c) == "Contact"]
+        return [{"ID": c.get("ID", ""), "Code": _text(c, "Code"), "FullName": _text(c, "FullName")} for c in contacts]
+
+    def _create_contact(self, party: Party, code: str) -> dict[str, str]:
+        E = f"{{{NS_CONTACT}}}"
+        doc = etree.Element(E + "Contact", nsmap={None: NS_CONTACT})
+        emails = [e for e in re.split(r"[;,\s]+", party.email or "") if e]
+        values = (
+            ("Code", code), ("Type", "0" if party.kind is RelationKind.CONTACT else "2"), ("FullName", party.name),
+            ("AddressLine_1", party.address.line_1), ("PostCode", party.address.postal_code),
+            ("City", party.address.city), ("Country", party.address.country),
+            ("Email", emails[0] if emails else None),  # Yuki keeps one address (§3.6)
+            ("VATNumber", party.vat_number), ("CoCNumber", party.company_number),
+        )
+        for name, value in values:
+            if value:
+                etree.SubElement(doc, E + name).text = str(value)
+        result = self._call("Contact", "UpdateContact", [("domainId", self._domain()), ("xmlDoc", doc)], write=True)
+        answer = next((c for c in result.iter() if isinstance(c.tag, str) and _local(c) == "ContactResult"), result)
+        if not _bool(_text(answer, "Succeeded")):
+            message = _text(answer, "Message") or "no reason given"
+            raise RelationRejected(f"Yuki refused relation {code} ({party.name}): {message}")
+        return {"ID": _text(answer, "ContactID"), "Code": code, "FullName": party.name}
+
+    def _domain(self) -> str:
+        if self.domain_id is None:
+            result = self._call("AccountingInfo", "GetCurrentDomain", [])
+            domain = result if _local(result) == "Domain" else _child(result, "Domain")
+            if domain is None or not domain.get("ID"):
+                raise AdapterError("Yuki's GetCurrentDomain answered without a domain")
+            self.domain_id = domain.get("ID")
+        return self.domain_id
+
+    # -------------------------------------------------------------------------------------- bookings
+
+    def post_bookings(self, entries: Sequence[BookingEntry]) -> list[BookingResult | BookingRejected]:
+        """Post entries with one import call per chunk of ``batch_size`` (§3.6, §3.7); one result per
+        entry, in order. See the module docstring for the per-invoice handling. Raises
+        :class:`AdapterError` for tool-level failures (faults, budget, Yuki unreachable)."""
+        results: list[BookingResult | BookingRejected | None] = [None] * len(entries)
+        sides: dict[Direction, list[int]] = {}
+        for index, entry in enumerate(entries):
+            problem = self._local_problem(entry)
+            if problem is not None:
+                results[index] = BookingRejected(host_id=entry.host_id, reason=problem, hint=hint_for(problem)
+                                                 or "Correct the document in the host product, then sync again.")
+            else:
+                sides.setdefault(entry.direction, []).append(index)
+        for direction, indexes in sides.items():
+            self._post_side(direction, entries, indexes, results)
+        missing = [entries[i].host_id for i, r in enumerate(results) if r is None]
+        if missing:  # pragma: no cover - every path sets a result
+            raise AdapterError(f"Yuki: no result for {len(missing)} entries")
+        return [r for r in results if r is not None]
+
+    def _local_problem(self, entry: BookingEntry) -> str | None:
+        """Why Yuki would refuse ``entry`` (checked before sending), or ``None``."""
+        if not entry.reference.strip():
+            return "the document has no number: Yuki books an invoice by its Reference"
+        if not entry.relation_id.strip():
+            return "the document has no relation code"
+        if not entry.lines:
+            return "the document has no lines"
+        if not re.fullmatch(r"[A-Z]{3}", entry.currency):
+            return f"Currency '{entry.currency}' is not an ISO 4217 code"
+        for what, amount in (("total", entry.gross), ("net total", entry.net), ("VAT total", entry.vat)):
+            problem = _amount_problem(amount, what)
+            if problem:
+                return problem
+        for n, line in enumerate(entry.lines, 1):
+            if not line.gl_account.strip():
+                return f"line {n}: no GL account"
+            if not line.vat_code.strip().isdigit():
+                return f"line {n}: VAT type '{line.vat_code}' is not a Yuki VAT type number"
+            for what, amount in (("amount", line.net_amount), ("VAT amount", line.vat_amount)):
+                problem = _amount_problem(amount, f"line {n}: {what}")
+                if problem:
+                    return problem
+        return None
+
+    @staticmethod
+    def _key(entry: BookingEntry) -> tuple[str, str]:
+        # Sales references are unique per administration; purchase ones per supplier (see the sandbox).
+        reference = entry.reference.strip()
+        return (reference, "") if entry.direction is Direction.OUTGOING else (reference, entry.relation_id)
+
+    def _post_side(
+        self,
+        direction: Direction,
+        entries: Sequence[BookingEntry],
+        indexes: list[int],
+        results: list[BookingResult | BookingRejected | None],
+    ) -> None:
+        # Pre-flight (one read per 100 references): an entry already booked is returned as such, one
+        # whose number another invoice holds is refused, so neither is sent (nor re-sent every run).
+        existing = self._rows_by_reference(direction, [entries[i].reference for i in indexes])
+        to_send: list[int] = []
+        for index in indexes:
+            entry = entries[index]
+            rows = existing.get(entry.reference.strip(), [])
+            booked = self._matching(entry, rows)
+            if booked is not None:
+                results[index] = booked
+            elif self._conflicting(entry, rows):
+                reason = (f"Yuki already holds another invoice with number {entry.reference.strip()} (other relation or "
+                          f"amount) and refuses a second one with the same number")
+                results[index] = BookingRejected(host_id=entry.host_id, reason=reason, hint=_DUPLICATE_HINT)
+            else:
+                to_send.append(index)
+        queue: deque[int] = deque(to_send)
+        solo: set[int] = set()  # entries to send alone (their chunk failed validation as a whole)
+        unanswered: dict[int, int] = {}
+        lookups: list[tuple[int, str | None]] = []  # (index, duplicate message or None)
+        rounds, max_rounds = 0, MAX_ROUNDS + 3 * len(to_send)  # every round settles or splits something
+        while queue:
+            rounds += 1
+            if rounds > max_rounds:
+                raise AdapterError(f"Yuki kept skipping invoices ({max_rounds} import calls for one batch)")
+            chunk: list[int] = []
+            keys: set[tuple[str, str]] = set()
+            deferred: list[int] = []
+            while queue and len(chunk) < self.batch_size:
+                index = queue.popleft()
+                if index in solo and chunk:
+                    deferred.append(index)
+                    break
+                key = self._key(entries[index])
+                if key in keys:
+                    deferred.append(index)
+                    continue
+                chunk.append(index)
+                keys.add(key)
+                if index in solo:
+                    break
+            queue.extendleft(reversed(deferred))
+            answer = self._import(direction, [entries[i] for i in chunk])
+            if answer["message"] is not None and not answer["invoices"]:
+                if len(chunk) > 1:
+                    solo.update(chunk)
+                    queue.extendleft(reversed(chunk))
+                    continue
+                message = answer["message"]
+                results[chunk[0]] = BookingRejected(host_id=entries[chunk[0]].host_id, reason=message,
+                                                    hint=hint_for(message))
+                continue
+            invoices: list[dict[str, Any]] = answer["invoices"]
+            skipped_from = len(invoices) - answer["skipped"]
+            by_reference = {inv["reference"]: (pos, inv) for pos, inv in enumerate(invoices)}
+            requeue: list[int] = []
+            for index in chunk:
+                entry = entries[index]
+                pos, inv = by_reference.get(entry.reference.strip(), (None, None))
+                if inv is None:
+                    unanswered[index] = unanswered.get(index, 0) + 1
+                    if unanswered[index] > 2:
+                        results[index] = BookingRejected(host_id=entry.host_id,
+                                                         reason="Yuki gave no result for this invoice",
+                                                         hint="Sync again; if it persists, contact support.")
+                    else:
+                        requeue.append(index)
+                elif inv["succeeded"]:
+                    if inv["booking_number"] and inv["document_id"]:
+                        results[index] = BookingResult(host_id=entry.host_id, booking_number=inv["booking_number"],
+                                                       entry_id=inv["document_id"])
+                    else:
+                        lookups.append((index, None))
+                elif (pos is not None and pos >= skipped_from) or inv["message"].lower().startswith("skipped"):
+                    requeue.append(index)
+                elif _DUPLICATE in inv["message"].lower():
+                    lookups.append((index, inv["message"]))
+                else:
+                    message = inv["message"] or "refused without a message"
+                    results[index] = BookingRejected(host_id=entry.host_id, reason=message, hint=hint_for(message))
+            if requeue:
+                log.info("yuki: %d invoices skipped by the import, sending them again", len(requeue))
+            queue.extendleft(reversed(requeue))
+        if lookups:
+            found = self.find_bookings([entries[i] for i, _ in lookups])
+            for index, duplicate in lookups:
+                entry = entries[index]
+                if entry.host_id in found:
+                    results[index] = found[entry.host_id]
+                elif duplicate is not None:
+                    results[index] = BookingRejected(host_id=entry.host_id, reason=duplicate, hint=_DUPLICATE_HINT)
+                else:
+                    results[index] = BookingRejected(
+                        host_id=entry.host_id, reason="Yuki accepted the invoice but it could not be read back",
+                        hint="Sync again; the invoice will be recognised as already booked.")
+
+    def _import(self, direction: Direction, batch: Sequence[BookingEntry]) -> dict[str, Any]:
+        """One ``ProcessSalesInvoices`` / ``ProcessPurchaseInvoices`` call; the parsed response:
+        ``{"message": top-level message or None, "skipped": TotalSkipped, "invoices": [...]}``."""
+        if direction is Direction.OUTGOING:
+            doc = self._sales_doc(batch)
+            result = self._call("Sales", "ProcessSalesInvoices",
+                                [("administrationId", self.administration_id), ("xmlDoc", doc)],
+                                session_param="sessionId", write=True)
+        else:
+            doc = self._purchase_doc(batch)
+            result = self._call("Purchase", "ProcessPurchaseInvoices",
+                                [("administrationId", self.administration_id), ("xmlDoc", doc)], write=True)
+        response = next((c for c in result.iter() if isinstance(c.tag, str) and _local(c).endswith("ImportResponse")),
+                        None)
+        if response is None:
+            raise AdapterError("Yuki's import answered without an import response")
+        invoices = [
+            {
+                "succeeded": _bool(_text(inv, "Succeeded")),
+                "processed": _bool(_text(inv, "Processed")),
+                "reference": _text(inv, "Reference"),
+                "message": _text(inv, "Message"),
+                "booking_number": _text(inv, "BookingNumber"),
+                "document_id": _text(inv, "DocumentID"),
+            }
+            for inv in _children(response, "Invoice")
+        ]
+        message = _text(response, "Message") or None
+        skipped_text = _text(response, "TotalSkipped")
+        skipped = int(skipped_text) if skipped_text.isdigit() else 0
+        if not invoices and message is None:
+            message = "Yuki processed none of the invoices and gave no reason"
+        return {"message": message, "skipped": skipped, "invoices": invoices}
+
+    @staticmethod
+    def _sign(entry: BookingEntry) -> int:
+        return -1 if entry.kind is DocumentKind.CREDIT_NOTE else 1
+
+    def _sales_doc(self, batch: Sequence[BookingEntry]) -> etree._Element:
+        E = f"{{{NS_SALES}}}"
+        root = etree.Element(E + "SalesInvoices", nsmap={None: NS_SALES})
+
+        def add(parent: etree._Element, name: str, value: Any) -> etree._Element:
+            el = etree.SubElement(parent, E + name)
+            if value is not None:
+                el.text = _fmt(value) if isinstance(value, Decimal) else str(value)
+            return el
+
+        for entry in batch:
+            sign = self._sign(entry)
+            inv = add(root, "SalesInvoice", None)
+            add(inv, "Reference", entry.reference.strip())
+            add(inv, "Subject", (entry.description or entry.reference)[:250])
+            add(inv, "PaymentMethod", "ElectronicTransfer")
+            if entry.payment_reference:
+                add(inv, "PaymentID", entry.payment_reference)
+            add(inv, "Process", "true")
+            add(inv, "EmailToCustomer", "false")
+            add(inv, "Date", entry.entry_date.isoformat())
+            if entry.due_date is not None:
+                add(inv, "DueDate", entry.due_date.isoformat())
+            add(inv, "Currency", entry.currency)
+            contact = add(inv, "Contact", None)
+            add(contact, "ContactCode", entry.relation_id)
+            lines = add(inv, "InvoiceLines", None)
+            for line in entry.lines:
+                el = add(lines, "InvoiceLine", None)
+                add(el, "Description", line.description or entry.reference)
+                add(el, "ProductQuantity", "1")
+                add(el, "LineAmount", sign * line.net_amount)
+                add(el, "LineVATAmount", sign * line.vat_amount)
+                product = add(el, "Product", None)
+                add(product, "Description", line.description or entry.reference)
+                add(product, "SalesPrice", sign * line.net_amount)
+                add(product, "VATPercentage", line.vat_percentage)
+                add(product, "VATIncluded", "false")
+                add(product, "VATType", line.vat_code.strip())
+                add(product, "GLAccountCode", line.gl_account.strip())
+        return root
+
+    def _purchase_doc(self, batch: Sequence[BookingEntry]) -> etree._Element:
+        E = f"{{{NS_PURCHASE}}}"
+        root = etree.Element(E + "PurchaseInvoices", nsmap={None: NS_PURCHASE})
+
+        def add(parent: etree._Element, name: str, value: Any) -> etree._Element:
+            el = etree.SubElement(parent, E + name)
+            if value is not None:
+                el.text = _fmt(value) if isinstance(value, Decimal) else str(value)
+            return el
+
+        for entry in batch:
+            sign = self._sign(entry)
+            inv = add(root, "PurchaseInvoice", None)
+            add(inv, "Process", "true")
+            add(inv, "Reference", entry.reference.strip())
+            add(inv, "Date", entry.entry_date.isoformat())
+            if entry.due_date is not None:
+                add(inv, "DueDate", entry.due_date.isoformat())
+            add(inv, "InvoiceAmount", sign * entry.gross)
+            add(inv, "InvoiceVATAmount", sign * entry.vat)
+            add(inv, "Currency", entry.currency)
+            if entry.description:
+                add(inv, "Remarks", entry.description[:250])
+            contact = add(inv, "Contact", None)
+            add(contact, "ContactCode", entry.relation_id)
+            lines = add(inv, "InvoiceLines", None)
+            for line in entry.lines:
+                el = add(lines, "InvoiceLine", None)
+                add(el, "Description", line.description or entry.reference)
+                add(el, "LineAmount", sign * line.net_amount)
+                add(el, "LineVATAmount", sign * line.vat_amount)
+                add(el, "LineVATType", line.vat_code.strip())
+                add(el, "LineVATPercentage", line.vat_percentage)
+                add(el, "GLAccountCode", line.gl_account.strip())
+        return root
+
+    def find_bookings(self, entries: Sequence[BookingEntry]) -> dict[str, BookingResult]:
+        """Entries already in Yuki, found by ``Reference`` (``SearchInvoices``, 100 per call) and
+        accepted only when the invoice found is processed, has the entry's ``ContactCode`` and its total
+        in Yuki's sign (so another document with the same number is not taken for it). Returns host id
+        → :class:`BookingResult`. Raises :class:`AdapterError`."""
+        found: dict[str, BookingResult] = {}
+        groups: dict[Direction, list[BookingEntry]] = {}
+        for entry in entries:
+            groups.setdefault(entry.direction, []).append(entry)
+        for direction, group in groups.items():
+            rows = self._rows_by_reference(direction, [e.reference for e in group])
+            for entry in group:
+                match = self._matching(entry, rows.get(entry.reference.strip(), []))
+                if match is not None:
+                    found[entry.host_id] = match
+        return found
+
+    def _rows_by_reference(self, direction: Direction, references: Iterable[str]) -> dict[str, list[dict[str, Any]]]:
+        kind = "Sales" if direction is Direction.OUTGOING else "Purchase"
+        rows: dict[str, list[dict[str, Any]]] = {}
+        for batch in chunked(sorted({r.strip() for r in references}), SEARCH_CHUNK):
+            for row in self._search_invoices(kind, "Reference", batch):
+                rows.setdefault(row["Reference"], []).append(row)
+        return rows
+
+    def _matching(self, entry: BookingEntry, rows: Sequence[dict[str, Any]]) -> BookingResult | None:
+        """The booked invoice among ``rows`` (same reference) that is ``entry``: processed, same contact,
+        same total in Yuki's sign."""
+        total = self._sign(entry) * entry.gross
+        match = next((r for r in rows if r["ContactCode"] == entry.relation_id and r["Processed"]
+                      and r["TotalAmount"] == total), None)
+        if match is None:
+            return None
+        return BookingResult(host_id=entry.host_id, booking_number=match["BookingNumber"], entry_id=match["ID"])
+
+    @staticmethod
+    def _conflicting(entry: BookingEntry, rows: Sequence[dict[str, Any]]) -> bool:
+        """Would Yuki refuse ``entry`` as a duplicate of one of ``rows``? Sales: any invoice with the
+        reference; purchase: one of the same supplier (see :meth:`_key`)."""
+        if entry.direction is Direction.OUTGOING:
+            return bool(rows)
+        return any(r["ContactCode"] == entry.relation_id for r in rows)
+
+    def read_bookings(self, booking_ids: Sequence[str], kind: DocumentKind) -> dict[str, BookedEntry]:
+        """Read invoices back by ``DocumentID`` (``SearchInvoices``, 100 per call), with their lines, in
+        the document's own sign: ``kind`` credit note → Yuki's negative amounts are negated back.
+        Unknown ids are left out. Raises :class:`AdapterError`."""
+        sign = -1 if kind is DocumentKind.CREDIT_NOTE else 1
+        wanted = {i.strip().lower(): i for i in booking_ids if i.strip()}
+        out: dict[str, BookedEntry] = {}
+        for batch in chunked(sorted(wanted), SEARCH_CHUNK):
+            for row in self._search_invoices("All", "DocumentID", batch):
+                key = row["ID"].lower()
+                if key not in wanted:
+                    continue
+                out[wanted[key]] = BookedEntry(
+                    entry_id=row["ID"],
+                    booking_number=row["BookingNumber"],
+                    reference=row["Reference"],
+                    currency=row["Currency"],
+                    net=_signed(sign, row["TotalAmountExclVAT"]),
+                    vat=_signed(sign, row["TotalVATAmount"]),
+                    gross=_signed(sign, row["TotalAmount"]),
+                    lines=tuple(
+                        BookingLine(gl_account=ln["GLAccountCode"], vat_code=ln["VATType"],
+                                    vat_percentage=ln["VATPercentage"], net_amount=_signed(sign, ln["LineAmount"]),
+                                    vat_amount=_signed(sign, ln["LineVATAmount"]), description=ln["Description"])
+                        for ln in row["Lines"]
+                    ),
+                )
+        return out
+
+    def _search_invoices(self, kind: str, option: str, values: Iterable[str]) -> list[dict[str, Any]]:
+        result = self._call("AccountingInfo", "SearchInvoices", [
+            ("administrationID", self.administration_id), ("invoiceType", kind), ("searchOption", option),
+            ("searchValues", list(values)),
+        ])
+        rows = []
+        for inv in (c for c in result.iter() if isinstance(c.tag, str) and _local(c) == "Invoice"):
+            rows.append({
+                "ID": inv.get("ID", ""),
+                "Type": _text(inv, "Type"),
+                "Reference": _text(inv, "Reference"),
+                "BookingNumber": _text(inv, "BookingNumber"),
+                "Processed": _bool(_text(inv, "Processed")),
+                "Currency": _text(inv, "Currency"),
+                "ContactCode": _text(inv, "ContactCode"),
+                "TotalAmountExclVAT": _dec(_text(inv, "TotalAmountExclVAT")),
+                "TotalVATAmount": _dec(_text(inv, "TotalVATAmount")),
+                "TotalAmount": _dec(_text(inv, "TotalAmount")),
+                "Lines": [
+                    {
+                        "Description": _text(ln, "Description"),
+                        "GLAccountCode": _text(ln, "GLAccountCode"),
+                        "VATType": _text(ln, "VATType"),
+                        "VATPercentage": _percent(_text(ln, "VATPercentage")),
+                        "LineAmount": _dec(_text(ln, "LineAmount")),
+                        "LineVATAmount": _dec(_text(ln, "LineVATAmount")),
+                    }
+                    for ln in _children(_child(inv, "InvoiceLines"), "InvoiceLine")
+                ],
+            })
+        return rows
+
+    # ------------------------------------------------------------------------------------- SOAP core
+
+    def _call(
+        self,
+        service: str,
+        operation: str,
+        params: list[tuple[str, Any]],
+        *,
+        session_param: str = "sessionID",
+        write: bool = False,
+    ) -> etree._Element:
+        """One authorised call: the session first, one re-authentication on a stale-session fault.
+        Returns the ``{operation}Result`` element. Raises :class:`AdapterError` /
+        :class:`CredentialsChanged`."""
+        session = self._session_id()
+        try:
+            return self._post(service, operation, [(session_param, session), *params], write=write)
+        except _StaleSession:
+            log.info("yuki: session refused on %s, authenticating again", operation)
+        session = self._renew_session(session)
+        try:
+            return self._post(service, operation, [(session_param, session), *params], write=write)
+        except _StaleSession:
+            raise AdapterError(f"Yuki refused a fresh session on {operation}") from None
+
+    def _post(self, service: str, operation: str, params: list[tuple[str, Any]], *, write: bool) -> etree._Element:
+        """Send one SOAP 1.1 request, retrying transient failures; parse the answer or its fault."""
+        if self._resume_at is not None:
+            until, iso = self._resume_at
+            if get_clock().now() < until:
+                raise AdapterError("Yuki's daily limit of web-service calls for this domain is spent", resume_at=iso)
+            self._resume_at = None
+        body = self._envelope(operation, params)
+        retrying = Retrying(
+            stop=stop_after_attempt(self.max_attempts),
+            wait=self._backoff,
+            retry=retry_if_exception_type(_Transient),
+            sleep=lambda seconds: get_clock().sleep(seconds),
+            reraise=True,
+        )
+        try:
+            response = retrying(self._send_once, service, operation, body, write)
+        except _Transient as exc:
+            raise AdapterError(f"Yuki unavailable: {exc} ({self.max_attempts} attempts)") from None
+        return self._parse(operation, response, params)
+
+    def _send_once(self, service: str, operation: str, body: bytes, write: bool) -> httpx.Response:
+        self.calls["writes" if write else "reads"] += 1
+        headers = {"Content-Type": "text/xml; charset=utf-8", "SOAPAction": f'"{NS}{operation}"'}
+        try:
+            response = self._http.post(f"/ws/{service}.asmx", content=body, headers=headers)
+        except httpx.TransportError as exc:
+            raise _Transient(f"{operation}: {type(exc).__name__}") from None
+        log.debug("yuki: %s -> %s", operation, response.status_code)
+        if response.status_code >= 500 and self._fault_text(response) is None:
+            raise _Transient(f"{operation}: HTTP {response.status_code}")
+        return response
+
+    @staticmethod
+    def _envelope(operation: str, params: list[tuple[str, Any]]) -> bytes:
+        envelope = etree.Element(f"{{{SOAP11}}}Envelope", nsmap={"soap": SOAP11})
+        body = etree.SubElement(envelope, f"{{{SOAP11}}}Body")
+        call = etree.SubElement(body, f"{{{NS}}}{operation}", nsmap={None: NS})
+        for name, value in params:
+            el = etree.SubElement(call, f"{{{NS}}}{name}")
+            if isinstance(value, etree._Element):
+                el.append(value)
+            elif isinstance(value, list | tuple):
+                for item in value:
+                    etree.SubElement(el, f"{{{NS}}}string").text = str(item)
+            elif isinstance(value, bool):
+                el.text = "true" if value else "false"
+            elif value is not None:
+                el.text = str(value)
+        return etree.tostring(envelope, xml_declaration=True, encoding="utf-8")
+
+    def _document(self, response: httpx.Response) -> etree._Element | None:
+        try:
+            root = etree.fromstring(response.content, self._parser)
+        except etree.XMLSyntaxError:
+            return None
+        if root.getroottree().docinfo.doctype:
+            return None
+        return root
+
+    def _fault_text(self, response: httpx.Response) -> str | None:
+        """The ``faultstring`` (SOAP 1.1) or ``Reason/Text`` (SOAP 1.2) of a fault answer, else ``None``."""
+        if "xml" not in response.headers.get("Content-Type", ""):
+            return None
+        root = self._document(response)
+        if root is None:
+            return None
+        fault = next((el for el in root.iter() if isinstance(el.tag, str) and _local(el) == "Fault"), None)
+        if fault is None:
+            return None
+        text = next((el.text for el in fault.iter() if isinstance(el.tag, str) and _local(el) in ("faultstring", "Text")),
+                    None)
+        return (text or "").strip() or "SOAP Fault without a message"
+
+    def _parse(self, operation: str, response: httpx.Response, params: list[tuple[str, Any]]) -> etree._Element:
+        fault = self._fault_text(response)
+        if fault is not None:
+            self._raise_fault(operation, self._scrub(fault, params))
+        if response.status_code != 200:
+            raise AdapterError(f"Yuki answered HTTP {response.status_code} to {operation}")
+        root = self._document(response)
+        if root is None:
+            raise AdapterError(f"Yuki answered {operation} with unreadable XML")
+        result = next((el for el in root.iter() if isinstance(el.tag, str) and _local(el) == f"{operation}Result"), None)
+        if result is None:
+            raise AdapterError(f"Yuki's answer to {operation} has no {operation}Result")
+        return result
+
+    def _scrub(self, text: str, params: list[tuple[str, Any]]) -> str:
+        secrets = {str(v) for n, v in params if n.lower() in ("accesskey", "sessionid") and v}
+        creds = self._creds or {}
+        secrets.update(str(creds[k]) for k in ("access_key", "session_id") if creds.get(k))
+        for secret in secrets:
+            text = text.replace(secret, "***")
+        return text
+
+    def _raise_fault(self, operation: str, text: str) -> None:
+        low = text.lower()
+        if "daily limit" in low or "maximum number of" in low:
+            now = get_clock().now()
+            iso = _next_midnight_utc(now)
+            self._resume_at = (datetime.fromisoformat(iso).timestamp(), iso)
+            raise AdapterError("Yuki's daily limit of web-service calls for this domain is spent", resume_at=iso)
+        if operation == "Authenticate":
+            log.warning("yuki: the access key was refused")
+            raise CredentialsChanged("credentials changed: reconnect")
+        if "session" in low:
+            raise _StaleSession()
+        if "no rights" in low:
+            raise AdapterError(f"Yuki refused {operation}: {text} (check the access key's rights in Yuki, then "
+                               f"reconnect)")
+        raise AdapterError(f"Yuki refused {operation}: {text}")
+
+    # ------------------------------------------------------------------------------------- sessions
+
+    def _load(self) -> dict[str, Any]:
+        creds = self.credentials.load() or {}
+        if not creds.get("access_key"):
+            raise CredentialsChanged("no Yuki access key stored: connect")
+        self._creds = creds
+        return creds
+
+    @staticmethod
+    def _fresh(creds: dict[str, Any]) -> bool:
+        try:
+            expires = float(creds.get("session_expires_at") or 0)
+        except (TypeError, ValueError):
+            expires = 0.0
+        return bool(creds.get("session_id")) and get_clock().now() < expires - SESSION_MARGIN
+
+    def _session_id(self) -> str:
+        creds = self._creds if self._creds is not None else self._load()
+        if self._fresh(creds):
+            return str(creds["session_id"])
+        with self.credentials.lock():
+            creds = self._load()
+            if self._fresh(creds):
+                return str(creds["session_id"])
+            return self._authenticate(creds)
+
+    def _renew_session(self, failed: str) -> str:
+        with self.credentials.lock():
+            creds = self._load()
+            if creds.get("session_id") and creds["session_id"] != failed and self._fresh(creds):
+                return str(creds["session_id"])  # another invocation authenticated meanwhile
+            return self._authenticate(creds)
+
+    def _authenticate(self, creds: dict[str, Any]) -> str:
+        """``Authenticate(accessKey)`` under the lock; the session is saved before it is used (§3.2)."""
+        now = get_clock().now()
+        result = self._post("Accounting", "Authenticate", [("accessKey", str(creds["access_key"]))], write=False)
+        session = (result.text or "").strip()
+        try:
+            uuid.UUID(session)
+        except ValueError:
+            raise AdapterError("Yuki's Authenticate answered without a session id") from None
+        fresh = {**creds, "session_id": session, "session_expires_at": now + SESSION_TTL}
+        self.credentials.save(fresh)
+        self._creds = fresh
+        log.info("yuki: authenticated (new session)")
+        return session
+
+
+def create_adapter(ctx: AdapterContext) -> YukiAdapter:
+    """Registry hook (``connector.adapters.ADAPTER_MODULES``): the adapter for one entity's Yuki
+    administration. ``ctx.connection`` holds ``administration_id`` and ``domain_id`` (optional) chosen at
+    connect time, and optionally ``country`` (``BE`` → ``api.yukiworks.be``); ``ctx.base_url`` overrides
+    the host (sandbox). The access key is in ``ctx.credentials``; Yuki needs no app secret."""
+    connection = ctx.connection
+    default = BE_BASE_URL if str(connection.get("country") or "").upper() == "BE" else DEFAULT_BASE_URL
+    return YukiAdapter(
+        ctx.base_url or connection.get("base_url") or default,
+        str(connection["administration_id"]),
+        ctx.credentials,
+        domain_id=connection.get("domain_id"),
+    )
