@@ -648,6 +648,12 @@ class YukiSandbox:
                                        booking_number_format, active, closed_until)
             return aid
 
+    def set_booking_number_format(self, administration_id: str, booking_number_format: str) -> None:
+        """Change how the administration numbers new bookings, e.g. ``"F{year}-{seq:04d}"`` for an admin
+        who changed the prefix (seed 004: the host can't store numbers with letters or separators)."""
+        with self._lock:
+            self._admins[administration_id.lower()].booking_number_format = booking_number_format
+
     def add_access_key(self, key: str, domain: str, *, services: Iterable[str] | None = None) -> None:
         """Issue a web-service access key for ``domain`` (§3.2). ``services`` restricts it (e.g.
         ``{"Sales", "Contact"}``); calling another service gets the "No rights" fault."""

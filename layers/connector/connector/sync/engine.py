@@ -322,8 +322,8 @@ def _sync_documents(
     # Booked in an earlier run, but the host never got the booking number (crash after recording).
     for host_id, record in records.items():
         if record.get("state") == "booked":
-            host.register_booking(kind, host_id, record["booking_number"])
-            results.append({"id": host_id, "outcome": DocumentOutcome.ALREADY_SYNCED.value, "booking_number": record["booking_number"], "entry_id": record.get("entry_id")})
+            note = _write_back(host, kind, host_id, record["booking_number"])
+            results.append({"id": host_id, "outcome": DocumentOutcome.ALREADY_SYNCED.value, "booking_number": record["booking_number"], "entry_id": record.get("entry_id"), "flag": note})
     todo = [i for i in ids if records.get(i, {}).get("state") != "booked"]
     if not todo:
         return results
