@@ -1,6 +1,7 @@
 """ProcessBatch: one batch of one component through the entity's accounting-tool adapter."""
 
 from aws_lambda_powertools import Logger, Metrics
+from aws_lambda_powertools.logging.utils import copy_config_to_registered_loggers
 
 from connector.observability import record_batch
 from connector.runtime import services
@@ -8,6 +9,7 @@ from connector.sync import engine
 
 logger = Logger()
 metrics = Metrics()
+copy_config_to_registered_loggers(source_logger=logger, include={"connector.sync"})
 
 
 @metrics.log_metrics

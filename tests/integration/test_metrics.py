@@ -45,3 +45,18 @@ def test_run_emits_documents_duration_and_api_call_metrics_per_tool(capsys):
     assert any(value(m, "ApiCalls") == 5.0 and m["tool"] == "exact" for m in emf if "ApiCalls" in m)
     logs = [line for line in lines if line.get("message") == "run finished"]
     assert logs and logs[0]["run_id"] == run_id and logs[0]["account_id"] == "acc" and logs[0]["entity_id"] == "ent"
+
+
+def test_engine_logs_every_document_with_its_ids(caplog):
+    import logging
+
+    from connector.local.stack import LocalStack
+
+    with LocalStack() as stack, caplog.at_level(logging.INFO, logger="connector.sync"):
+        svc = _wire(stack, FakeHost([make_document(f"d{i}", "10.00") for i in range(3)]), FakeTool(reject=["d1"]), batch_size=10)
+        run_id = engine.start_sync(svc, "acc", "ent", trigger=Trigger.NIGHTLY)
+        stack.wait(run_id)
+    documents = [r for r in caplog.records if r.name == "connector.sync" and getattr(r, "component", "") == "outgoing_invoices"]
+    assert {r.document_id for r in documents} == {"d0", "d1", "d2"}
+    assert all(r.account_id == "acc" and r.entity_id == "ent" and r.run_id == run_id for r in documents)
+    assert next(r for r in documents if r.document_id == "d1").reason.startswith("refused by the accounting tool")

@@ -19,6 +19,7 @@ Promises kept here (seed 000 "Notifications and troubleshooting", seed 003 "Sync
 from __future__ import annotations
 
 import json
+import logging
 import uuid
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -50,6 +51,10 @@ DOCUMENT_COMPONENTS: dict[Component, tuple[DocumentKind, Direction]] = {
     Component.OUTGOING_CREDIT_NOTES: (DocumentKind.CREDIT_NOTE, Direction.OUTGOING),
 }
 RELATION_COMPONENTS: dict[Component, str] = {Component.CUSTOMERS: "customer"}
+
+#: Structured log of what the engine did (ids only, never amounts of credentials or tokens); the Lambda
+#: handlers give it Powertools' JSON format and context keys.
+log = logging.getLogger("connector.sync")
 
 #: Batch items that update an already-synced, since edited document (tools with ``update_bookings``).
 UPDATE_PREFIX = "update:"
@@ -232,6 +237,14 @@ def process_batch(svc: Services, run_id: str, component: str, batch: int) -> dic
         svc.stores.set_component(run_id, component, ComponentStatus.ERROR, **fields)
         raise ComponentFailed(f"{comp.label}: {error}") from None
     svc.stores.put_results(run_id, component, results)
+    for r in results:
+        log.info(
+            "%s %s",
+            comp.label,
+            r["outcome"],
+            extra={"account_id": entity.account_id, "entity_id": entity.entity_id, "run_id": run_id, "component": component,
+                   "document_id": r["id"], "booking_number": r.get("booking_number"), "reason": r.get("reason")},
+        )
     calls = getattr(adapter, "calls", {}) or {}
     return {
         "synced": sum(1 for r in results if r["outcome"] == DocumentOutcome.SYNCED.value),
