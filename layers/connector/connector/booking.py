@@ -247,14 +247,16 @@ def _build(
         )
 
     # VAT code per rate, checked against the tool's codes and the rate's percentage.
+    vat_links, ledger_links, discount_links = settings.links_for(doc.direction)
+    link_label = "Link VAT codes" if sales else "Link purchase VAT codes"
     vat_codes: dict[str, tuple[str, Decimal]] = {}
     for rate in doc.vat_rates:
-        code = settings.vat_codes.get(rate.id)
+        code = vat_links.get(rate.id)
         if code is None:
             raise _skip(
                 doc,
-                f"VAT rate '{rate.description}' has no VAT code linked",
-                f"Link VAT rate '{rate.description}' to a VAT code under 'Link VAT codes' in the integration settings.",
+                f"VAT rate '{rate.description}' has no {'' if sales else 'purchase '}VAT code linked",
+                f"Link VAT rate '{rate.description}' to a {usage} VAT code under '{link_label}' in the integration settings.",
             )
         tool_code = metadata.vat_code(code)
         if tool_code is None or tool_code.blocked:
@@ -278,7 +280,7 @@ def _build(
         vat_codes[rate.id] = (code, rate.percentage)
 
     def gl_for(rate_id: str, explicit: str | None, what: str) -> str:
-        code = explicit or settings.ledger_accounts.get(rate_id)
+        code = explicit or ledger_links.get(rate_id)
         if not code:
             raise _skip(
                 doc,
@@ -297,12 +299,12 @@ def _build(
         descriptions.setdefault(key, line.description)
     for ac in doc.allowance_charges:
         if ac.is_charge:
-            gl = gl_for(ac.vat_rate_id, None, f"the charge '{ac.reason[:40]}'")
+            gl = gl_for(ac.vat_rate_id, None, f"the charge '{ac.reason[:40]}'")  # revenue / cost like a line
             key = (gl, ac.vat_rate_id)
             groups[key] += ac.amount
             descriptions.setdefault(key, ac.reason or "Charge")
         else:
-            code = settings.discount_ledger_accounts.get(ac.vat_rate_id) or settings.discount_ledger_accounts.get("*")
+            code = discount_links.get(ac.vat_rate_id) or discount_links.get("*")
             if not code:
                 raise _skip(
                     doc,

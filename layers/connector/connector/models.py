@@ -307,6 +307,11 @@ class IntegrationSettings(_Model):
     - ``discount_ledger_accounts``: host VAT rate id -> GL account code for document discounts, with the
       key ``"*"`` as the account for any rate ("Accounts for discounts").
     - ``auto_sync``: the nightly sync is on.
+
+    The purchase side (incoming Peppol documents) has its own links, because a tool's purchase VAT codes
+    and cost accounts differ from its sales ones: ``purchase_vat_codes`` (host VAT rate id -> purchase VAT
+    code), ``expense_ledger_accounts`` (host VAT rate id -> cost account), and
+    ``purchase_discount_ledger_accounts`` (discounts received; ``"*"`` for any rate).
     """
 
     tool: Tool
@@ -315,7 +320,16 @@ class IntegrationSettings(_Model):
     vat_codes: dict[str, str] = Field(default_factory=dict)
     ledger_accounts: dict[str, str] = Field(default_factory=dict)
     discount_ledger_accounts: dict[str, str] = Field(default_factory=dict)
+    purchase_vat_codes: dict[str, str] = Field(default_factory=dict)
+    expense_ledger_accounts: dict[str, str] = Field(default_factory=dict)
+    purchase_discount_ledger_accounts: dict[str, str] = Field(default_factory=dict)
     auto_sync: bool = False
+
+    def links_for(self, direction: Direction) -> tuple[dict[str, str], dict[str, str], dict[str, str]]:
+        """(VAT codes, ledger accounts, discount accounts) for sales (outgoing) or purchases (incoming)."""
+        if direction is Direction.INCOMING:
+            return self.purchase_vat_codes, self.expense_ledger_accounts, self.purchase_discount_ledger_accounts
+        return self.vat_codes, self.ledger_accounts, self.discount_ledger_accounts
 
 
 # ------------------------------------------------------------------------------------ tool metadata
@@ -453,3 +467,25 @@ class Skip(_Model):
     hint: str = ""
     subject_type: str | None = None  # invoice, creditNote, company, contact
     subject_id: str | None = None
+
+
+class BookedRef(_Model):
+    """A booking the connector made, as the payment-status read needs it."""
+
+    host_id: str
+    kind: DocumentKind
+    direction: Direction
+    entry_id: str
+    booking_number: str
+    reference: str
+
+
+class PaymentState(_Model):
+    """Whether the tool has a booking paid (reconciled), and what is still open (document sign)."""
+
+    entry_id: str
+    paid: bool
+    open_amount: Decimal
+    paid_on: date | None = None
+
+    _v = field_validator("open_amount", mode="before")(_money)

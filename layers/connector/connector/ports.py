@@ -12,12 +12,15 @@ from typing import Any, Protocol
 
 from connector.models import (
     BookedEntry,
+    BookedRef,
     BookingEntry,
     BookingRejected,
     BookingResult,
+    Direction,
     Document,
     DocumentKind,
     Party,
+    PaymentState,
     ToolMetadata,
 )
 
@@ -75,8 +78,15 @@ class AccountingAdapter(Protocol):
         :class:`BookingRejected`; a tool-level failure raises :class:`AdapterError`."""
         ...
 
-    def read_bookings(self, booking_ids: Sequence[str], kind: DocumentKind) -> dict[str, BookedEntry]:
-        """Read entries back by the tool's entry id (report and audit). Raises :class:`AdapterError`."""
+    def read_bookings(self, booking_ids: Sequence[str], kind: DocumentKind, direction: Direction = Direction.OUTGOING) -> dict[str, BookedEntry]:
+        """Read entries back by the tool's entry id (report and audit); sales entries for outgoing,
+        purchase entries for incoming documents. Raises :class:`AdapterError`."""
+        ...
+
+    def read_payments(self, bookings: Sequence[BookedRef]) -> dict[str, PaymentState]:
+        """Payment state of booked documents, keyed by ``entry_id``: paid = reconciled in full in the
+        tool. Reads in bulk (open-item lists), never one call per document when the tool allows.
+        Raises :class:`AdapterError`."""
         ...
 
 

@@ -57,3 +57,6 @@ class Administration:
     vat_codes: dict[str, str] = field(default_factory=dict)
     ledger_accounts: dict[str, str] = field(default_factory=dict)
     discount_ledger_accounts: dict[str, str] = field(default_factory=dict)
+    purchase_vat_codes: dict[str, str] = field(default_factory=dict)
+    expense_ledger_accounts: dict[str, str] = field(default_factory=dict)
+    purchase_discount_ledger_accounts: dict[str, str] = field(default_factory=dict)
