@@ -55,6 +55,7 @@ class FakeHost:
     def __init__(self, documents: Sequence[Document]) -> None:
         self.documents = {d.host_id: d for d in documents}
         self.booking_numbers: dict[str, str] = {}
+        self.paid: set[str] = set()
 
     def list_documents(self, kind: DocumentKind, *, since: date) -> list[dict[str, Any]]:
         return [
@@ -75,6 +76,22 @@ class FakeHost:
             raise ValueError("only digits")
         self.booking_numbers[host_id] = booking_number
 
+    # incoming documents: none in these tests; payments recorded
+    def list_incoming(self, kind: DocumentKind, *, since: date) -> list[dict[str, Any]]:
+        return []
+
+    def get_incoming(self, kind: DocumentKind, ids: Sequence[str]) -> list[Document]:
+        return [self.documents[i] for i in ids]
+
+    def register_incoming_booking(self, kind: DocumentKind, host_id: str, booking_number: str) -> None:
+        self.register_booking(kind, host_id, booking_number)
+
+    def register_payment(self, kind: DocumentKind, direction: Any, host_id: str, *, paid_on: Any) -> bool:
+        if host_id in self.paid:
+            return False
+        self.paid.add(host_id)
+        return True
+
 
 class FakeTool:
     """An accounting tool in memory: books entries, numbers them per journal, can be told to fail."""
@@ -88,6 +105,7 @@ class FakeTool:
         self.fail_with = fail_with
         self.reject = set(reject)
         self.posts = 0
+        self.paid_in_tool: set[str] = set()
         self._seq = itertools.count(1)
 
     def fetch_metadata(self) -> ToolMetadata:
@@ -120,7 +138,12 @@ class FakeTool:
             out.append(BookingResult(host_id=entry.host_id, booking_number=self.numbers[entry.host_id], entry_id=entry.host_id))
         return out
 
-    def read_bookings(self, booking_ids: Sequence[str], kind: DocumentKind) -> dict[str, BookedEntry]:
+    def read_payments(self, bookings: Sequence[Any]) -> dict[str, Any]:
+        from connector.models import PaymentState
+
+        return {b.entry_id: PaymentState(entry_id=b.entry_id, paid=b.entry_id in self.paid_in_tool, open_amount=Decimal(0)) for b in bookings if b.entry_id in self.entries}
+
+    def read_bookings(self, booking_ids: Sequence[str], kind: DocumentKind, direction: Any = None) -> dict[str, BookedEntry]:
         return {
             i: BookedEntry(entry_id=i, booking_number=self.numbers[i], reference=e.reference, currency=e.currency, net=e.net, vat=e.vat, gross=e.gross)
             for i, e in self.entries.items()

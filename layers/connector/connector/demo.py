@@ -21,7 +21,7 @@ from typing import Any
 
 from connector.clock import ScaledClock, set_clock
 from connector.local.stack import PROJECT_ROOT, LocalStack
-from connector.models import COMPONENT_ORDER, Component, Document, DocumentKind, IntegrationSettings, Tool, Trigger
+from connector.models import COMPONENT_ORDER, Component, Direction, Document, DocumentKind, IntegrationSettings, Tool, Trigger
 from connector.sandbox.admin import AdminRequest, HostRate
 from connector.sandbox.server import LoopbackServer
 from connector.stores.secrets import put_secret
@@ -76,12 +76,18 @@ class RunReport:
         }
 
 
-def load_folder(folder: Path) -> list[Document]:
-    """Parse every ``*.xml`` UBL file of ``folder`` (sorted by name). ``FileNotFoundError`` if none."""
+def load_folder(folder: Path, direction: Direction = Direction.OUTGOING) -> list[Document]:
+    """Parse every ``*.xml`` UBL file of ``folder`` (sorted by name) as outgoing (sales) or incoming
+    (purchase) documents. ``FileNotFoundError`` if there are none."""
     files = sorted(p for p in folder.iterdir() if p.suffix.lower() == ".xml")
     if not files:
         raise FileNotFoundError(f"no UBL files (*.xml) in {folder}")
-    return [parse_ubl_file(p) for p in files]
+    return [parse_ubl_file(p, direction=direction) for p in files]
+
+
+def read_originals(folder: Path) -> dict[str, bytes]:
+    """File name -> bytes of every ``*.xml`` file of ``folder`` (attached to incoming documents)."""
+    return {p.name: p.read_bytes() for p in folder.iterdir() if p.suffix.lower() == ".xml"}
 
 
 #: tool -> (sandbox module, sandbox class). Each module also has ``demo_administration`` (sandbox/admin.py).
@@ -113,11 +119,13 @@ class DemoEnvironment:
     per-minute limits and token lifetimes play out in seconds.
     """
 
-    def __init__(self, documents: list[Document], *, tools: tuple[str, ...] = ("exact",), speed: float = 30.0, batch_size: int = 10) -> None:
+    def __init__(self, documents: list[Document], *, tools: tuple[str, ...] = ("exact",), speed: float = 30.0, batch_size: int = 10, originals: dict[str, bytes] | None = None) -> None:
         unknown = [t for t in tools if t not in TOOL_SANDBOXES]
         if unknown:
             raise ValueError(f"unknown tool(s) {unknown}; known: {', '.join(TOOL_SANDBOXES)}")
         self.documents = documents
+        self.originals = originals or {}
+        self.direction = documents[0].direction if documents else Direction.OUTGOING
         self.tools = tools
         self.speed = speed
         self.batch_size = batch_size
@@ -146,7 +154,7 @@ class DemoEnvironment:
                 self._servers.append(server)
                 name = f"Demo {TOOL_NAMES[tool]} BV"
                 entity_id = self.host.add_department(self.account_id, name, f"BE0{n}23456749"[:12], currency="EUR")
-                loaded = load_documents(self.host, self.account_id, entity_id, self.documents, company_currency="EUR")
+                loaded = load_documents(self.host, self.account_id, entity_id, self.documents, company_currency="EUR", originals=self.originals)
                 self.entities.append(DemoEntity(tool, entity_id, name, sandbox, server.url, loaded))
             self.stack = LocalStack(
                 {"HostApiBaseUrl": self.host_url, "BatchSize": str(self.batch_size)},
@@ -190,6 +198,9 @@ class DemoEnvironment:
             vat_codes=admin.vat_codes,
             ledger_accounts=admin.ledger_accounts,
             discount_ledger_accounts=admin.discount_ledger_accounts,
+            purchase_vat_codes=admin.purchase_vat_codes,
+            expense_ledger_accounts=admin.expense_ledger_accounts,
+            purchase_discount_ledger_accounts=admin.purchase_discount_ledger_accounts,
         )
         services().stores.put_entity(
             self.account_id,
@@ -271,7 +282,9 @@ class DemoEnvironment:
 
         svc = services()
         results: dict[str, dict[str, Any]] = {}
-        for component in (Component.OUTGOING_INVOICES, Component.OUTGOING_CREDIT_NOTES):
+        incoming = self.direction is Direction.INCOMING
+        components = (Component.INCOMING_INVOICES, Component.INCOMING_CREDIT_NOTES) if incoming else (Component.OUTGOING_INVOICES, Component.OUTGOING_CREDIT_NOTES)
+        for component in components:
             for r in svc.stores.get_results(run_id, component.value):
                 results[r["id"]] = r
         record = svc.stores.get_entity(self.account_id, entity.entity_id)
@@ -280,9 +293,9 @@ class DemoEnvironment:
         reports = []
         for kind in (DocumentKind.INVOICE, DocumentKind.CREDIT_NOTE):
             items = [item for item in entity.loaded if item.kind == kind.value]
-            records = svc.stores.get_bookings(self.account_id, entity.entity_id, f"outgoing_{kind.value}", [i.host_id for i in items])
+            records = svc.stores.get_bookings(self.account_id, entity.entity_id, f"{self.direction.value}_{kind.value}", [i.host_id for i in items])
             entry_ids = [r["entry_id"] for r in records.values() if r.get("state") == "booked"]
-            booked = adapter.read_bookings(entry_ids, kind) if entry_ids else {}
+            booked = adapter.read_bookings(entry_ids, kind, self.direction) if entry_ids else {}
             for item in items:
                 result = results.get(item.host_id, {})
                 booking = records.get(item.host_id, {})
@@ -308,7 +321,7 @@ class DemoEnvironment:
         return reports
 
 
-def run_demo(*, tools: tuple[str, ...], documents: Path, report: Path | None, resync: bool, console: Any, email: Path | None = None) -> int:
+def run_demo(*, tools: tuple[str, ...], documents: Path, report: Path | None, resync: bool, console: Any, email: Path | None = None, direction: Direction = Direction.OUTGOING) -> int:
     """The ``connector demo`` command: one entity per tool in ``tools``, each synced (twice with
     ``resync``); prints the tables, writes the JSON report. Returns the exit code (0 when every run ended
     Success or Warning)."""
@@ -316,11 +329,12 @@ def run_demo(*, tools: tuple[str, ...], documents: Path, report: Path | None, re
 
     from connector.runtime import services
 
-    docs = load_folder(documents)
+    docs = load_folder(documents, direction)
     names = ", ".join(TOOL_NAMES[t] for t in tools)
-    console.print(f"[bold]Accounting connector demo[/]: {len(docs)} UBL documents from {documents} -> {names} (local stack)")
+    what = "incoming (approved Peppol expenses)" if direction is Direction.INCOMING else "outgoing (booked invoices and credit notes)"
+    console.print(f"[bold]Accounting connector demo[/]: {len(docs)} UBL documents from {documents} as {what} -> {names} (local stack)")
     runs: list[RunReport] = []
-    with DemoEnvironment(docs, tools=tools) as env:
+    with DemoEnvironment(docs, tools=tools, originals=read_originals(documents) if direction is Direction.INCOMING else None) as env:
         for entity in env.entities:
             console.print(f"company entity [bold]{entity.name}[/] on {TOOL_NAMES[entity.tool]} sandbox {entity.url}")
         for attempt in range(2 if resync else 1):

@@ -28,7 +28,8 @@ Resilience:
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from datetime import UTC, date, datetime
+from datetime import UTC, date, datetime, timedelta
+from decimal import Decimal
 from typing import Any
 
 import httpx
@@ -47,7 +48,7 @@ from connector.host.mapping import (
     party_from_json,
     vat_rate_from_json,
 )
-from connector.models import Document, DocumentKind, Party, VatRate
+from connector.models import Direction, Document, DocumentKind, Party, VatRate
 from connector.ports import AdapterError
 
 PAGE_SIZE = 100
@@ -143,12 +144,15 @@ class HostClient:
                 "Content-Type": "application/json",
             },
         )
+        # Temporary file locations (files.download) may live on another host: never send them our token.
+        self._files_http = httpx.Client(transport=transport, timeout=timeout)
 
     # ------------------------------------------------------------------ lifecycle
 
     def close(self) -> None:
         """Close the HTTP connection pool."""
         self._http.close()
+        self._files_http.close()
 
     def __enter__(self) -> HostClient:
         return self
@@ -237,6 +241,110 @@ class HostClient:
             if exc.status != 400:
                 raise
             raise BookingNumberRefused(str(exc), status=400, action=exc.action) from None
+
+    # ------------------------------------------------------------------ incoming documents (§7)
+
+    def list_incoming(self, kind: DocumentKind | str, *, since: date | str | None) -> list[dict[str, Any]]:
+        """Incoming invoices / credit notes of the department dated on or after ``since`` (``expenses.list``,
+        §7.1, every review and bookkeeping status: the sync reports the unapproved ones). Rows:
+        ``{"id", "number", "date", "relation": {type, id} | None, "booking_number", "review_status",
+        "bookkeeping_status", "peppol" (received via Peppol), "updated_at"}``."""
+        kind = _kind(kind)
+        flt: dict[str, Any] = {"source_types": [INCOMING_KINDS[kind]], "department_ids": [self.department_id]}
+        if since is not None:
+            day = since if isinstance(since, date) else date.fromisoformat(str(since)[:10])
+            flt["document_date"] = {"operator": "after", "value": (day - timedelta(days=1)).isoformat()}  # "after" is strict
+        rows = self._list_all("expenses.list", {"filter": flt, "includes": "pagination"})
+        return [
+            {
+                "id": row["source"]["id"],
+                "number": row.get("document_number"),
+                "date": row.get("document_date"),
+                "relation": row.get("supplier"),
+                "booking_number": None if row.get("booking_number") is None else str(row["booking_number"]),
+                "review_status": row.get("review_status"),
+                "bookkeeping_status": row.get("bookkeeping_status"),
+                "peppol": (row.get("origin") or {}).get("type") == "peppolIncomingDocument",
+                "updated_at": row.get("updated_at"),
+            }
+            for row in rows
+        ]
+
+    def get_incoming(self, kind: DocumentKind | str, ids: Sequence[str]) -> list[Document]:
+        """Incoming documents with their content read from the attached UBL (the public API has only two
+        totals, §7.2): ``.info``, then ``files.download`` and the file itself, parsed with
+        :func:`connector.ubl.parse_ubl` as a purchase document. The party is the host's supplier (its id,
+        customer number and VAT type) completed with the UBL seller's data; the UBL's VAT rates are
+        mapped to the department's tax rates with the same category and percentage (unmatched ones keep
+        their UBL id, so the booking rules report them unlinked). Raises :class:`HostDataError` when a
+        document has no readable UBL."""
+        from connector.ubl import UblError, parse_ubl
+
+        kind = _kind(kind)
+        resource = INCOMING_KINDS[kind] + "s"
+        rates_by_key = {(r.category, r.percentage): r for r in self.tax_rates().values()}
+        documents = []
+        for doc_id in ids:
+            data = self.request(f"{resource}.info", {"id": doc_id})["data"]
+            file_ref = data.get("file") or {}
+            if not file_ref.get("id"):
+                raise HostDataError(f"{resource} {doc_id} has no attached document to read")
+            location = self.request("files.download", {"id": file_ref["id"]})["data"]["location"]
+            response = self._files_http.get(location)
+            if response.status_code != 200:
+                raise HostDataError(f"{resource} {doc_id}: its document could not be downloaded ({response.status_code})")
+            try:
+                parsed = parse_ubl(response.content, source=data.get("source_file"), direction=Direction.INCOMING)
+            except UblError as error:
+                raise HostDataError(f"{resource} {doc_id}: {error}") from None
+            supplier = data.get("supplier")
+            party = parsed.party
+            if supplier and supplier.get("id"):
+                host_party = self._party(supplier["type"], supplier["id"])
+                party = host_party.model_copy(update={k: v for k, v in {"vat_number": host_party.vat_number or parsed.party.vat_number}.items()})
+            documents.append(_map_rates(parsed, rates_by_key).model_copy(update={"host_id": doc_id, "party": party, "updated_at": data.get("updated_at"), "booking_number": data.get("booking_number")}))
+        return documents
+
+    def register_incoming_booking(self, kind: DocumentKind | str, host_id: str, booking_number: str) -> None:
+        """Booking number on an incoming document (extension ``bookkeeping.registerBooking``) and its
+        bookkeeping status set to *sent* (``sendToBookkeeping``, §7.2): the host shows "Sent to bookkeeper"."""
+        kind = _kind(kind)
+        subject = INCOMING_KINDS[kind]
+        try:
+            self.request("bookkeeping.registerBooking", {"subject": {"type": subject, "id": host_id}, "booking_number": booking_number}, write=True)
+        except HostError as exc:
+            if exc.status != 400:
+                raise
+            self.request(f"{subject}s.sendToBookkeeping", {"id": host_id}, write=True)
+            raise BookingNumberRefused(str(exc), status=400, action=exc.action) from None
+        self.request(f"{subject}s.sendToBookkeeping", {"id": host_id}, write=True)
+
+    def register_payment(self, kind: DocumentKind | str, direction: Direction, host_id: str, *, paid_on: date | None) -> bool:
+        """Mark a document paid in the host (the tool reconciled it): registers a payment of what is
+        still due (``invoices.registerPayment`` §4.4 / ``incoming…s.registerPayment`` §7.2). Never
+        removes a payment. Returns False when nothing was due any more (already paid in the host)."""
+        kind = _kind(kind)
+        when = (paid_on or self.clock.utcnow().date()).isoformat() + "T12:00:00+00:00"
+        if direction is Direction.OUTGOING:
+            if kind is not DocumentKind.INVOICE:
+                return False  # the host has no payments on credit notes (§5)
+            data = self.request("invoices.info", {"id": host_id})["data"]
+            due = _money_amount(data.get("total", {}).get("due"))
+            if data.get("paid") or due is None or due <= 0:
+                return False
+            self.request("invoices.registerPayment", {"id": host_id, "payment": {"amount": due, "currency": data.get("currency") or "EUR"}, "paid_at": when}, write=True)
+            return True
+        resource = INCOMING_KINDS[kind] + "s"
+        data = self.request(f"{resource}.info", {"id": host_id})["data"]
+        if data.get("payment_status") == "paid":
+            return False
+        total = _money_amount((data.get("total") or {}).get("tax_inclusive"))
+        if total is None:
+            return False
+        if data.get("payment_status") == "partially_paid":
+            return False  # what is left is unknown without the payment list; the host keeps its own state
+        self.request(f"{resource}.registerPayment", {"id": host_id, "payment": {"amount": total, "currency": (data.get("currency") or {}).get("code", "EUR")}, "paid_at": when}, write=True)
+        return True
 
     # ------------------------------------------------------------------ more reads
 
@@ -403,3 +511,30 @@ def _title(response: httpx.Response) -> str:
         if body.get("error_description") or body.get("error"):
             return str(body.get("error_description") or body.get("error"))
     return response.reason_phrase or "no details"
+
+
+INCOMING_KINDS = {DocumentKind.INVOICE: "incomingInvoice", DocumentKind.CREDIT_NOTE: "incomingCreditNote"}
+
+
+def _money_amount(money: Any) -> Decimal | None:
+    if money is None:
+        return None
+    value = money.get("amount") if isinstance(money, Mapping) else money
+    return None if value is None else Decimal(str(value))
+
+
+def _map_rates(document: Document, rates_by_key: Mapping[tuple[str | None, Decimal], VatRate]) -> Document:
+    """Replace the UBL's synthetic VAT rate ids ("S:21") by the department's tax rate ids with the same
+    category and percentage, wherever they are used."""
+    mapping = {r.id: rates_by_key[(r.category, r.percentage)].id for r in document.vat_rates if (r.category, r.percentage) in rates_by_key}
+    if not mapping:
+        return document
+    rates = {mapping.get(r.id, r.id): (rates_by_key[(r.category, r.percentage)] if r.id in mapping else r) for r in document.vat_rates}
+    return document.model_copy(
+        update={
+            "lines": tuple(line.model_copy(update={"vat_rate_id": mapping.get(line.vat_rate_id, line.vat_rate_id)}) for line in document.lines),
+            "allowance_charges": tuple(ac.model_copy(update={"vat_rate_id": mapping.get(ac.vat_rate_id, ac.vat_rate_id)}) for ac in document.allowance_charges),
+            "vat_breakdown": tuple(sub.model_copy(update={"vat_rate_id": mapping.get(sub.vat_rate_id, sub.vat_rate_id)}) for sub in document.vat_breakdown),
+            "vat_rates": tuple(rates.values()),
+        }
+    )

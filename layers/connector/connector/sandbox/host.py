@@ -420,6 +420,8 @@ class HostSandbox:
         self._contacts: dict[str, _Record] = {}
         self._docs: dict[str, _Doc] = {}
         self._incoming: dict[str, _Incoming] = {}
+        self._files: dict[str, dict[str, Any]] = {}  # id -> {name, mime_type, content, account_id, token}
+        self._base_url = "http://localhost/"
         routes = dict(_ROUTES)
         if extensions:
             routes.update(_EXTENSION_ROUTES)
@@ -977,9 +979,13 @@ class HostSandbox:
         payment_reference: str | None = None,
         iban_number: str | None = None,
         source_file: str | None = None,
+        file_content: bytes | None = None,
+        file_name: str | None = None,
+        file_mime_type: str = "application/xml",
     ) -> str:
         """An incoming invoice / credit note in the Expenses module (host-api.md §7); ``origin`` is
-        ``user`` or ``peppolIncomingDocument``. Returns its id."""
+        ``user`` or ``peppolIncomingDocument``. ``file_content`` is the original document (the UBL of a
+        Peppol document), served by ``files.info`` / ``files.download`` (§7.4). Returns its id."""
         with self._mutating():
             dept = self._department(department_id)
             if kind not in INCOMING_KINDS:
@@ -1009,7 +1015,9 @@ class HostSandbox:
                 bookkeeping_status=bookkeeping_status,
                 created_at=now,
                 updated_at=now,
-                file_id=self._new_id(),
+                file_id=self._store_file(dept.account_id, file_name or source_file or f"{document_number or 'document'}.xml", file_mime_type, file_content)
+                if file_content is not None
+                else self._new_id(),
                 payment_reference=payment_reference,
                 iban_number=iban_number,
                 source_file=source_file,
@@ -1117,9 +1125,27 @@ class HostSandbox:
 
     # ------------------------------------------------------------------ WSGI
 
+    def _store_file(self, account_id: str, name: str, mime_type: str, content: bytes) -> str:
+        file_id = self._new_id()
+        self._files[file_id] = {"name": name, "mime_type": mime_type, "content": bytes(content), "account_id": account_id, "token": uuid.uuid4().hex}
+        return file_id
+
+    def _serve_file(self, request: Request) -> Response:
+        """``GET /files/<id>?token=`` — the temporary download location ``files.download`` hands out
+        (no bearer: the token in the URL is the credential, like a presigned link)."""
+        file_id = request.path.rsplit("/", 1)[-1]
+        with self._lock:
+            stored = self._files.get(file_id)
+            if stored is None or request.args.get("token") != stored["token"]:
+                return _error(404, "Unknown or expired file location")
+            return Response(stored["content"], status=200, content_type=stored["mime_type"])
+
     def __call__(self, environ: dict[str, Any], start_response: Callable[..., Any]) -> Any:
         """The WSGI entry point."""
-        response = self.handle(Request(environ))
+        request = Request(environ)
+        if request.method == "GET" and request.path.startswith("/files/"):
+            return self._serve_file(request)(environ, start_response)
+        response = self.handle(request)
         self._flush_webhooks()
         return response(environ, start_response)
 
@@ -1157,6 +1183,7 @@ class HostSandbox:
         }
 
     def _dispatch(self, account: _Account, request: Request) -> Response:
+        self._base_url = request.host_url
         try:
             endpoint, _ = self._url_map.bind_to_environ(request.environ).match()
         except HTTPException as exc:
@@ -2005,6 +2032,25 @@ def _register_booking(self: HostSandbox, account: _Account, body: _In) -> Any:
     return None
 
 
+def _files_info(self: HostSandbox, account: _Account, body: _In) -> Any:
+    """``files.info {id}`` (§7.4) -> name, mime_type, size."""
+    file_id = body.text("id", required=True) or ""
+    stored = self._files.get(file_id)
+    if stored is None or stored["account_id"] != account.id:
+        raise ApiError(404, f"File {file_id} not found")
+    return {"data": {"id": file_id, "name": stored["name"], "mime_type": stored["mime_type"], "size": len(stored["content"])}}
+
+
+def _files_download(self: HostSandbox, account: _Account, body: _In) -> Any:
+    """``files.download {id}`` (§7.4) -> ``{location, expires_at}``: a temporary URL (10 minutes)."""
+    file_id = body.text("id", required=True) or ""
+    stored = self._files.get(file_id)
+    if stored is None or stored["account_id"] != account.id:
+        raise ApiError(404, f"File {file_id} not found")
+    expires = datetime.fromtimestamp(self.clock.now() + 600, UTC).isoformat()
+    return {"data": {"location": f"{self._base_url}files/{file_id}?token={stored['token']}", "expires_at": expires}}
+
+
 _EXTENSION_ROUTES: dict[str, tuple[Callable[..., Any], bool]] = {
     "bookkeeping.registerBooking": (_register_booking, True),
 }
@@ -2026,6 +2072,8 @@ _ROUTES: dict[str, tuple[Callable[..., Any], bool]] = {
     "taxRates.list": (HostSandbox._tax_rates_list, False),
     "productCategories.list": (HostSandbox._product_categories_list, False),
     "expenses.list": (HostSandbox._expenses_list, False),
+    "files.info": (_files_info, False),
+    "files.download": (_files_download, False),
     "webhooks.register": (HostSandbox._webhooks_register, True),
     "webhooks.list": (HostSandbox._webhooks_list, False),
     "webhooks.unregister": (HostSandbox._webhooks_unregister, True),

@@ -9,7 +9,7 @@ department of a :class:`~connector.sandbox.host.HostSandbox`, whose API then ser
 from __future__ import annotations
 
 import re
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any
@@ -76,6 +76,7 @@ def load_documents(
     documents: Sequence[Document],
     *,
     company_currency: str = "EUR",
+    originals: Mapping[str, bytes] | None = None,
 ) -> list[LoadedDocument]:
     """Put ``documents`` into the department; returns one :class:`LoadedDocument` per document, in order.
 
@@ -100,7 +101,8 @@ def load_documents(
       is in another currency and states its VAT in ``company_currency`` (BT-111) with non-zero VAT,
       ``rate = vat_in_tax_currency / vat`` to 6 decimals; else the document's own ``exchange_rate`` if set.
     - Incoming documents (``direction`` incoming) -> ``add_incoming_document`` (origin Peppol, review
-      status ``approved``) with the supplier as company and the two totals only (§7.2 has no lines).
+      status ``approved``) with the supplier as company and the two totals only (§7.2 has no lines),
+      and the original UBL (``originals[source]``) attached as the document's file.
 
     Raises ``ValueError`` for a document whose lines, allowances, charges or breakdown refer to a VAT
     rate id it does not describe.
@@ -146,6 +148,8 @@ def load_documents(
                 review_status="approved",
                 payment_reference=document.payment_reference,
                 source_file=document.source,
+                file_content=(originals or {}).get(document.source or ""),
+                file_name=document.source,
             )
         else:
             fields = _document_fields(document, rate_of, company_currency)

@@ -9,6 +9,7 @@ Settings table
   ``ENTITY#{account}#{entity}`` / ``DOC#{kind}#{id}``  booking record: ``intent`` (about to post) or ``booked``
   ``ENTITY#{account}#{entity}`` / ``LOCK``             the one-sync-at-a-time lock (lease)
   ``ENTITY#{account}#{entity}`` / ``LATEST_SUCCESS``   pointer to the latest successful run (kept past 7 days)
+  ``ENTITY#{account}#{entity}`` / ``SETUP``            API setup options (``fill_existing_lines``)
 
 Runs table
   ``RUN#{run}`` / ``#RUN``                             run summary + component statuses (TTL ``expires_at``)
@@ -188,8 +189,9 @@ class Stores:
                 if error.response["Error"]["Code"] != "ConditionalCheckFailedException":
                     raise
 
-    def record_booked(self, account_id: str, entity_id: str, kind: str, host_id: str, *, booking_number: str, entry_id: str, run_id: str, source_updated_at: str | None = None) -> None:
-        """Record a booking; ``source_updated_at`` is the host's ``updated_at`` of the content booked."""
+    def record_booked(self, account_id: str, entity_id: str, kind: str, host_id: str, *, booking_number: str, entry_id: str, run_id: str, source_updated_at: str | None = None, reference: str | None = None) -> None:
+        """Record a booking; ``source_updated_at`` is the host's ``updated_at`` of the content booked,
+        ``reference`` the document number the tool stores (payment look-ups use it)."""
         item = {
             "pk": entity_key(account_id, entity_id),
             "sk": f"DOC#{kind}#{host_id}",
@@ -201,7 +203,26 @@ class Stores:
         }
         if source_updated_at:
             item["source_updated_at"] = source_updated_at
+        if reference:
+            item["reference"] = reference
         self.settings.put_item(Item=item)
+
+    def list_bookings(self, account_id: str, entity_id: str) -> list[dict[str, Any]]:
+        """Every booking record of the entity, with ``record_kind`` (e.g. ``outgoing_invoice``) and ``host_id``."""
+        items = _query_all(self.settings, Key("pk").eq(entity_key(account_id, entity_id)) & Key("sk").begins_with("DOC#"), consistent=True)
+        out = []
+        for item in items:
+            _, record_kind, host_id = item["sk"].split("#", 2)
+            out.append({**_plain(item), "record_kind": record_kind, "host_id": host_id})
+        return out
+
+    def mark_host_paid(self, account_id: str, entity_id: str, kind: str, host_id: str) -> None:
+        """The host has this document as paid now: payment status is not checked for it again."""
+        self.settings.update_item(
+            Key={"pk": entity_key(account_id, entity_id), "sk": f"DOC#{kind}#{host_id}"},
+            UpdateExpression="SET host_paid = :t",
+            ExpressionAttributeValues={":t": True},
+        )
 
     def clear_intent(self, account_id: str, entity_id: str, kind: str, host_id: str) -> None:
         """Forget an intent the tool refused (nothing was booked); a ``booked`` record is kept."""
@@ -437,6 +458,94 @@ class Stores:
                 found.extend(response["Responses"].get(table.name, []))  # the resource's client deserialises
                 request = response.get("UnprocessedKeys") or {}
         return found
+
+    # --------------------------------------------------------- API: setup, deletion, notifications
+
+    def get_metadata_record(self, account_id: str, entity_id: str) -> tuple[ToolMetadata, str | None] | None:
+        """The cached tool metadata with the ISO time it was fetched (``None`` when never fetched)."""
+        item = self.settings.get_item(Key={"pk": entity_key(account_id, entity_id), "sk": "META"}).get("Item")
+        return (ToolMetadata.model_validate_json(item["metadata"]), item.get("fetched_at")) if item else None
+
+    def put_setup_options(self, account_id: str, entity_id: str, **options: Any) -> None:
+        """Merge API-level setup options into the entity's ``SETUP`` item (e.g. ``fill_existing_lines``:
+        the setup wizard's choices that :class:`IntegrationSettings` has no field for)."""
+        if not options:
+            return
+        names = {f"#o{i}": k for i, k in enumerate(options)}
+        values = {f":o{i}": v for i, v in enumerate(options.values())}
+        self.settings.update_item(
+            Key={"pk": entity_key(account_id, entity_id), "sk": "SETUP"},
+            UpdateExpression="SET " + ", ".join(f"#o{i} = :o{i}" for i in range(len(options))),
+            ExpressionAttributeNames=names,
+            ExpressionAttributeValues=values,
+        )
+
+    def get_setup_options(self, account_id: str, entity_id: str) -> dict[str, Any]:
+        """The entity's API-level setup options (``{}`` when none were set)."""
+        item = self.settings.get_item(Key={"pk": entity_key(account_id, entity_id), "sk": "SETUP"}, ConsistentRead=True).get("Item")
+        return {k: v for k, v in _plain(item).items() if k not in ("pk", "sk")} if item else {}
+
+    def delete_relations(self, account_id: str, entity_id: str) -> int:
+        """Forget every host relation -> tool relation mapping of the entity (its tool or administration
+        changed, so the tool ids no longer apply). Returns how many were deleted."""
+        key = entity_key(account_id, entity_id)
+        kwargs: dict[str, Any] = {
+            "KeyConditionExpression": Key("pk").eq(key) & Key("sk").begins_with("REL#"),
+            "ProjectionExpression": "pk, sk",
+            "ConsistentRead": True,
+        }
+        count = 0
+        with self.settings.batch_writer() as batch:
+            while True:
+                response = self.settings.query(**kwargs)
+                for item in response["Items"]:
+                    batch.delete_item(Key={"pk": item["pk"], "sk": item["sk"]})
+                    count += 1
+                if "LastEvaluatedKey" not in response:
+                    break
+                kwargs["ExclusiveStartKey"] = response["LastEvaluatedKey"]
+        return count
+
+    def delete_entity(self, account_id: str, entity_id: str) -> None:
+        """Delete a company entity's integration: its record, tool metadata cache, setup options and
+        relation mappings, and the latest-success pointer (that run gets its 7-day TTL back). Booking
+        records (``DOC#``) are kept so nothing is ever booked twice if the entity is connected again."""
+        key = entity_key(account_id, entity_id)
+        pointer = self.settings.get_item(Key={"pk": key, "sk": "LATEST_SUCCESS"}, ConsistentRead=True).get("Item")
+        if pointer:
+            old = self.runs.get_item(Key={"pk": f"RUN#{pointer['run_id']}", "sk": "#RUN"}).get("Item")
+            if old:
+                started = datetime.fromisoformat(old["started_at"]).timestamp()
+                self.update_run(pointer["run_id"], expires_at=int(started) + HISTORY_SECONDS)
+        self.delete_relations(account_id, entity_id)
+        with self.settings.batch_writer() as batch:
+            for sk in ("META", "SETUP", "LATEST_SUCCESS"):
+                batch.delete_item(Key={"pk": key, "sk": sk})
+            batch.delete_item(Key={"pk": f"ACCOUNT#{account_id}", "sk": f"ENTITY#{entity_id}"})
+
+    def get_notification(self, account_id: str, user_id: str, notification_id: str) -> dict[str, Any] | None:
+        """One notification of the user by its id (``None``: not this user's)."""
+        for item in _query_all(self.notifications, Key("pk").eq(f"USER#{account_id}#{user_id}"), consistent=True):
+            if item.get("id") == notification_id:
+                return _plain(item)
+        return None
+
+    def mark_notification_read(self, account_id: str, user_id: str, notification_id: str) -> dict[str, Any] | None:
+        """Mark the user's notification read (idempotent); returns it, or ``None`` when it isn't theirs."""
+        item = self.get_notification(account_id, user_id, notification_id)
+        if item is None:
+            return None
+        if not item.get("read"):
+            updated = self.notifications.update_item(
+                Key={"pk": item["pk"], "sk": item["sk"]},
+                UpdateExpression="SET #r = :t, read_at = :now",
+                ExpressionAttributeNames={"#r": "read"},
+                ExpressionAttributeValues={":t": True, ":now": now_iso()},
+                ConditionExpression=Attr("pk").exists(),
+                ReturnValues="ALL_NEW",
+            )
+            item = _plain(updated["Attributes"])
+        return item
 
 
 def _ttl() -> int:

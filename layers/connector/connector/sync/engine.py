@@ -28,6 +28,7 @@ from typing import Any
 from connector.booking import build_entry
 from connector.models import (
     COMPONENT_ORDER,
+    BookedRef,
     BookingEntry,
     BookingRejected,
     BookingResult,
@@ -42,6 +43,7 @@ from connector.models import (
     Trigger,
 )
 from connector.adapters import supports_updates
+from connector.vat import vat_number_warning
 from connector.ports import AccountingAdapter, AdapterError, HostProduct, RelationRejected, chunked
 from connector.clock import get_clock
 from connector.stores.dynamodb import EntityRecord, Stores, SyncAlreadyRunning, now_iso
@@ -49,8 +51,18 @@ from connector.stores.dynamodb import EntityRecord, Stores, SyncAlreadyRunning, 
 DOCUMENT_COMPONENTS: dict[Component, tuple[DocumentKind, Direction]] = {
     Component.OUTGOING_INVOICES: (DocumentKind.INVOICE, Direction.OUTGOING),
     Component.OUTGOING_CREDIT_NOTES: (DocumentKind.CREDIT_NOTE, Direction.OUTGOING),
+    Component.INCOMING_INVOICES: (DocumentKind.INVOICE, Direction.INCOMING),
+    Component.INCOMING_CREDIT_NOTES: (DocumentKind.CREDIT_NOTE, Direction.INCOMING),
 }
-RELATION_COMPONENTS: dict[Component, str] = {Component.CUSTOMERS: "customer"}
+RELATION_COMPONENTS: dict[Component, str] = {Component.CUSTOMERS: "customer", Component.SUPPLIERS: "supplier"}
+ROLE_OF = {Direction.OUTGOING: "customer", Direction.INCOMING: "supplier"}
+RELATION_COMPONENT_OF = {Direction.OUTGOING: Component.CUSTOMERS, Direction.INCOMING: Component.SUPPLIERS}
+
+#: The step after the components that brings payment status back to the host (seed 000 "Coming soon",
+#: seeds 001/002/004: reconciled in the tool -> paid in the host, never un-paid).
+PAYMENT_STATUS = "payment_status"
+
+NOT_SYNCED = "not_synced"  # an expense that is not approved yet: reported, the component stays Success
 
 #: Structured log of what the engine did (ids only, never amounts of credentials or tokens); the Lambda
 #: handlers give it Powertools' JSON format and context keys.
@@ -161,12 +173,16 @@ def plan_run(svc: Services, run_id: str) -> dict[str, Any]:
     host = svc.host_for(entity)
     plan: dict[Component, list[str]] = {c: [] for c in COMPONENT_ORDER}
     plan[Component.LEDGER_ACCOUNTS] = ["metadata"]
-    customers: dict[str, None] = {}
     updates_allowed = supports_updates(entity.tool or "")
+    relations: dict[str, dict[str, None]] = {"customer": {}, "supplier": {}}
     for component, (kind, direction) in DOCUMENT_COMPONENTS.items():
-        rows = host.list_documents(kind, since=entity.settings.start_date)
-        already = [r for r in rows if r.get("booking_number")]
-        pending = [r for r in rows if not r.get("booking_number")]
+        if direction is Direction.INCOMING:
+            rows, waiting = _incoming_rows(host, kind, entity.settings.start_date)
+            svc.stores.put_results(run_id, component.value, waiting)
+        else:
+            rows = host.list_documents(kind, since=entity.settings.start_date)
+        already = [r for r in rows if _synced_before(r)]
+        pending = [r for r in rows if not _synced_before(r)]
         edited: list[dict[str, Any]] = []
         if updates_allowed and already:
             records = svc.stores.get_bookings(run["account_id"], run["entity_id"], booking_kind(kind, direction), [r["id"] for r in already])
@@ -176,17 +192,19 @@ def plan_run(svc: Services, run_id: str) -> dict[str, Any]:
             run_id,
             component.value,
             [
-                {"id": r["id"], "number": r.get("number"), "outcome": DocumentOutcome.ALREADY_SYNCED.value, "booking_number": str(r["booking_number"])}
+                {"id": r["id"], "number": r.get("number"), "outcome": DocumentOutcome.ALREADY_SYNCED.value, "booking_number": r.get("booking_number")}
                 for r in already
             ],
         )
         plan[component] = [r["id"] for r in pending] + [UPDATE_PREFIX + r["id"] for r in edited]
         for r in pending + edited:
-            customer = r.get("customer") or {}
-            if customer.get("id"):
-                customers[f"{customer.get('type', 'company')}:{customer['id']}"] = None
-    mapped = svc.stores.get_relations(run["account_id"], run["entity_id"], "customer", [ref.split(":", 1)[1] for ref in customers])
-    plan[Component.CUSTOMERS] = [ref for ref in customers if ref.split(":", 1)[1] not in mapped]
+            relation = r.get("relation") or r.get("customer") or {}
+            if relation.get("id"):
+                relations[ROLE_OF[direction]][f"{relation.get('type', 'company')}:{relation['id']}"] = None
+    for direction, role in ROLE_OF.items():
+        refs = relations[role]
+        mapped = svc.stores.get_relations(run["account_id"], run["entity_id"], role, [ref.split(":", 1)[1] for ref in refs])
+        plan[RELATION_COMPONENT_OF[direction]] = [ref for ref in refs if ref.split(":", 1)[1] not in mapped]
 
     components = []
     for component in COMPONENT_ORDER:
@@ -196,6 +214,42 @@ def plan_run(svc: Services, run_id: str) -> dict[str, Any]:
         svc.stores.set_component(run_id, component.value, ComponentStatus.PENDING, total=len(ids))
         components.append({"name": component.value, "batches": list(range(len(batches)))})
     return {"run_id": run_id, "components": components, "error": None}
+
+
+def _incoming_rows(host: HostProduct, kind: DocumentKind, since: Any) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+    """Incoming documents to sync, and the results for those that wait for approval.
+
+    Only documents received via Peppol are this connector's (seed 000: uploaded receipts / OCR
+    invoices go to the bookkeeper's e-mail instead); of those, only approved ones are synced, and the
+    others are reported "not synced yet: approve it first" (the component stays Success). A document
+    already sent to the bookkeeper counts as synced."""
+    rows, waiting = [], []
+    subject = "incomingInvoice" if kind is DocumentKind.INVOICE else "incomingCreditNote"
+    for row in host.list_incoming(kind, since=since):  # type: ignore[attr-defined]
+        if not row.get("peppol"):
+            continue
+        if row.get("review_status") != "approved":
+            waiting.append(
+                {
+                    "id": row["id"],
+                    "number": row.get("number"),
+                    "kind": kind.value,
+                    "outcome": NOT_SYNCED,
+                    "reason": "not synced yet: approve it first",
+                    "hint": "Approve the expense in the host product; the next sync books it.",
+                    "subject_type": subject,
+                    "subject_id": row["id"],
+                }
+            )
+            continue
+        rows.append(row)
+    return rows, waiting
+
+
+def _synced_before(row: dict[str, Any]) -> bool:
+    """The host already holds this document as synced: a booking number, or (incoming) sent to the
+    bookkeeper."""
+    return bool(row.get("booking_number")) or row.get("bookkeeping_status") == "sent"
 
 
 def _edited_since_booking(row: dict[str, Any], record: dict[str, Any] | None) -> bool:
@@ -215,6 +269,8 @@ def process_batch(svc: Services, run_id: str, component: str, batch: int) -> dic
 
     Raises :class:`ComponentFailed` after marking the component Error when the tool fails as a whole.
     """
+    if component == PAYMENT_STATUS:
+        return {"synced": sync_payments(svc, run_id)["marked_paid"], "skipped": 0, "tool": None, "api_calls": {}}
     run, entity = _run_and_entity(svc, run_id)
     comp = Component(component)
     svc.stores.set_component(run_id, component, ComponentStatus.IN_PROGRESS, only_from=(ComponentStatus.PENDING,))
@@ -278,7 +334,8 @@ def _sync_relations(svc: Services, entity: EntityRecord, adapter: AccountingAdap
         ref = f"{party.kind.value}:{party.host_id}"
         found = outcome.get(party.host_id)
         if isinstance(found, str):
-            results.append({"id": ref, "number": party.name, "outcome": DocumentOutcome.SYNCED.value, "flag": relation_warning(adapter, party),
+            flag = " ".join(w for w in (relation_warning(adapter, party), vat_number_warning(party.vat_number)) if w) or None
+            results.append({"id": ref, "number": party.name, "outcome": DocumentOutcome.SYNCED.value, "flag": flag,
                             "subject_type": party.kind.value, "subject_id": party.host_id})
         else:
             reason = str(found) if isinstance(found, RelationRejected) else "the accounting tool gave no answer for this relation"
@@ -306,7 +363,7 @@ def _document_result(doc: Document, outcome: DocumentOutcome, **extra: Any) -> d
         "net": str(doc.totals.net),
         "vat": str(doc.totals.vat),
         "gross": str(doc.totals.gross),
-        "subject_type": "invoice" if doc.kind is DocumentKind.INVOICE else "creditNote",
+        "subject_type": _subject_type(doc.kind, doc.direction),
         "subject_id": doc.host_id,
         **extra,
     }
@@ -331,21 +388,27 @@ def _sync_documents(
     if not ids:
         return results
     records = stores.get_bookings(account, ent, record_kind, ids)
+    subject_type = _subject_type(kind, direction)
 
     # Booked in an earlier run, but the host never got the booking number (crash after recording).
     for host_id, record in records.items():
         if record.get("state") == "booked":
-            note = _write_back(host, kind, host_id, record["booking_number"])
+            note = _write_back(host, kind, direction, host_id, record["booking_number"])
             results.append({"id": host_id, "outcome": DocumentOutcome.ALREADY_SYNCED.value, "booking_number": record["booking_number"], "entry_id": record.get("entry_id"), "flag": note})
     todo = [i for i in ids if records.get(i, {}).get("state") != "booked"]
     if not todo:
         return results
 
-    documents = host.get_documents(kind, todo)
+    documents, unreadable = _fetch_documents(host, kind, direction, todo)
+    results.extend(
+        {"id": host_id, "outcome": DocumentOutcome.SKIPPED.value, "reason": reason, "hint": "Open the document in the host product and check its attached e-invoice.",
+         "subject_type": subject_type, "subject_id": host_id}
+        for host_id, reason in unreadable.items()
+    )
     metadata = stores.get_metadata(account, ent)
     if metadata is None:
         raise AdapterError("the accounting tool's ledger accounts, journals and VAT codes are not loaded")
-    relations = stores.get_relations(account, ent, "customer" if direction is Direction.OUTGOING else "supplier", [d.party.host_id for d in documents])
+    relations = stores.get_relations(account, ent, ROLE_OF[direction], [d.party.host_id for d in documents])
 
     entries: list[tuple[Document, BookingEntry]] = []
     for doc in documents:
@@ -367,8 +430,8 @@ def _sync_documents(
     for doc, entry in entries:
         result = outcomes.get(entry.host_id)
         if isinstance(result, BookingResult):
-            stores.record_booked(account, ent, record_kind, doc.host_id, booking_number=result.booking_number, entry_id=result.entry_id, run_id=run["run_id"], source_updated_at=doc.updated_at)
-            note = _write_back(host, kind, doc.host_id, result.booking_number) or relation_warning(adapter, doc.party)
+            stores.record_booked(account, ent, record_kind, doc.host_id, booking_number=result.booking_number, entry_id=result.entry_id, run_id=run["run_id"], source_updated_at=doc.updated_at, reference=entry.reference)
+            note = " ".join(w for w in (_write_back(host, kind, direction, doc.host_id, result.booking_number), relation_warning(adapter, doc.party), vat_number_warning(doc.party.vat_number)) if w) or None
             status = DocumentOutcome.ALREADY_SYNCED if doc.host_id in found else DocumentOutcome.SYNCED
             results.append(_document_result(doc, status, booking_number=result.booking_number, entry_id=result.entry_id, flag=note))
         else:
@@ -399,7 +462,7 @@ def _update_documents(
     metadata = stores.get_metadata(account, ent)
     if metadata is None:
         raise AdapterError("the accounting tool's ledger accounts, journals and VAT codes are not loaded")
-    relations = stores.get_relations(account, ent, "customer" if direction is Direction.OUTGOING else "supplier", [d.party.host_id for d in documents])
+    relations = stores.get_relations(account, ent, ROLE_OF[direction], [d.party.host_id for d in documents])
     results: list[dict[str, Any]] = []
     items: list[tuple[Document, BookingEntry, str]] = []
     for doc in documents:
@@ -425,10 +488,43 @@ def relation_warning(adapter: AccountingAdapter, party: Any) -> str | None:
     return warn(party) if warn else None
 
 
-def _write_back(host: HostProduct, kind: DocumentKind, host_id: str, booking_number: str) -> str | None:
-    """Give the host product the booking number; a refusal becomes a flag on the document, not a failure."""
+def _subject_type(kind: DocumentKind, direction: Direction) -> str:
+    """The host product's type name of a document (what "View details" opens)."""
+    if direction is Direction.INCOMING:
+        return "incomingInvoice" if kind is DocumentKind.INVOICE else "incomingCreditNote"
+    return "invoice" if kind is DocumentKind.INVOICE else "creditNote"
+
+
+def _fetch_documents(host: HostProduct, kind: DocumentKind, direction: Direction, ids: Sequence[str]) -> tuple[list[Document], dict[str, str]]:
+    """The documents for ``ids`` and, per id that can't be read (deleted since the plan, no readable
+    e-invoice attached), the reason: one bad document never sinks its batch."""
+    from connector.host.mapping import HostDataError
+    from connector.host.client import HostNotFound
+
+    read = host.get_incoming if direction is Direction.INCOMING else host.get_documents  # type: ignore[attr-defined]
     try:
-        host.register_booking(kind, host_id, booking_number)
+        return list(read(kind, ids)), {}
+    except (HostDataError, HostNotFound):
+        pass
+    documents, failures = [], {}
+    for host_id in ids:
+        try:
+            documents.extend(read(kind, [host_id]))
+        except HostNotFound:
+            failures[host_id] = "the document no longer exists in the host product"
+        except HostDataError as error:
+            failures[host_id] = f"the document can't be read: {error}"
+    return documents, failures
+
+
+def _write_back(host: HostProduct, kind: DocumentKind, direction: Direction, host_id: str, booking_number: str) -> str | None:
+    """Give the host product the booking number (and, for an incoming document, "sent to bookkeeper");
+    a refusal becomes a flag on the document, not a failure."""
+    try:
+        if direction is Direction.INCOMING:
+            host.register_incoming_booking(kind, host_id, booking_number)  # type: ignore[attr-defined]
+        else:
+            host.register_booking(kind, host_id, booking_number)
     except ValueError as refused:
         return f"booked, but the host product can't store booking number {booking_number!r}: {refused}"
     return None
@@ -448,12 +544,13 @@ def complete_component(svc: Services, run_id: str, component: str) -> dict[str, 
     already = sum(1 for r in results if r["outcome"] == DocumentOutcome.ALREADY_SYNCED.value)
     skipped = sum(1 for r in results if r["outcome"] == DocumentOutcome.SKIPPED.value)
     flagged = sum(1 for r in results if r.get("flag"))
+    waiting = sum(1 for r in results if r["outcome"] == NOT_SYNCED)
     current = ComponentStatus(run["components"][component]["status"])
     if current is ComponentStatus.ERROR:
         status = current
     else:
         status = ComponentStatus.WARNING if skipped or flagged else ComponentStatus.SUCCESS
-    svc.stores.set_component(run_id, component, status, synced=synced, already_synced=already, skipped=skipped, flagged=flagged)
+    svc.stores.set_component(run_id, component, status, synced=synced, already_synced=already, skipped=skipped, flagged=flagged, not_synced=waiting)
     return {"component": component, "status": status.value}
 
 
@@ -539,3 +636,44 @@ def _error_message(error: dict[str, Any]) -> str:
     return f"{error.get('Error', 'Error')}: {cause}"[:500]
 
 
+
+
+# ------------------------------------------------------------------------------------ payments
+
+
+def sync_payments(svc: Services, run_id: str) -> dict[str, int]:
+    """Bring payment status back: every document the connector booked that the host doesn't have as
+    paid yet is checked in the tool (bulk reads) and, when the tool has it paid in full (reconciled),
+    marked paid in the host. A payment is never removed: a later change in the tool never un-pays a
+    document in the host (seeds 001, 002, 004). Returns ``{"checked", "marked_paid"}``."""
+    run, entity = _run_and_entity(svc, run_id)
+    account, ent = entity.account_id, entity.entity_id
+    candidates = []
+    for record in svc.stores.list_bookings(account, ent):
+        direction_value, kind_value = record["record_kind"].split("_", 1)
+        kind, direction = DocumentKind(kind_value), Direction(direction_value)
+        if record.get("state") != "booked" or record.get("host_paid") or (direction is Direction.OUTGOING and kind is DocumentKind.CREDIT_NOTE):
+            continue  # the host has no payments on outgoing credit notes (host-api.md §5)
+        candidates.append(
+            BookedRef(host_id=record["host_id"], kind=kind, direction=direction, entry_id=record["entry_id"], booking_number=record["booking_number"], reference=record.get("reference") or "")
+        )
+    if not candidates:
+        return {"checked": 0, "marked_paid": 0}
+    adapter = svc.adapter_for(entity)
+    try:
+        states = adapter.read_payments(candidates)
+    except AdapterError as error:
+        svc.stores.update_run(run_id, payments_error=str(error))
+        return {"checked": len(candidates), "marked_paid": 0}
+    host = svc.host_for(entity)
+    marked = 0
+    for ref in candidates:
+        state = states.get(ref.entry_id)
+        if state is None or not state.paid:
+            continue
+        if host.register_payment(ref.kind, ref.direction, ref.host_id, paid_on=state.paid_on):  # type: ignore[attr-defined]
+            marked += 1
+            log.info("marked paid", extra={"account_id": account, "entity_id": ent, "run_id": run_id, "document_id": ref.host_id})
+        svc.stores.mark_host_paid(account, ent, f"{ref.direction.value}_{ref.kind.value}", ref.host_id)
+    svc.stores.update_run(run_id, payments={"checked": len(candidates), "marked_paid": marked})
+    return {"checked": len(candidates), "marked_paid": marked}
