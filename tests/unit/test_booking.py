@@ -179,3 +179,79 @@ def test_allocate_sums_exactly(total, weights):
     shares = allocate(total, weights)
     assert sum(shares, D(0)) == total
     assert all(abs(s) <= abs(total) for s in shares)
+
+
+# ----------------------------------------------------------------------------------- purchase side
+
+PURCHASE_SETTINGS = SETTINGS.model_copy(
+    update={
+        "journals": JournalSettings(incoming_invoices="60", incoming_credit_notes="60"),
+        "purchase_vat_codes": {"S:21": "P21", "AE:0": "RC", "S:6": "P21"},
+        "expense_ledger_accounts": {"S:21": "700000", "AE:0": "700000"},
+        "purchase_discount_ledger_accounts": {"*": "708000"},
+    }
+)
+
+
+def incoming(document: Document) -> Document:
+    return document.model_copy(update={"direction": Direction.INCOMING})
+
+
+def test_purchase_uses_the_purchase_links_journal_and_vat_codes():
+    entry = book(incoming(doc([("100.00", "S:21")], [("S:21", "100.00", "21.00")])), PURCHASE_SETTINGS)
+    assert isinstance(entry, BookingEntry)
+    assert entry.direction is Direction.INCOMING and entry.journal == "60"
+    assert [(l.vat_code, l.net_amount, l.vat_amount) for l in entry.lines] == [("P21", D("100.00"), D("21.00"))]
+
+
+def test_purchase_refuses_a_sales_only_vat_code_and_a_missing_purchase_link():
+    sales_code = PURCHASE_SETTINGS.model_copy(update={"purchase_vat_codes": {"S:21": "21"}})
+    result = book(incoming(doc([("100.00", "S:21")], [("S:21", "100.00", "21.00")])), sales_code)
+    assert isinstance(result, Skip) and "is for sales only" in result.reason and result.subject_type == "incomingInvoice"
+    unlinked = book(incoming(doc([("100.00", "S:6")], [("S:6", "100.00", "6.00")])), PURCHASE_SETTINGS)
+    assert isinstance(unlinked, Skip) and "Link purchase VAT codes" in unlinked.hint
+    assert isinstance(unlinked, Skip) and "is 6% but its linked VAT code P21 is 21%" in unlinked.reason
+
+
+ZERO_RATES = {
+    "Z": VatRate(id="Z:0", description="0% zero-rated", percentage=D(0), category="Z"),
+    "E": VatRate(id="E:0", description="0% exempt", percentage=D(0), category="E"),
+    "AE": VatRate(id="AE:0", description="0% reverse charge", percentage=D(0), category="AE"),
+    "K": VatRate(id="K:0", description="0% intra-community", percentage=D(0), category="K"),
+    "G": VatRate(id="G:0", description="0% export", percentage=D(0), category="G"),
+    "O": VatRate(id="O:0", description="not subject to VAT", percentage=D(0), category="O"),
+}
+
+
+@pytest.mark.parametrize("category", sorted(ZERO_RATES))
+@pytest.mark.parametrize("direction", [Direction.OUTGOING, Direction.INCOMING])
+def test_every_zero_vat_category_books_without_vat_and_refuses_vat(category, direction):
+    rate = ZERO_RATES[category]
+    settings = PURCHASE_SETTINGS.model_copy(
+        update={
+            "vat_codes": {rate.id: "RC"}, "ledger_accounts": {rate.id: "700000"},
+            "purchase_vat_codes": {rate.id: "RC"}, "expense_ledger_accounts": {rate.id: "700000"},
+            "journals": JournalSettings(outgoing_invoices="70", incoming_invoices="60"),
+        }
+    )
+    good = doc([("250.00", rate.id), ("50.00", rate.id)], [(rate.id, "300.00", "0")], rates=(rate,)).model_copy(update={"direction": direction})
+    entry = book(good, settings)
+    assert isinstance(entry, BookingEntry) and entry.vat == 0 and entry.gross == D("300.00")
+    with_vat = doc([("300.00", rate.id)], [(rate.id, "300.00", "63.00")], rates=(rate,)).model_copy(update={"direction": direction})
+    refused = book(with_vat, settings)
+    assert isinstance(refused, Skip) and "must carry no VAT" in refused.reason
+
+
+def test_document_charge_and_allowance_on_a_purchase():
+    document = incoming(doc([("1000.00", "S:21")], [("S:21", "950.00", "199.50")], allowances=[("100.00", False, "S:21"), ("50.00", True, "S:21")]))
+    entry = book(document, PURCHASE_SETTINGS)
+    assert isinstance(entry, BookingEntry)
+    lines = {l.gl_account: (l.net_amount, l.vat_amount) for l in entry.lines}
+    assert lines == {"700000": (D("1050.00"), D("220.50")), "708000": (D("-100.00"), D("-21.00"))}
+    assert (entry.net, entry.vat, entry.gross) == (D("950.00"), D("199.50"), D("1149.50"))
+
+
+def test_prepaid_and_rounding_are_settlement_not_booking():
+    document = doc([("100.00", "S:21")], [("S:21", "100.00", "21.00")], totals=DocumentTotals(net=D("100.00"), vat=D("21.00"), gross=D("121.00"), prepaid=D("50.00"), rounding=D("0.20"), payable=D("71.20")))
+    entry = book(document)
+    assert isinstance(entry, BookingEntry) and entry.gross == D("121.00")

@@ -250,7 +250,8 @@ def _build(
     vat_links, ledger_links, discount_links = settings.links_for(doc.direction)
     link_label = "Link VAT codes" if sales else "Link purchase VAT codes"
     vat_codes: dict[str, tuple[str, Decimal]] = {}
-    for rate in doc.vat_rates:
+    used = {line.vat_rate_id for line in doc.lines} | {ac.vat_rate_id for ac in doc.allowance_charges} | {s.vat_rate_id for s in doc.vat_breakdown}
+    for rate in (r for r in doc.vat_rates if r.id in used):
         code = vat_links.get(rate.id)
         if code is None:
             raise _skip(
@@ -263,19 +264,19 @@ def _build(
             raise _skip(
                 doc,
                 f"VAT code {code} (linked to VAT rate '{rate.description}') {'does not exist' if tool_code is None else 'is blocked'} in the accounting tool",
-                "Link the VAT rate to an existing VAT code under 'Link VAT codes'.",
+                f"Link the VAT rate to an existing VAT code under '{link_label}'.",
             )
         if tool_code.usage not in (usage, "both"):
             raise _skip(
                 doc,
                 f"VAT code {code} is for {tool_code.usage} only and can't be used on {side_label} {doc_label}",
-                f"Link VAT rate '{rate.description}' to a {usage} VAT code under 'Link VAT codes'.",
+                f"Link VAT rate '{rate.description}' to a {usage} VAT code under '{link_label}'.",
             )
         if tool_code.percentage != rate.percentage:
             raise _skip(
                 doc,
                 f"VAT rate '{rate.description}' is {rate.percentage}% but its linked VAT code {code} is {tool_code.percentage}%",
-                f"Link VAT rate '{rate.description}' to a VAT code of {rate.percentage}% under 'Link VAT codes'.",
+                f"Link VAT rate '{rate.description}' to a VAT code of {rate.percentage}% under '{link_label}'.",
             )
         vat_codes[rate.id] = (code, rate.percentage)
 
