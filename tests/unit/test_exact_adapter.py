@@ -192,7 +192,7 @@ def test_purchase_entries_post_and_read(world):
     results = adapter.post_bookings([bill, refund])
     assert all(isinstance(r, BookingResult) for r in results), results
     assert [e["Type"] for e in sandbox.purchase_entries(DIV)] == [30, 31]
-    read = adapter.read_bookings([r.entry_id for r in results], DocumentKind.CREDIT_NOTE)
+    read = adapter.read_bookings([r.entry_id for r in results], DocumentKind.CREDIT_NOTE, Direction.INCOMING)
     assert read[results[1].entry_id].gross == Decimal("12.10")
     assert read[results[0].entry_id].gross == Decimal("242.00")
 

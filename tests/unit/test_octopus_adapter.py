@@ -45,8 +45,8 @@ REQUEST = AdminRequest(rates=RATES, currencies=frozenset({"EUR", "USD"}), years=
 class World:
     """A sandbox set up by ``demo_administration``, a credential store and an adapter on WSGITransport.
 
-    Book year 1 is 2024, 2 is 2025; journals V1 / V2 / A1 / A2 / F1; VAT codes 21, 06, IC; revenue
-    accounts 700001..700003."""
+    Book year 1 is 2024, 2 is 2025; journals V1 / V2 / A1 / A2 / F1; sales VAT codes 21, 06, IC and
+    purchase codes D21, D06, DIC; revenue accounts 700001..700003, cost accounts 600001..600003."""
 
     def __init__(self, clock: Clock, base_url: str | None = None, **options: Any) -> None:
         self.sandbox = OctopusSandbox(**options)
@@ -107,14 +107,16 @@ def test_fetch_metadata_normalises_open_years(world):
     sandbox, adapter = world.sandbox, world.adapter
     sandbox.close_bookyear(world.dossier, 1)
     sandbox.add_journal(world.dossier, 2, "V3", "Old sales", closed=True)
-    sandbox.add_vat_code(world.dossier, "D21", "21", "Purchase 21%", usage="purchase")
+    sandbox.add_vat_code(world.dossier, "X21", "21", "Sales and purchases 21%", usage="both")
     meta = adapter.fetch_metadata()
     assert {j.code: j.type for j in meta.journals} == {
         "V1": "sales", "V2": "sales", "V3": "sales", "A1": "purchase", "A2": "purchase", "F1": "other"}
     assert meta.journal("V3").blocked and not meta.journal("V1").blocked
-    assert [a.code for a in meta.gl_accounts] == ["400000", "440000", "700001", "700002", "700003", "708000"]
+    assert [a.code for a in meta.gl_accounts] == ["400000", "440000", "600001", "600002", "600003", "608000",
+                                                  "700001", "700002", "700003", "708000"]
     assert meta.gl_account("700001").description == "Revenue 21%"
-    assert meta.vat_code("21").percentage == Decimal("21") and meta.vat_code("21").usage == "both"
+    assert meta.vat_code("21").percentage == Decimal("21") and meta.vat_code("21").usage == "sales"
+    assert meta.vat_code("X21").usage == "both" and meta.vat_code("DIC").percentage == Decimal("0")
     assert meta.vat_code("06").percentage == Decimal("6") and meta.vat_code("IC").percentage == Decimal("0")
     assert meta.vat_code("D21").usage == "purchase"
     assert set(meta.currencies) == {"EUR", "USD"} and meta.company_currency == "EUR"
@@ -244,7 +246,8 @@ def test_numbers_continue_after_the_journals_last_number(world):
     assert [r.booking_number for r in results] == ["42", "43"]
     assert sandbox.journal(world.dossier, 2, "V7")["lastBookedDocumentNr"] == 43
     purchase = world.adapter.ensure_relations([party("s1", "Supplies", "4001")], customer=False)["s1"]
-    bill = entry("bill", purchase, journal="A1", direction=Direction.INCOMING, ref="SUP-1")
+    bill = entry("bill", purchase, journal="A1", direction=Direction.INCOMING, ref="SUP-1",
+                 lines=(line("600001", "D21"),))
     assert world.adapter.post_bookings([bill])[0].entry_id == "2/A1/1"
 
 
@@ -257,7 +260,9 @@ def test_rejections_keep_the_batch_going(world):
         entry("no-year", relation, entry_date=date(2031, 1, 1)),
         entry("no-journal", relation, journal="V9"),
         entry("bank-journal", relation, journal="F1"),
-        entry("client-on-purchases", relation, journal="A1"),
+        entry("sale-on-purchases", relation, journal="A1"),
+        entry("client-on-purchases", relation, journal="A1", direction=Direction.INCOMING,
+              lines=(line("600001", "D21"),)),
         entry("good", relation),
     ])
     *rejected, good = results
@@ -269,7 +274,10 @@ def test_rejections_keep_the_batch_going(world):
     assert by_id["no-year"].reason == "no book year in Octopus covers 2031-01-01"
     assert "journal V9 does not exist" in by_id["no-journal"].reason
     assert "buy/sell bookings need a V" in by_id["bank-journal"].reason
-    assert "is not a supplier" in by_id["client-on-purchases"].reason
+    assert by_id["sale-on-purchases"].reason == ("journal A1 is a purchase (A) journal in Octopus: outgoing "
+                                                 "invoices need a sales (V) journal")
+    assert "is not a supplier" in by_id["client-on-purchases"].reason and "supplier" in by_id[
+        "client-on-purchases"].hint
     assert good == BookingResult(host_id="good", booking_number="1", entry_id="2/V1/1")  # no number consumed
 
 

@@ -371,6 +371,54 @@ def test_purchase_booking_on_a_journal(env):
     assert sandbox.bookings(DOSSIER)[0]["relationIdentificationServiceData"]["relationKey"]["id"] == 2
 
 
+def purchase(seq: int = 1, **data: Any) -> dict[str, Any]:
+    """A purchase invoice of 100 + 21 VAT from supplier 2001 (Supplies NV) on A1, period 202503."""
+    values: dict[str, Any] = dict(journalKey="A1", relationIdentificationServiceData={"externalRelationId": 2001},
+                                  reference="SUP-2025-17", bookingLines=[line(code="D21", account=600000)],
+                                  amount="121.00")
+    values.update(data)
+    return booking(seq, **values)
+
+
+def test_purchase_rules_mirror_the_sales_side(env):
+    sandbox, api = env
+    sales_code = api.send("POST", "buysellbookings", purchase(bookingLines=[line(code="21", account=600000)]))
+    assert sales_code.status_code == 400 and "is a sales code and cannot be used in a purchase journal" in error(
+        sales_code)
+    assert api.send("POST", "buysellbookings", purchase(bookingLines=[line(code="00", base="100.00", vat="0.00",
+                                                                           account=600000)],
+                                                        amount="100.00")).status_code == 201  # "both" codes fit
+    supplier_on_sales = api.send("POST", "buysellbookings", booking(
+        relationIdentificationServiceData={"externalRelationId": 2001}))
+    assert supplier_on_sales.status_code == 400 and "is not a client" in error(supplier_on_sales)
+    negative_lines = api.send("POST", "buysellbookings", purchase(
+        2, amount="-121.00", bookingLines=[line("-100.00", "-21.00", code="D21", account=600000)]))
+    assert negative_lines.status_code == 400 and "negative total and positive lines" in error(negative_lines)
+    credit = api.send("POST", "buysellbookings", purchase(2, amount="-121.00", reference="SUP-CN-3"))
+    assert credit.status_code == 201
+    assert sandbox.journal(DOSSIER, 2, "A1")["lastBookedDocumentNr"] == 2
+    assert api.send("POST", "buysellbookings", purchase(2, reference="SUP-9")).status_code == 400  # duplicate
+    same_number = api.send("POST", "buysellbookings", purchase(3))  # a second "SUP-2025-17" is not refused
+    assert same_number.status_code == 201
+    rows = body_of(api.get("buysellbookings", bookyearId=2, journalKey="A1"))
+    assert [(r["documentSequenceNr"], r["amount"]) for r in rows] == [
+        (1, Decimal("100.00")), (2, Decimal("-121.00")), (3, Decimal("121.00"))]
+    assert rows[1]["bookingLines"][0]["baseAmount"] == Decimal("100.00")  # positive lines on the credit note
+    assert rows[1]["relationIdentificationServiceData"] == {"relationKey": {"id": 2}, "externalRelationId": 2001}
+
+
+def test_closed_period_is_per_journal_for_purchases(env):
+    sandbox, api = env
+    sandbox.close_period(DOSSIER, 2, 202503, journal="A1")
+    closed = api.send("POST", "buysellbookings", purchase())
+    assert closed.status_code == 403 and error(closed) == "The period 202503 is closed for journal A1"
+    assert api.send("POST", "buysellbookings", booking()).status_code == 201  # V1 is still open
+    april = purchase(bookyearPeriodeNr=202504, documentDate="2025-04-02")
+    assert api.send("POST", "buysellbookings", april).status_code == 201
+    moved_back = purchase(bookyearPeriodeNr=202503, documentDate="2025-03-30")
+    assert api.send("PUT", "buysellbookings", moved_back).status_code == 403
+
+
 def test_closed_period_journal_and_year_refuse_post_and_update(env):
     sandbox, api = env
     assert api.send("POST", "buysellbookings", booking()).status_code == 201
@@ -437,6 +485,56 @@ def test_payment_feed_and_mark_paid(env, clock):
         sandbox.mark_paid(DOSSIER, 2, "V1", 1, amount="75.00")
     with pytest.raises(KeyError):
         sandbox.mark_paid(DOSSIER, 2, "V1", 9)
+
+
+def test_payment_feed_covers_purchases(env, clock):
+    sandbox, api = env
+    api.send("POST", "buysellbookings", booking())
+    api.send("POST", "buysellbookings", purchase())
+    api.send("POST", "buysellbookings", purchase(2, amount="-121.00", reference="SUP-CN-3"))
+    sandbox.mark_paid(DOSSIER, 2, "A1", 1, amount="21.00", paid_on=date(2025, 3, 20))
+    sandbox.mark_paid(DOSSIER, 2, "A1", 2)  # a purchase credit note: the supplier refunded us
+    purchases = body_of(api.get("bookyears/2/bookings/modified", journalTypeId="A"))
+    assert [(r["journalKey"], r["documentSequenceNr"], r["openAmount"], r["paid"], r["lastPaymentDate"])
+            for r in purchases] == [("A1", 1, Decimal("100.00"), False, "2025-03-20"),
+                                    ("A1", 2, Decimal("0.00"), True, "2025-03-10")]
+    assert body_of(api.get("bookyears/2/bookings/modified", journalTypeId="2")) == purchases
+    everything = body_of(api.get("bookyears/2/bookings/modified"))
+    assert [r["journalKey"] for r in everything] == ["A1", "A1", "V1"]
+    assert api.get("bookyears/9/bookings/modified").status_code == 404
+    clock.advance(60)
+    sandbox.undo_payments(DOSSIER, 2, "A1", 2)  # the reconciliation is removed in Octopus
+    api.login()
+    changed = body_of(api.get("bookyears/2/bookings/modified", modifiedTimeStamp="2025-03-10 10:01:00.000"))
+    assert [(r["documentSequenceNr"], r["openAmount"], r["paid"], r["lastPaymentDate"]) for r in changed] == [
+        (2, Decimal("-121.00"), False, None)]
+    with pytest.raises(KeyError):
+        sandbox.undo_payments(DOSSIER, 2, "A1", 9)
+
+
+def test_demo_administration_sets_up_both_sides(clock):
+    from connector.sandbox.admin import AdminRequest, HostRate
+    from connector.sandbox.octopus import DEMO_DOSSIER, demo_administration
+
+    rates = (HostRate("r21", "21%", Decimal("21"), "S"), HostRate("r6", "6%", Decimal("6"), "S"),
+             HostRate("ric", "IC", Decimal("0"), "K"), HostRate("rz", "Zero", Decimal("0"), "Z"),
+             HostRate("rz2", "Zero too", Decimal("0"), "Z"))
+    sandbox = OctopusSandbox()
+    admin = demo_administration(sandbox, AdminRequest(rates=rates, currencies=frozenset({"EUR"}), years=(2025,)))
+    assert admin.vat_codes == {"r21": "21", "r6": "06", "ric": "IC", "rz": "00", "rz2": "002"}
+    assert admin.purchase_vat_codes == {"r21": "D21", "r6": "D06", "ric": "DIC", "rz": "D00", "rz2": "D002"}
+    assert admin.ledger_accounts == {"r21": "700001", "r6": "700002", "ric": "700003", "rz": "700004",
+                                     "rz2": "700005"}
+    assert admin.expense_ledger_accounts == {"r21": "600001", "r6": "600002", "ric": "600003", "rz": "600004",
+                                             "rz2": "600005"}
+    assert admin.discount_ledger_accounts == {"*": "708000"}
+    assert admin.purchase_discount_ledger_accounts == {"*": "608000"}
+    assert (admin.journals.incoming_invoices, admin.journals.incoming_credit_notes) == ("A1", "A2")
+    d = sandbox._dossier(DEMO_DOSSIER)
+    assert {c: (v["type"], v["basePercentage"]) for c, v in d.vat_codes.items() if c in ("21", "D21", "DIC")} == {
+        "21": (1, Decimal("21")), "D21": (2, Decimal("21")), "DIC": (2, Decimal("0"))}
+    assert d.accounts[(1, 600001)]["purchaseVatCode"] == "D21" and d.accounts[(1, 700001)]["salesVatCode"] == "21"
+    assert (1, 608000) in d.accounts and (1, "A2") in d.journals
 
 
 # ------------------------------------------------------------------------------- limits and faults

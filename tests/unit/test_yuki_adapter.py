@@ -405,9 +405,11 @@ def test_credit_note_sign_both_ways(world):
     bill_result, refund_result = world.adapter.post_bookings([bill, refund])
     assert world.invoices()["SUP-CN-1"]["TotalAmount"] == Decimal("-12.10")
     assert world.invoices()["SUP-1"]["Type"] == "Purchase"
-    refund_read = world.adapter.read_bookings([refund_result.entry_id], DocumentKind.CREDIT_NOTE)
+    refund_read = world.adapter.read_bookings([refund_result.entry_id], DocumentKind.CREDIT_NOTE, Direction.INCOMING)
     assert refund_read[refund_result.entry_id].gross == Decimal("12.10")
-    assert world.adapter.read_bookings([bill_result.entry_id], DocumentKind.INVOICE)[bill_result.entry_id].gross == Decimal("121.00")
+    bill_read = world.adapter.read_bookings([bill_result.entry_id], DocumentKind.INVOICE, Direction.INCOMING)
+    assert bill_read[bill_result.entry_id].gross == Decimal("121.00")
+    assert world.adapter.read_bookings([bill_result.entry_id], DocumentKind.INVOICE) == {}  # not a sales invoice
 
 
 def test_read_back_lines_and_totals(world):

@@ -463,6 +463,75 @@ def test_purchase_invoices_totals_and_supplier_scoped_references(world):
     assert "InvoiceAmount is missing" in missing_total.findtext(f"{{{NS_PURCHASE}response}}Message")
 
 
+def purchase_bill(ref: str, code: str | None, total: str = "121.00", vat: str = "21.00", amount: str = "100.00",
+                  name: str = "Supplier", gl: str = "700000", vat_type: str = "1", pct: str = "21") -> str:
+    code_el = f"<ContactCode>{code}</ContactCode>" if code else ""
+    return (f"<PurchaseInvoice><Process>true</Process><Reference>{ref}</Reference><Date>2025-03-02</Date>"
+            f"<InvoiceAmount>{total}</InvoiceAmount><Contact>{code_el}<FullName>{name}</FullName></Contact>"
+            f"<InvoiceLines><InvoiceLine><Description>Goods</Description><LineAmount>{amount}</LineAmount>"
+            f"<LineVATAmount>{vat}</LineVATAmount><LineVATType>{vat_type}</LineVATType>"
+            f"<LineVATPercentage>{pct}</LineVATPercentage><GLAccountCode>{gl}</GLAccountCode></InvoiceLine>"
+            f"</InvoiceLines></PurchaseInvoice>")
+
+
+def test_purchase_batch_per_invoice_results_shape_and_rollback(world):
+    response = world.purchase(purchase_bill("P-1", "5005", name="New Supplier"),
+                              purchase_bill("P-2", "6005", name="Rolled Back", gl="999999"),
+                              purchase_bill("P-3", "5005", total="50.00"),
+                              purchase_bill("P-4", "5005", vat_type="2", pct="21"))
+    assert totals(response) == (1, 3, 0)
+    results = invoices(response)
+    assert list(results[0]) == ["Succeeded", "Processed", "Reference", "Subject", "Contact", "Message",
+                                "BookingNumber", "DocumentID"]  # §3.7 (no EmailSent) + sandbox extensions
+    assert results[1]["Contact"] == "6005" and "GL account '999999' does not exist" in results[1]["Message"]
+    assert "InvoiceAmount 50.00 does not match the total of the lines 121.00" in results[2]["Message"]
+    assert "VAT percentage 21 does not match VAT type 2" in results[3]["Message"]
+    assert [c["Code"] for c in world.sandbox.contacts(world.domain)] == ["5005"]  # 6005 rolled back
+    missing_line_amount = world.purchase(purchase_bill("P-5", "5005").replace("<LineAmount>100.00</LineAmount>", ""))
+    assert "LineAmount is missing" in missing_line_amount.findtext(f"{{{NS_PURCHASE}response}}Message")
+
+
+def test_purchase_duplicates_are_per_supplier_even_without_codes(world):
+    first = world.purchase(purchase_bill("B-1", None, name="Walk-in Supplier"),
+                           purchase_bill("B-1", None, name="Other Supplier"),
+                           purchase_bill("B-1", None, name="walk-in supplier"))  # same uncoded contact by name
+    assert [r["Succeeded"] for r in invoices(first)] == ["true", "true", "false"]
+    assert "voor deze leverancier" in invoices(first)[2]["Message"]
+    assert len(world.sandbox.contacts(world.domain)) == 2
+
+
+def test_creditor_items_open_only_and_mark_paid_both_sides(world):
+    world.sales(sales_invoice("S-1"))
+    world.purchase(purchase_bill("X-1", "5005"), purchase_bill("X-1", "6005"),
+                   purchase_bill("X-CN", "5005", total="-12.10", vat="-2.10", amount="-10.00"))
+
+    def creditors() -> dict[tuple[str, str], tuple[str, str, str]]:
+        result = world.soap.call("Accounting", "OutstandingCreditorItems", [
+            ("sessionID", world.session), ("administrationID", world.admin), ("includeBankTransactions", "false"),
+            ("sortOrder", "DateAsc")])[0]
+        return {(i.findtext("Reference"), i.findtext("ContactCode")):
+                (i.findtext("OpenAmount"), i.findtext("OriginalAmount"), i.findtext("Type")) for i in result}
+
+    assert creditors() == {("X-1", "5005"): ("121.00", "121.00", "Inkoopfactuur"),
+                           ("X-1", "6005"): ("121.00", "121.00", "Inkoopfactuur"),
+                           ("X-CN", "5005"): ("-12.10", "-12.10", "Inkoopfactuur")}
+    with pytest.raises(ValueError, match="2 invoices match"):
+        world.sandbox.mark_paid("X-1", side="purchase")
+    with pytest.raises(ValueError, match="cannot pay"):
+        world.sandbox.mark_paid("X-CN", amount=Decimal("5.00"))  # a credit note's payment is negative
+    with pytest.raises(KeyError):
+        world.sandbox.mark_paid("S-1", side="purchase")
+    assert world.sandbox.mark_paid("X-1", side="purchase", contact_code="5005", amount=Decimal("21.00")) == Decimal("100.00")
+    world.sandbox.mark_paid("X-1", contact_code="6005")
+    world.sandbox.mark_paid("X-CN")
+    assert creditors() == {("X-1", "5005"): ("100.00", "121.00", "Inkoopfactuur")}  # open items only
+    sales_id = world.sandbox.invoices(world.admin)[0]["DocumentID"]
+    world.sandbox.mark_paid(sales_id)  # the DocumentID (the adapter's entry_id) works too
+    debtors = world.soap.call("Accounting", "OutstandingDebtorItems", [
+        ("sessionID", world.session), ("administrationID", world.admin)])[0]
+    assert len(debtors) == 0 and world.sandbox.invoices(world.admin)[0]["LastPaymentDate"] is not None
+
+
 def test_search_invoices_reads_back_by_reference_and_document_id(world):
     world.sales(sales_invoice("INV-1", "1235", "Acme", line(), line("800100", "2", "6", "50.00", "3.00")))
     by_ref = world.soap.call("AccountingInfo", "SearchInvoices", [
@@ -533,8 +602,12 @@ def test_demo_administration_sets_up_everything(clock):
     assert set(admin.connection) == {"administration_id", "domain_id"} and admin.app_secret == {}
     assert admin.vat_codes == {"r21": "1", "r0": "7"} and admin.ledger_accounts == {"r21": "800001", "r0": "800002"}
     assert admin.journals.outgoing_credit_notes == "SALES" and admin.journals.incoming_invoices == "PURCHASE"
+    assert admin.purchase_vat_codes == {"r21": "1", "r0": "7"}
+    assert admin.expense_ledger_accounts == {"r21": "700001", "r0": "700002"}
+    assert admin.purchase_discount_ledger_accounts == {"*": "740000"} and admin.discount_ledger_accounts == {"*": "840000"}
     soap = Soap(sandbox)
     session = soap.call("Accounting", "Authenticate", [("accessKey", admin.credentials["access_key"])]).text
     scheme = soap.call("AccountingInfo", "GetGLAccountScheme", [
         ("sessionID", session), ("administrationID", admin.connection["administration_id"])])
-    assert {r.findtext(f"{{{NS}}}code") for r in scheme} >= {"800001", "800002", "840000", "130000"}
+    assert {r.findtext(f"{{{NS}}}code") for r in scheme} >= {"800001", "800002", "840000", "130000", "160000",
+                                                               "700001", "700002", "740000"}

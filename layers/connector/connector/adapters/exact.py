@@ -30,8 +30,22 @@ Choices where the reference is silent or (unconfirmed):
 - Relation code: the party's ``customer_number`` when numeric (≤ 18 digits), else ``9`` + 17 digits of
   the SHA-256 of ``host_id`` (Exact codes are numeric, §1.6). An existing account found by code but
   lacking the customer / supplier flag gets it with a ``PUT`` (Exact shares one account for both).
+- Suppliers are looked up by VAT number before the code (Exact does not enforce unique VAT numbers,
+  §1.6, and a supplier often exists already, typed in by the accountant): ``VATNumber eq`` the
+  normalised form (letters and digits, upper case) and the form the host gave; the rows are compared
+  normalised. A VAT number stored in yet another spelling (``BE 0123.456.789`` when the host has
+  ``BE0123456789``) is not found by an ``eq`` filter: then the code decides (filtering on VAT numbers is
+  itself unconfirmed, §1.6). New accounts get the normalised VAT number. Customers are matched by code
+  only, as before.
 - ``find_bookings`` matches ``YourRef`` case-insensitively and ignoring trailing spaces (SQL Server
-  collation) and also by Type, so an invoice and a credit note with the same number stay apart.
+  collation) and also by Type, so an invoice and a credit note with the same number stay apart; purchase
+  entries also by ``Supplier`` (supplier invoice numbers repeat across suppliers).
+- Payment status (§1.9) comes from ``cashflow/Receivables`` / ``cashflow/Payments`` filtered on
+  ``TransactionEntryID`` (40 per request). Paid = every row of the entry matched (``Status`` 50) or, on
+  receivables, ``IsFullyPaid``; ``cashflow/Payments`` has no ``IsFullyPaid`` (picqer's field list), so it
+  is never selected there. The open amount is the sum of the unmatched rows' ``AmountFC``, taken to be in
+  the entry's sign as posted (credit notes negative; unconfirmed for Payments) and turned into the
+  document's sign. Status 30 / 40 (selected / processed, not yet matched) count as open.
 - The header ``AmountFC`` / ``VATAmountFC`` are sent so Exact refuses an unbalanced entry.
 - A refresh refused with ``Reason: Access Token not expired`` (the stored expiry was wrong) keeps the
   current access token and retries the refresh 30 s later at the earliest; after a ``401`` on an API
@@ -46,7 +60,8 @@ import hashlib
 import json
 import logging
 import random
-from collections.abc import Callable, Sequence
+import re
+from collections.abc import Callable, Iterable, Sequence
 from datetime import UTC, date, datetime
 from decimal import Decimal
 from typing import Any
@@ -58,6 +73,7 @@ from connector.adapters import AdapterContext
 from connector.clock import get_clock
 from connector.models import (
     BookedEntry,
+    BookedRef,
     BookingEntry,
     BookingLine,
     BookingRejected,
@@ -67,12 +83,13 @@ from connector.models import (
     GLAccount,
     Journal,
     Party,
+    PaymentState,
     ToolMetadata,
     VatCode,
 )
 from connector.ports import AdapterError, CredentialsChanged, CredentialStore, RelationRejected, chunked
 
-__all__ = ["ExactOnlineAdapter"]
+__all__ = ["ExactOnlineAdapter", "create_adapter", "hint_for", "normalise_vat"]
 
 log = logging.getLogger(__name__)
 
@@ -190,6 +207,32 @@ def _error_message(response: httpx.Response) -> str:
         elif isinstance(error, str):
             return error
     return f"HTTP {response.status_code}"
+
+
+def normalise_vat(value: str | None) -> str | None:
+    """A VAT number as the connector compares it: letters and digits only, upper case
+    (``"be 0123.456.789"`` → ``"BE0123456789"``); ``None`` when nothing is left."""
+    if not value:
+        return None
+    text = "".join(ch for ch in str(value) if ch.isascii() and ch.isalnum()).upper()
+    return text or None
+
+
+_ODATA_DATE = re.compile(r"/Date\((-?\d+)(?:[+-]\d{4})?\)/")
+
+
+def _odata_date(value: Any) -> date | None:
+    """A date from Exact's OData v2 JSON (``"/Date(1704067200000)/"``, epoch ms UTC) or ISO text."""
+    if value in (None, ""):
+        return None
+    text = str(value)
+    match = _ODATA_DATE.fullmatch(text)
+    if match:
+        return datetime.fromtimestamp(int(match.group(1)) / 1000, tz=UTC).date()
+    try:
+        return datetime.fromisoformat(text.replace("Z", "+00:00")).date()
+    except ValueError:
+        return None
 
 
 def hint_for(message: str) -> str:
@@ -342,21 +385,31 @@ class ExactOnlineAdapter:
         return "9" + str(digest % 10**17).zfill(17)
 
     def ensure_relations(self, parties: Sequence[Party], *, customer: bool = True) -> dict[str, str | RelationRejected]:
-        """Find each party by its code (``trim(Code) eq '…' or …``, 40 per request) and create only the
-        missing ones (``POST crm/Accounts``). An existing account lacking the customer / supplier flag
-        gets it (``PUT``). Returns host id → account ID (guid) or :class:`RelationRejected` (a ``400``
-        on that party). Raises :class:`AdapterError` for tool-level failures."""
+        """Find or create each party as an Exact account (§1.6), never creating one twice.
+
+        Customers (``customer`` True) are found by their stable code (:meth:`relation_code`,
+        ``trim(Code) eq '…' or …``, 40 per request). Suppliers are found first by VAT number (normalised
+        with :func:`normalise_vat`; ``VATNumber eq '…' or …``, 40 per request, the rows compared
+        normalised again), then by code; when several accounts share the VAT number, one that is
+        already a supplier, then one not blocked, then the lowest code wins. Only a party found by
+        neither is created (``POST crm/Accounts``, VAT number sent normalised); a second party of the
+        same call with the same VAT number or code gets the account created for the first. An existing
+        account lacking the customer / supplier flag gets it (``PUT``; Exact shares one account for
+        both). Returns host id → account ID (guid) or :class:`RelationRejected` (a ``400`` on that
+        party). Raises :class:`AdapterError` for tool-level failures."""
         unique: dict[str, Party] = {}
         for party in parties:
             unique.setdefault(party.host_id, party)
         codes = {hid: self.relation_code(p) for hid, p in unique.items()}
+        vats = {hid: normalise_vat(p.vat_number) for hid, p in unique.items()} if not customer else {}
+        by_vat = self._accounts_by_vat(unique.values()) if vats else {}
         found = self._accounts_by_code(sorted(set(codes.values())))
         result: dict[str, str | RelationRejected] = {}
         flag = "IsSales" if customer else "IsSupplier"
         for hid, party in unique.items():
-            code = codes[hid]
+            code, vat = codes[hid], vats.get(hid)
             try:
-                row = found.get(code)
+                row = (by_vat.get(vat) if vat else None) or found.get(code)
                 if row is None:
                     row = self._create_account(party, code, customer)
                     found[code] = row
@@ -366,6 +419,8 @@ class ExactOnlineAdapter:
                         changes["Status"] = "C"
                     self._update_account(str(row["ID"]), changes)
                     row[flag] = True
+                if vat:
+                    by_vat.setdefault(vat, row)
                 result[hid] = str(row["ID"])
             except RelationRejected as rejected:
                 result[hid] = rejected
@@ -380,6 +435,32 @@ class ExactOnlineAdapter:
                 found.setdefault(str(row["Code"]).strip(), row)
         return found
 
+    def _accounts_by_vat(self, parties: Iterable[Party]) -> dict[str, dict[str, Any]]:
+        """Normalised VAT number → the account to use (see :meth:`ensure_relations` for the choice).
+
+        Filters on the normalised form and, when it differs, on the form the host gave (Exact stores
+        the VAT number as typed)."""
+        literals: set[str] = set()
+        for party in parties:
+            vat = normalise_vat(party.vat_number)
+            if vat:
+                literals.add(vat)
+                literals.add(str(party.vat_number).strip())
+        candidates: dict[str, list[dict[str, Any]]] = {}
+        for batch in chunked(sorted(literals), BATCH):
+            flt = " or ".join(f"VATNumber eq {_literal(v)}" for v in batch)
+            params = {"$filter": flt, "$select": "ID,Code,Name,IsSales,IsSupplier,Status,VATNumber,Blocked"}
+            for row in self._get_all("crm/Accounts", params):
+                vat = normalise_vat(row.get("VATNumber"))
+                if vat and all(str(r["ID"]) != str(row["ID"]) for r in candidates.get(vat, [])):
+                    candidates.setdefault(vat, []).append(row)
+
+        def preference(row: dict[str, Any]) -> tuple[bool, bool, int, str]:
+            code = str(row.get("Code") or "").strip()
+            return (not row.get("IsSupplier"), bool(row.get("Blocked")), int(code) if code.isdigit() else 10**18, code)
+
+        return {vat: min(rows, key=preference) for vat, rows in candidates.items()}
+
     def _create_account(self, party: Party, code: str, customer: bool) -> dict[str, Any]:
         body: dict[str, Any] = {
             "Code": code,
@@ -390,7 +471,7 @@ class ExactOnlineAdapter:
         if customer:
             body["Status"] = "C"
         optional = {
-            "VATNumber": party.vat_number,
+            "VATNumber": normalise_vat(party.vat_number),
             "ChamberOfCommerce": party.company_number,
             "Email": party.email,
             "AddressLine1": party.address.line_1,
@@ -497,24 +578,33 @@ class ExactOnlineAdapter:
     def find_bookings(self, entries: Sequence[BookingEntry]) -> dict[str, BookingResult]:
         """Entries already in Exact, found by ``YourRef`` (= the document number) within the entry's
         journal and of the entry's Type (§1.12; 40 references per request, ``$select`` kept small).
-        Returns host id → :class:`BookingResult` for those found. Raises :class:`AdapterError`."""
+
+        Purchase entries (incoming) must also have the entry's ``Supplier`` (``relation_id``): a
+        supplier's invoice number is not unique across suppliers, and Exact does not enforce ``YourRef``
+        uniqueness. ``YourRef`` compares case-insensitively and ignoring trailing spaces (SQL Server
+        collation); when several entries match, the lowest ``EntryNumber`` wins. Returns host id →
+        :class:`BookingResult` for those found. Raises :class:`AdapterError`."""
         groups: dict[tuple[Direction, str], list[BookingEntry]] = {}
         for entry in entries:
             groups.setdefault((entry.direction, entry.journal), []).append(entry)
         found: dict[str, BookingResult] = {}
         for (direction, journal), group in groups.items():
-            path = (_SALES if direction is Direction.OUTGOING else _PURCHASE)[0]
+            path, _, relation_field, _ = _SALES if direction is Direction.OUTGOING else _PURCHASE
+            incoming = direction is Direction.INCOMING
+            select = "EntryID,EntryNumber,YourRef,Journal,Type" + (f",{relation_field}" if incoming else "")
             for batch in chunked(group, BATCH):
                 refs = sorted({e.reference for e in batch})
                 flt = f"Journal eq {_literal(journal)} and (" + " or ".join(
                     f"YourRef eq {_literal(r)}" for r in refs) + ")"
-                rows = self._get_all(path, {"$filter": flt, "$select": "EntryID,EntryNumber,YourRef,Journal,Type"})
-                index: dict[tuple[str, int], dict[str, Any]] = {}
+                rows = self._get_all(path, {"$filter": flt, "$select": select})
+                index: dict[tuple[str, int, str], dict[str, Any]] = {}
                 for row in sorted(rows, key=lambda r: int(r.get("EntryNumber") or 0)):
-                    key = (str(row.get("YourRef") or "").rstrip().casefold(), int(row.get("Type") or 0))
+                    relation = str(row.get(relation_field) or "").lower() if incoming else ""
+                    key = (str(row.get("YourRef") or "").rstrip().casefold(), int(row.get("Type") or 0), relation)
                     index.setdefault(key, row)
                 for entry in batch:
-                    row = index.get((entry.reference.rstrip().casefold(), self._entry_type(entry)))
+                    relation = entry.relation_id.strip().lower() if incoming else ""
+                    row = index.get((entry.reference.rstrip().casefold(), self._entry_type(entry), relation))
                     if row is not None:
                         found[entry.host_id] = BookingResult(
                             host_id=entry.host_id, booking_number=str(row["EntryNumber"]), entry_id=str(row["EntryID"])
@@ -527,53 +617,109 @@ class ExactOnlineAdapter:
             return None
         return {"EntryNumber": result.booking_number, "EntryID": result.entry_id}
 
-    def read_bookings(self, booking_ids: Sequence[str], kind: DocumentKind) -> dict[str, BookedEntry]:
-        """Read entries back by ``EntryID`` (sales first, then purchase for the ids not found), with
-        their lines, in the document's own sign: an entry of Type 21 / 31 is negated back (credit note
-        positive). ``net`` = ``AmountFC - VATAmountFC``, ``vat`` = ``VATAmountFC``, ``gross`` =
-        ``AmountFC`` (§1.7). ``kind`` is not needed to read (Exact's Type says it). Ids that are not
+    def read_bookings(
+        self, booking_ids: Sequence[str], kind: DocumentKind, direction: Direction = Direction.OUTGOING
+    ) -> dict[str, BookedEntry]:
+        """Read entries back by ``EntryID``: sales entries for ``direction`` outgoing, purchase entries
+        for incoming (§1.7), with their lines (40 ids per request), in the document's own sign: an entry
+        of Type 21 / 31 is negated back (credit note positive). ``net`` = ``AmountFC - VATAmountFC``,
+        ``vat`` = ``VATAmountFC``, ``gross`` = ``AmountFC`` (document currency). ``kind`` is not needed
+        to read (Exact's Type says it). Returns id (as given) → :class:`BookedEntry`; ids that are not
         guids or not found are left out. Raises :class:`AdapterError`."""
         wanted = {i.strip().lower(): i for i in booking_ids if len(i.strip()) == 36}
         result: dict[str, BookedEntry] = {}
-        remaining = list(wanted)
-        for path, lines_path, _, _ in (_SALES, _PURCHASE):
-            if not remaining:
-                break
-            for batch in chunked(remaining, BATCH):
-                flt = " or ".join(f"EntryID eq guid'{i}'" for i in batch)
-                rows = self._get_all(
-                    path, {"$filter": flt, "$select": "EntryID,EntryNumber,YourRef,Currency,AmountFC,VATAmountFC,Type"}
+        path, lines_path, _, _ = _SALES if direction is Direction.OUTGOING else _PURCHASE
+        for batch in chunked(list(wanted), BATCH):
+            flt = " or ".join(f"EntryID eq guid'{i}'" for i in batch)
+            rows = self._get_all(
+                path, {"$filter": flt, "$select": "EntryID,EntryNumber,YourRef,Currency,AmountFC,VATAmountFC,Type"}
+            )
+            if not rows:
+                continue
+            line_rows = self._get_all(
+                lines_path,
+                {
+                    "$filter": " or ".join(f"EntryID eq guid'{r['EntryID']}'" for r in rows),
+                    "$select": "EntryID,LineNumber,GLAccount,GLAccountCode,AmountFC,VATAmountFC,VATCode,"
+                    "VATPercentage,Description",
+                },
+            )
+            for row in rows:
+                entry_id = str(row["EntryID"]).lower()
+                sign = -1 if int(row.get("Type") or 0) in (21, 31) else 1
+                gross, vat = _dec(row.get("AmountFC")), _dec(row.get("VATAmountFC"))
+                lines = sorted(
+                    (ln for ln in line_rows if str(ln.get("EntryID")).lower() == entry_id),
+                    key=lambda ln: int(ln.get("LineNumber") or 0),
                 )
-                if not rows:
-                    continue
-                line_rows = self._get_all(
-                    lines_path,
-                    {
-                        "$filter": " or ".join(f"EntryID eq guid'{r['EntryID']}'" for r in rows),
-                        "$select": "EntryID,LineNumber,GLAccount,GLAccountCode,AmountFC,VATAmountFC,VATCode,"
-                        "VATPercentage,Description",
-                    },
+                result[wanted.get(entry_id, entry_id)] = BookedEntry(
+                    entry_id=str(row["EntryID"]),
+                    booking_number=str(row.get("EntryNumber")),
+                    reference=str(row.get("YourRef") or ""),
+                    currency=str(row.get("Currency") or ""),
+                    net=sign * (gross - vat),
+                    vat=sign * vat,
+                    gross=sign * gross,
+                    lines=tuple(self._booked_line(ln, sign) for ln in lines),
                 )
-                for row in rows:
-                    entry_id = str(row["EntryID"]).lower()
-                    sign = -1 if int(row.get("Type") or 0) in (21, 31) else 1
-                    gross, vat = _dec(row.get("AmountFC")), _dec(row.get("VATAmountFC"))
-                    lines = sorted(
-                        (ln for ln in line_rows if str(ln.get("EntryID")).lower() == entry_id),
-                        key=lambda ln: int(ln.get("LineNumber") or 0),
-                    )
-                    result[wanted.get(entry_id, entry_id)] = BookedEntry(
-                        entry_id=str(row["EntryID"]),
-                        booking_number=str(row.get("EntryNumber")),
-                        reference=str(row.get("YourRef") or ""),
-                        currency=str(row.get("Currency") or ""),
-                        net=sign * (gross - vat),
-                        vat=sign * vat,
-                        gross=sign * gross,
-                        lines=tuple(self._booked_line(ln, sign) for ln in lines),
-                    )
-            remaining = [i for i in remaining if wanted[i] not in result]
         return result
+
+    # -------------------------------------------------------------------------------------- payments
+
+    def read_payments(self, bookings: Sequence[BookedRef]) -> dict[str, PaymentState]:
+        """Payment state of booked entries from Exact's open items (§1.9), in bulk.
+
+        Sales entries (outgoing) are read from ``cashflow/Receivables``, purchase entries (incoming) from
+        ``cashflow/Payments``, filtered on the entries asked (``TransactionEntryID eq guid'…' or …``, 40
+        per request, paged). An entry can have several rows (payment terms, or a row split by a partial
+        payment); a row counts as paid when ``Status`` is 50 (matched) or, on receivables,
+        ``IsFullyPaid`` is true (Payments have no ``IsFullyPaid``). Per entry:
+
+        - ``paid``: every row is paid;
+        - ``open_amount``: the sum of ``AmountFC`` of the rows not paid, in the document currency and
+          the **document's sign** (a credit note's negative open rows give a positive amount; 0 when
+          paid);
+        - ``paid_on``: when paid, the latest ``LastPaymentDate`` / ``EndDate`` of its rows, else ``None``.
+
+        Returns ``entry_id`` (as given) → :class:`PaymentState` for every entry Exact has rows for;
+        entries without rows (or whose id is not a guid) are left out. Raises :class:`AdapterError`."""
+        result: dict[str, PaymentState] = {}
+        for direction in (Direction.OUTGOING, Direction.INCOMING):
+            refs = {b.entry_id.strip().lower(): b for b in bookings
+                    if b.direction is direction and len(b.entry_id.strip()) == 36}
+            if not refs:
+                continue
+            outgoing = direction is Direction.OUTGOING
+            path = "cashflow/Receivables" if outgoing else "cashflow/Payments"
+            select = "ID,TransactionEntryID,AmountFC,Status,EndDate" + (",IsFullyPaid,LastPaymentDate" if outgoing else "")
+            rows_by_entry: dict[str, list[dict[str, Any]]] = {}
+            for batch in chunked(sorted(refs), BATCH):
+                flt = " or ".join(f"TransactionEntryID eq guid'{i}'" for i in batch)
+                for row in self._get_all(path, {"$filter": flt, "$select": select}):
+                    rows_by_entry.setdefault(str(row.get("TransactionEntryID") or "").lower(), []).append(row)
+            for entry_id, rows in rows_by_entry.items():
+                ref = refs.get(entry_id)
+                if ref is None:
+                    continue
+                result[ref.entry_id] = self._payment_state(ref, rows)
+        return result
+
+    @staticmethod
+    def _payment_state(ref: BookedRef, rows: list[dict[str, Any]]) -> PaymentState:
+        def is_paid(row: dict[str, Any]) -> bool:
+            return bool(row.get("IsFullyPaid")) or int(row.get("Status") or 0) == 50
+
+        sign = -1 if ref.kind is DocumentKind.CREDIT_NOTE else 1
+        open_rows = [r for r in rows if not is_paid(r)]
+        open_amount = sign * sum((_dec(r.get("AmountFC")) for r in open_rows), Decimal(0))
+        paid = not open_rows
+        paid_on = None
+        if paid:
+            dates = [d for r in rows for d in (_odata_date(r.get("LastPaymentDate")), _odata_date(r.get("EndDate"))) if d]
+            paid_on = max(dates, default=None)
+        if not open_amount:
+            open_amount = Decimal(0)  # no "-0" for a paid credit note
+        return PaymentState(entry_id=ref.entry_id, paid=paid, open_amount=open_amount, paid_on=paid_on)
 
     def _booked_line(self, row: dict[str, Any], sign: int) -> BookingLine:
         gl_code = row.get("GLAccountCode") or self._gl_codes.get(str(row.get("GLAccount") or "").lower(), "")

@@ -30,6 +30,10 @@ Rules followed (``shared/reference/accounting-apis.md`` §3, seed 004 "How do I 
   with ``UpdateContact``. The relation id handed back is the code (invoices reference ``ContactCode``).
   When several codes are wanted, whole pages of contacts (``All``, 100 a page) are listed first, at most
   as many pages as codes wanted, so a batch costs at most about as many calls as it has relations.
+  Suppliers (``customer=False``, incoming Peppol documents) are matched **first by VAT number**
+  (``SearchContacts`` ``VATNumber``, or the same page listing, exact after normalising), then by the
+  relation code, and created only when neither exists; a VAT match keeps its own code, and one without
+  a code gets the relation code written on it (see :meth:`YukiAdapter.ensure_relations`).
 - Bookings (§3.6, §3.7, §3.10): one ``ProcessSalesInvoices`` (outgoing) / ``ProcessPurchaseInvoices``
   (incoming) call per chunk of ``batch_size`` entries, ``Process=true``, ``Reference`` = the document
   number, ``Contact/ContactCode`` = the relation id, one line per booking line with its GL account,
@@ -49,11 +53,21 @@ Rules followed (``shared/reference/accounting-apis.md`` §3, seed 004 "How do I 
   same contact and total, returned as booked (otherwise rejected: another document has that number).
   A whole-document validation failure (nothing processed) of a chunk of several entries → each entry is
   sent on its own, so one bad document can't sink the rest. Two entries with one reference never go in
-  one call.
+  one call (purchase: one reference *and supplier*; suppliers' numbers collide, so one purchase call may
+  carry the same number for two suppliers, and results are matched in document order).
+  Incoming entries (purchase invoices / credit notes) go through ``ProcessPurchaseInvoices`` only, one
+  call per chunk, ``Reference`` = the supplier's invoice number; ``find_bookings`` matches them on
+  ``Reference`` **and** supplier (``ContactCode``) and total.
 - Read-back: ``AccountingInfo.asmx SearchInvoices`` (the sandbox's documented design, see
   :mod:`connector.sandbox.yuki`; §3.11 names no operation returning an invoice with its lines by
-  reference) by ``Reference`` (``find_bookings``) or ``DocumentID`` (``read_bookings``); amounts come in
-  Yuki's sign and are turned back into the document's own sign.
+  reference) by ``Reference`` (``find_bookings``) or ``DocumentID`` (``read_bookings``, ``invoiceType``
+  ``Sales`` for outgoing, ``Purchase`` for incoming); amounts come in Yuki's sign and are turned back
+  into the document's own sign.
+- Payments (§3.8, seed 004): ``read_payments`` costs one ``OutstandingDebtorItems`` (outgoing) and / or
+  one ``OutstandingCreditorItems`` (incoming) call per call, whatever the number of documents; a booked
+  document absent from the open items is paid, a listed one is open (partly paid when
+  ``0 < open < original``). The host never un-pays a document (seed 004), so the engine should ask only
+  about documents it does not yet show as paid.
 - ``calls`` counts requests sent (retries included): ``reads`` (``Authenticate`` included) and
   ``writes`` (``ProcessSalesInvoices``, ``ProcessPurchaseInvoices``, ``UpdateContact``).
 
@@ -83,6 +97,7 @@ from connector.adapters import AdapterContext
 from connector.clock import get_clock
 from connector.models import (
     BookedEntry,
+    BookedRef,
     BookingEntry,
     BookingLine,
     BookingRejected,
@@ -92,6 +107,7 @@ from connector.models import (
     GLAccount,
     Journal,
     Party,
+    PaymentState,
     RelationKind,
     ToolMetadata,
     VatCode,
@@ -240,6 +256,36 @@ def _bool(text: str) -> bool:
     return text.strip().lower() in ("true", "1")
 
 
+def _vat_key(number: str | None) -> tuple[str, str] | None:
+    """A VAT number normalised for comparison: (country prefix or ``""``, the rest), letters and digits
+    only, upper case; ``None`` when nothing number-like is left (empty, "n/a", fewer than 5 characters
+    or no digit)."""
+    text = re.sub(r"[^0-9A-Za-z]", "", number or "").upper()
+    match = re.fullmatch(r"([A-Z]{2})?([0-9A-Z]+)", text)
+    if match is None:
+        return None
+    prefix, rest = match.group(1) or "", match.group(2)
+    if len(rest) < 5 or not re.search(r"\d", rest):
+        return None
+    return prefix, rest
+
+
+def _vat_equal(a: tuple[str, str], b: tuple[str, str]) -> bool:
+    """Same number; a country prefix present on one side only does not matter."""
+    return a[1] == b[1] and (a[0] == b[0] or not a[0] or not b[0])
+
+
+def _vat_rows(index: dict[tuple[str, str], list[dict[str, str]]], key: tuple[str, str] | None) -> list[dict[str, str]]:
+    """Contacts of ``index`` whose VAT number equals ``key`` (newest first, as listed)."""
+    if key is None:
+        return []
+    rows: list[dict[str, str]] = []
+    for other, found in index.items():
+        if _vat_equal(other, key):
+            rows.extend(r for r in found if r not in rows)
+    return rows
+
+
 def _amount_problem(amount: Decimal, what: str) -> str | None:
     if round_money(amount) != amount:
         return f"{what} {amount} has more than 2 decimals (Yuki allows 2)"
@@ -346,44 +392,178 @@ class YukiAdapter:
         return number + ("0" if party.kind is RelationKind.CONTACT else "5")
 
     def ensure_relations(self, parties: Sequence[Party], *, customer: bool = True) -> dict[str, str | RelationRejected]:
-        """Find each party's contact by relation code and create only codes no contact has (§3.5).
+        """Find each party's Yuki contact, create only the ones Yuki doesn't have, never one twice (§3.5).
 
-        Returns host id → relation code (the relation id invoices use as ``ContactCode``) or
-        :class:`RelationRejected` (no customer number, no name, or ``UpdateContact`` refused it).
-        ``customer`` does not matter: a Yuki contact serves as customer and supplier. Raises
-        :class:`AdapterError` for tool-level failures."""
+        Returns host id → relation id, the ``ContactCode`` invoices carry (a string), or
+        :class:`RelationRejected` (no customer number, no name, or Yuki refused the write). Every party
+        needs a customer number: the code Yuki books on is derived from it (seed 004).
+
+        - Customers (``customer=True``): by relation code (customer number + ``5`` / ``0``) only; the
+          code is returned, and created with ``UpdateContact`` when no contact has it.
+        - Suppliers (``customer=False``): first by VAT number, then by relation code. A contact whose
+          VAT number equals the party's after normalising (letters and digits only, upper case; a country
+          prefix missing on one side is ignored) is the supplier: preferred is the one carrying the
+          party's code, then one with any code, then an active one, newest first; its own code is
+          returned (a bookkeeper's code is kept). A VAT match **without** a code gets the party's code
+          written on it (``UpdateContact`` with its ``ID``, ``Code`` and ``Type``, nothing else) so that
+          invoices can reference it, unless another contact already has that code (then that one is
+          used). No VAT match → the code as for customers. Parties of one call sharing a VAT number or
+          a code share one contact. A supplier without a customer number is matched only by VAT number
+          to a contact that has a code (nothing is created or coded for it), else refused.
+
+        Cost (daily budget, §3.3): for several parties whole pages of contacts (``SearchContacts``
+        ``All``, 100 a page, newest first) are listed, at most as many pages as parties, and matched
+        locally; only when the domain has more contacts than that are the unresolved parties searched one
+        by one (``VATNumber``, then ``Code``; the search matches substrings of the stored text, so a
+        VAT number stored with spaces or dots is not found that way, unconfirmed). One write per created
+        or coded contact. Raises :class:`AdapterError` for tool-level failures."""
         unique: dict[str, Party] = {}
         for party in parties:
             unique.setdefault(party.host_id, party)
         result: dict[str, str | RelationRejected] = {}
         codes: dict[str, str] = {}
+        uncoded: dict[str, Party] = {}  # suppliers without a customer number: a coded VAT match may still do
         for hid, party in unique.items():
             code = self.relation_code(party)
             if code is None:
                 result[hid] = RelationRejected(
                     f"relation '{party.name}' has no customer number: Yuki's relation code is derived from it")
+                if not customer and party.name.strip() and _vat_key(party.vat_number) is not None:
+                    uncoded[hid] = party
             elif not party.name.strip():
                 result[hid] = RelationRejected(f"relation {code} has no name: Yuki needs one")
             else:
                 codes[hid] = code
-        found = self._contacts_by_code(sorted(set(codes.values())))
-        for hid, code in codes.items():
-            if code not in found:
-                try:
-                    found[code] = self._create_contact(unique[hid], code)
-                except RelationRejected as rejected:
-                    result[hid] = rejected
-                    continue
-            result[hid] = code
+        if customer:
+            found = self._contacts_by_code(sorted(set(codes.values())))
+            for hid, code in codes.items():
+                if code not in found:
+                    try:
+                        found[code] = self._create_contact(unique[hid], code)
+                    except RelationRejected as rejected:
+                        result[hid] = rejected
+                        continue
+                result[hid] = code
+        else:
+            suppliers = {hid: party for hid, party in unique.items() if hid in codes or hid in uncoded}
+            result.update(self._ensure_suppliers(suppliers, codes, result))
         return {hid: result[hid] for hid in unique}
 
-    def _contacts_by_code(self, codes: Sequence[str]) -> dict[str, dict[str, str]]:
-        """code → the most recently created contact with exactly that code, for the codes that exist."""
+    def _ensure_suppliers(
+        self, parties: dict[str, Party], codes: dict[str, str], refusals: dict[str, str | RelationRejected]
+    ) -> dict[str, str | RelationRejected]:
+        """Suppliers: VAT number first, then relation code, then create (see :meth:`ensure_relations`).
+        A party without a code (not in ``codes``) is settled only by a VAT match that has a code, else
+        it keeps its refusal from ``refusals``."""
+        vats = {hid: key for hid, party in parties.items() if (key := _vat_key(party.vat_number)) is not None}
+        by_vat: dict[tuple[str, str], list[dict[str, str]]] = {}
+        by_code: dict[str, dict[str, str]] = {}
+        seen: dict[str, int] = {}  # contact ID -> order taken (listing and searches run newest first)
+
+        def coded_vat_match(hid: str) -> bool:
+            return any(row["Code"] for row in _vat_rows(by_vat, vats.get(hid)))
+
+        def settled(hid: str) -> bool:
+            return coded_vat_match(hid) if hid in vats else codes.get(hid) in by_code
+
+        def take(rows: Iterable[dict[str, str]]) -> None:
+            for row in rows:
+                if row["ID"] in seen:
+                    continue
+                seen[row["ID"]] = len(seen)
+                if row["Code"]:
+                    by_code.setdefault(row["Code"], row)  # newest first: the first row of a code wins
+                key = _vat_key(row["VATNumber"])
+                if key is not None:
+                    by_vat.setdefault(key, []).append(row)
+
+        complete = False
+        if len(parties) > 1:
+            page = 1
+            while page <= len(parties) and not all(settled(hid) for hid in parties):
+                rows = self._search_contacts("All", "", page)
+                take(rows)
+                if len(rows) < PAGE_SIZE:
+                    complete = True
+                    break
+                page += 1
+        if not complete:
+            searched: set[str] = set()
+            for hid in sorted(parties, key=lambda h: codes.get(h, "")):
+                vat = vats.get(hid)
+                if vat is not None and not _vat_rows(by_vat, vat) and vat[1] not in searched:
+                    searched.add(vat[1])
+                    take(self._search_all("VATNumber", vat[1]))
+            missing = sorted({codes[hid] for hid in parties
+                              if hid in codes and codes[hid] not in by_code and not coded_vat_match(hid)})
+            by_code.update(self._contacts_by_code(missing, list_first=False))  # pages already listed
+
+        result: dict[str, str | RelationRejected] = {}
+        made_vat: list[tuple[tuple[str, str], str]] = []  # (VAT key, code) settled by this call
+        for hid in sorted(parties, key=lambda h: h not in codes):  # coded parties first (they may create)
+            party, code, vat = parties[hid], codes.get(hid), vats.get(hid)
+            same_vat = next((c for k, c in made_vat if vat is not None and _vat_equal(k, vat)), None)
+            if same_vat is not None:
+                result[hid] = same_vat
+                continue
+            rows = _vat_rows(by_vat, vat)
+            if code is None:  # no customer number: only an existing coded supplier will do
+                coded = [r for r in rows if r["Code"]]
+                if coded and vat is not None:
+                    best = max(coded, key=lambda r: (r["Active"] != "false", -seen.get(r["ID"], 0)))
+                    result[hid] = best["Code"]
+                    made_vat.append((vat, best["Code"]))
+                else:
+                    result[hid] = refusals[hid]
+                continue
+            try:
+                if rows:
+                    best = max(rows, key=lambda r: (r["Code"] == code, bool(r["Code"]), r["Active"] != "false",
+                                                    -seen.get(r["ID"], 0)))
+                    if best["Code"]:
+                        code = best["Code"]
+                    elif code not in by_code:  # the supplier exists without a code: give it ours
+                        by_code[code] = self._set_code(best, code, party)
+                elif code not in by_code:
+                    by_code[code] = self._create_contact(party, code)
+            except RelationRejected as rejected:
+                result[hid] = rejected
+                continue
+            result[hid] = code
+            if vat is not None:
+                made_vat.append((vat, code))
+        return result
+
+    def _search_all(self, option: str, value: str) -> list[dict[str, str]]:
+        """Every contact ``SearchContacts`` finds for ``option`` / ``value`` (all pages, newest first)."""
+        rows: list[dict[str, str]] = []
+        page = 1
+        while True:
+            batch = self._search_contacts(option, value, page)
+            rows.extend(batch)
+            if len(batch) < PAGE_SIZE:
+                return rows
+            page += 1
+
+    def _set_code(self, row: dict[str, str], code: str, party: Party) -> dict[str, str]:
+        """Write relation ``code`` on an existing contact that has none (``UpdateContact`` by ``ID``, with
+        its ``Type`` so the update changes nothing else)."""
+        E = f"{{{NS_CONTACT}}}"
+        doc = etree.Element(E + "Contact", nsmap={None: NS_CONTACT})
+        etree.SubElement(doc, E + "ID").text = row["ID"]
+        etree.SubElement(doc, E + "Code").text = code
+        etree.SubElement(doc, E + "Type").text = row.get("Type") or ("0" if party.kind is RelationKind.CONTACT else "2")
+        self._update_contact(doc, code, party)
+        return {**row, "Code": code}
+
+    def _contacts_by_code(self, codes: Sequence[str], *, list_first: bool = True) -> dict[str, dict[str, str]]:
+        """code → the most recently created contact with exactly that code, for the codes that exist.
+        Several codes: whole pages are listed first (``list_first``), then the rest searched one by one."""
         wanted = set(codes)
         found: dict[str, dict[str, str]] = {}
         if not wanted:
             return found
-        if len(wanted) > 1:
+        if len(wanted) > 1 and list_first:
             page, complete = 1, False
             while page <= len(wanted) and len(found) < len(wanted):
                 rows = self._search_contacts("All", "", page)
@@ -415,7 +595,9 @@ class YukiAdapter:
             ("sortOrder", "CreatedDesc"), ("modifiedAfter", ""), ("active", "Both"), ("pageNumber", str(page)),
         ])
         contacts = [c for c in result.iter() if isinstance(c.tag, str) and _local(c) == "Contact"]
-        return [{"ID": c.get("ID", ""), "Code": _text(c, "Code"), "FullName": _text(c, "FullName")} for c in contacts]
+        return [{"ID": c.get("ID", ""), "Code": _text(c, "Code"), "FullName": _text(c, "FullName"),
+                 "VATNumber": _text(c, "VATNumber"), "Type": _text(c, "Type"), "Active": _text(c, "Active").lower()}
+                for c in contacts]
 
     def _create_contact(self, party: Party, code: str) -> dict[str, str]:
         E = f"{{{NS_CONTACT}}}"
@@ -431,12 +613,19 @@ class YukiAdapter:
         for name, value in values:
             if value:
                 etree.SubElement(doc, E + name).text = str(value)
+        answer = self._update_contact(doc, code, party)
+        return {"ID": _text(answer, "ContactID"), "Code": code, "FullName": party.name,
+                "VATNumber": party.vat_number or "", "Type": "0" if party.kind is RelationKind.CONTACT else "2",
+                "Active": "true"}
+
+    def _update_contact(self, doc: etree._Element, code: str, party: Party) -> etree._Element:
+        """``UpdateContact``; the ``ContactResult``, or :class:`RelationRejected` when Yuki refused it."""
         result = self._call("Contact", "UpdateContact", [("domainId", self._domain()), ("xmlDoc", doc)], write=True)
         answer = next((c for c in result.iter() if isinstance(c.tag, str) and _local(c) == "ContactResult"), result)
         if not _bool(_text(answer, "Succeeded")):
             message = _text(answer, "Message") or "no reason given"
             raise RelationRejected(f"Yuki refused relation {code} ({party.name}): {message}")
-        return {"ID": _text(answer, "ContactID"), "Code": code, "FullName": party.name}
+        return answer
 
     def _domain(self) -> str:
         if self.domain_id is None:
@@ -561,11 +750,21 @@ class YukiAdapter:
                 continue
             invoices: list[dict[str, Any]] = answer["invoices"]
             skipped_from = len(invoices) - answer["skipped"]
-            by_reference = {inv["reference"]: (pos, inv) for pos, inv in enumerate(invoices)}
+            # Results come in document order; purchase references may repeat in one call (other supplier),
+            # so each entry takes the first unclaimed result of its reference (its own supplier's, if the
+            # answer names the supplier).
+            by_reference: dict[str, list[tuple[int, dict[str, Any]]]] = {}
+            for pos, inv in enumerate(invoices):
+                by_reference.setdefault(inv["reference"], []).append((pos, inv))
             requeue: list[int] = []
             for index in chunk:
                 entry = entries[index]
-                pos, inv = by_reference.get(entry.reference.strip(), (None, None))
+                candidates = by_reference.get(entry.reference.strip(), [])
+                pick = next((c for c in candidates if c[1]["contact"] == entry.relation_id), None) or (
+                    candidates[0] if candidates else None)
+                pos, inv = pick if pick is not None else (None, None)
+                if pick is not None:
+                    candidates.remove(pick)
                 if inv is None:
                     unanswered[index] = unanswered.get(index, 0) + 1
                     if unanswered[index] > 2:
@@ -627,6 +826,7 @@ class YukiAdapter:
                 "message": _text(inv, "Message"),
                 "booking_number": _text(inv, "BookingNumber"),
                 "document_id": _text(inv, "DocumentID"),
+                "contact": _text(inv, "Contact"),
             }
             for inv in _children(response, "Invoice")
         ]
@@ -721,8 +921,10 @@ class YukiAdapter:
 
     def find_bookings(self, entries: Sequence[BookingEntry]) -> dict[str, BookingResult]:
         """Entries already in Yuki, found by ``Reference`` (``SearchInvoices``, 100 per call) and
-        accepted only when the invoice found is processed, has the entry's ``ContactCode`` and its total
-        in Yuki's sign (so another document with the same number is not taken for it). Returns host id
+        accepted only when the invoice found is processed, has the entry's ``ContactCode`` (for incoming
+        entries: the same supplier, suppliers' numbers collide) and its total in Yuki's sign (so another
+        document with the same number is not taken for it). Sales invoices for outgoing, purchase
+        invoices for incoming entries (one search per side and 100 references). Returns host id
         → :class:`BookingResult`. Raises :class:`AdapterError`."""
         found: dict[str, BookingResult] = {}
         groups: dict[Direction, list[BookingEntry]] = {}
@@ -762,15 +964,20 @@ class YukiAdapter:
             return bool(rows)
         return any(r["ContactCode"] == entry.relation_id for r in rows)
 
-    def read_bookings(self, booking_ids: Sequence[str], kind: DocumentKind) -> dict[str, BookedEntry]:
-        """Read invoices back by ``DocumentID`` (``SearchInvoices``, 100 per call), with their lines, in
-        the document's own sign: ``kind`` credit note → Yuki's negative amounts are negated back.
-        Unknown ids are left out. Raises :class:`AdapterError`."""
+    def read_bookings(
+        self, booking_ids: Sequence[str], kind: DocumentKind, direction: Direction = Direction.OUTGOING
+    ) -> dict[str, BookedEntry]:
+        """Read invoices back by ``DocumentID`` (the ``entry_id``; ``SearchInvoices``, 100 per call), with
+        their lines, in the document's own sign: ``kind`` credit note → Yuki's negative amounts are
+        negated back. ``direction`` picks the side: sales invoices for outgoing, purchase invoices for
+        incoming documents; an id of the other side, or unknown, is left out. Keyed by the id as given.
+        Raises :class:`AdapterError`."""
         sign = -1 if kind is DocumentKind.CREDIT_NOTE else 1
+        invoice_type = "Sales" if direction is Direction.OUTGOING else "Purchase"
         wanted = {i.strip().lower(): i for i in booking_ids if i.strip()}
         out: dict[str, BookedEntry] = {}
         for batch in chunked(sorted(wanted), SEARCH_CHUNK):
-            for row in self._search_invoices("All", "DocumentID", batch):
+            for row in self._search_invoices(invoice_type, "DocumentID", batch):
                 key = row["ID"].lower()
                 if key not in wanted:
                     continue
@@ -790,6 +997,73 @@ class YukiAdapter:
                     ),
                 )
         return out
+
+    def read_payments(self, bookings: Sequence[BookedRef]) -> dict[str, PaymentState]:
+        """Payment state of booked documents in bulk, keyed by ``entry_id`` (§3.8, seed 004 "If an invoice
+        is reconciled in Yuki, this is set as paid").
+
+        One ``OutstandingDebtorItems`` call when ``bookings`` holds outgoing documents and one
+        ``OutstandingCreditorItems`` call when it holds incoming ones (``includeBankTransactions`` false),
+        whatever their number: never a call per document (daily budget, §3.3). Both lists hold open items
+        only, matched on ``DocumentID`` (= ``entry_id``):
+
+        - listed → ``paid=False``, ``open_amount`` = ``OpenAmount`` in the document's own sign (Yuki's
+          credit-note items are negative, so a credit note's is negated back); partly paid is
+          ``0 < open_amount < original``. An item listed with ``OpenAmount`` 0 counts as paid.
+        - absent → reconciled in full: ``paid=True``, ``open_amount`` 0. ``paid_on`` stays ``None``:
+          neither list says when an item was paid.
+        - outgoing only: an entry whose ``DocumentID`` is not listed but whose ``Reference`` is → that
+          item (sales references are unique per administration). Incoming entries match on
+          ``DocumentID`` alone: suppliers' numbers collide, so another supplier's open invoice with the
+          same number says nothing about this one.
+
+        Bookings without an ``entry_id`` are left out. The caller must only pass documents it booked
+        (an absent item reads as paid; items of a just-booked invoice may show up with a delay in real
+        Yuki, §3.8). Raises :class:`AdapterError`."""
+        sides: dict[Direction, list[BookedRef]] = {}
+        for ref in bookings:
+            if ref.entry_id.strip():
+                sides.setdefault(ref.direction, []).append(ref)
+        out: dict[str, PaymentState] = {}
+        for direction in (Direction.OUTGOING, Direction.INCOMING):
+            refs = sides.get(direction)
+            if not refs:
+                continue
+            items = self._outstanding_items(direction)
+            by_id = {item["DocumentID"].lower(): item for item in items if item["DocumentID"]}
+            by_reference: dict[str, list[dict[str, Any]]] = {}
+            for item in items:
+                by_reference.setdefault(item["Reference"], []).append(item)
+            for ref in refs:
+                sign = -1 if ref.kind is DocumentKind.CREDIT_NOTE else 1
+                item = by_id.get(ref.entry_id.strip().lower())
+                if item is None and direction is Direction.OUTGOING:
+                    same_reference = by_reference.get(ref.reference.strip(), [])
+                    item = same_reference[0] if len(same_reference) == 1 else None
+                if item is None or item["OpenAmount"] == 0:
+                    out[ref.entry_id] = PaymentState(entry_id=ref.entry_id, paid=True, open_amount=Decimal(0))
+                else:
+                    out[ref.entry_id] = PaymentState(entry_id=ref.entry_id, paid=False,
+                                                     open_amount=_signed(sign, item["OpenAmount"]))
+        return out
+
+    def _outstanding_items(self, direction: Direction) -> list[dict[str, Any]]:
+        """The open items of one side (``OutstandingDebtorItems`` / ``OutstandingCreditorItems``), one call."""
+        operation = "OutstandingDebtorItems" if direction is Direction.OUTGOING else "OutstandingCreditorItems"
+        result = self._call("Accounting", operation, [
+            ("administrationID", self.administration_id), ("includeBankTransactions", False), ("sortOrder", "DateAsc"),
+        ])
+        return [
+            {
+                "DocumentID": _text(item, "DocumentID") or item.get("ID", ""),
+                "Reference": _text(item, "Reference"),
+                "ContactCode": _text(item, "ContactCode"),
+                "OpenAmount": _dec(_text(item, "OpenAmount")),
+                "OriginalAmount": _dec(_text(item, "OriginalAmount")),
+            }
+            for item in result.iter()
+            if isinstance(item.tag, str) and _local(item) == "Item"
+        ]
 
     def _search_invoices(self, kind: str, option: str, values: Iterable[str]) -> list[dict[str, Any]]:
         result = self._call("AccountingInfo", "SearchInvoices", [

@@ -14,6 +14,7 @@ import jwt
 
 AUDIENCE = "accounting-connector"
 SYNC_RIGHTS = frozenset({"admin", "invoices", "expenses", "credit_notes"})
+SETUP_READ_RIGHTS = frozenset({"admin", "settings"})
 
 
 class Unauthorized(Exception):
@@ -37,6 +38,18 @@ class Caller:
     def may_sync(self) -> bool:
         """Anyone with access to invoices, expenses or credit notes may start a sync (seed 000)."""
         return bool(self.rights & SYNC_RIGHTS)
+
+    @property
+    def may_read_setup(self) -> bool:
+        """Admins and users with access to Settings see the integration's setup (seed 000: the setup
+        lives under Settings > Company information > Accounting); only admins change it."""
+        return bool(self.rights & SETUP_READ_RIGHTS)
+
+    @property
+    def may_see_syncs(self) -> bool:
+        """Who may see sync history and a run's details: whoever may start a sync ("see its outcome"),
+        and users with access to Settings (the history is on the Synchronisation tab)."""
+        return self.may_sync or "settings" in self.rights
 
 
 def verify(authorization: str | None, secret: str) -> Caller:

@@ -53,8 +53,17 @@ Behaviour chosen where the reference marks a fact (unconfirmed) or is silent:
   condition). ``EntryNumber`` defaults to the journal's highest number + 1 (or its first number).
   ``VATPercentage`` on lines is a fraction (0.21) like ``VATCodes.Percentage``. Amounts in DC are
   ``round(FC × Rate, 2)`` per line. Wording of messages not in §1.11 is this module's own.
-- Receivables / Payments: one row per entry (one payment term), ``Status`` 20 open, 50 after
-  :meth:`ExactSandbox.mark_paid`, amounts as on the entry.
+- Receivables / Payments (§1.9): one row per entry (one payment term) when it is posted, ``Status`` 20
+  open, amounts (``AmountFC``, ``TransactionAmountFC``) in the entry's sign as posted: a sales or
+  purchase invoice positive, a credit note (Type 21 / 31) negative (unconfirmed for Payments, whose sign
+  the reference does not give). :meth:`ExactSandbox.mark_paid` matches it (``Status`` 50, ``EndDate``),
+  or splits it on a partial payment into a matched row and an open rest with the same
+  ``TransactionEntryID`` (picqer's field docs: "a receivable can be split so that one part is received
+  on a different date"; the exact mechanics are unconfirmed). ``cashflow/Payments`` has no
+  ``IsFullyPaid`` / ``LastPaymentDate`` (picqer ``Payment.php`` lists neither, so selecting or filtering
+  them gives ``400``); ``cashflow/Receivables`` has both. Both take ``$filter`` / ``$select`` / paging
+  like any collection. ``read/financial/ReceivablesList`` / ``PayablesList`` list only entries with
+  something open, one row per entry (``HID`` int, ``Amount`` = the open rest in the entry's sign).
 - ``system/Divisions`` (Code, Description, Currency, Country, VATNumber) and ``general/Currencies``
   (the currencies enabled in the division) are served so a client can read the company currency;
   ``current/Me`` has no currency field.
@@ -92,7 +101,7 @@ from connector.sandbox.odata import (
     parse_literal,
 )
 
-__all__ = ["ExactSandbox"]
+__all__ = ["ExactSandbox", "demo_administration"]
 
 ACCESS_TTL = 600  # seconds (§1.2)
 REFRESH_MIN_AGE = 570  # seconds; refresh refused before (§1.2)
@@ -233,11 +242,19 @@ _HEADER_WRITABLE_BASE = {
     "PaymentCondition", "PaymentReference", "ReportingYear", "ReportingPeriod", "AmountFC", "VATAmountFC",
     "AmountDC", "VATAmountDC",
 }
-_OPEN_ITEM_FIELDS = {
-    "ID": G, "TransactionEntryID": G, "EntryNumber": I, "InvoiceNumber": I, "YourRef": S, "Account": G,
-    "AccountCode": S, "AccountName": S, "AmountFC": D, "AmountDC": D, "TransactionAmountFC": D,
-    "Currency": S, "Description": S, "DueDate": T, "InvoiceDate": T, "JournalCode": S, "IsFullyPaid": B,
-    "Status": I, "EndDate": T, "LastPaymentDate": T, "Division": I,
+_PAYMENT_FIELDS = {  # cashflow/Payments (§1.9; picqer Payment.php: no IsFullyPaid, no LastPaymentDate)
+    "ID": G, "EntryID": G, "TransactionEntryID": G, "TransactionType": I, "EntryNumber": I, "InvoiceNumber": I,
+    "YourRef": S, "Account": G, "AccountCode": S, "AccountName": S, "AmountFC": D, "AmountDC": D, "RateFC": D,
+    "TransactionAmountFC": D, "TransactionAmountDC": D, "Currency": S, "Description": S, "DueDate": T,
+    "TransactionDueDate": T, "InvoiceDate": T, "EntryDate": T, "Journal": S, "JournalDescription": S,
+    "PaymentReference": S, "Status": I, "EndDate": T, "EndYear": I, "EndPeriod": I, "Division": I,
+}
+#: cashflow/Receivables: the Payments fields plus the two only receivables have (§1.9).
+_RECEIVABLE_FIELDS = {**_PAYMENT_FIELDS, "IsFullyPaid": B, "LastPaymentDate": T}
+_OPEN_LIST_FIELDS = {  # read/financial/ReceivablesList and PayablesList (§1.9): open items only
+    "HID": I, "AccountId": G, "AccountCode": S, "AccountName": S, "Amount": D, "AmountInTransit": D,
+    "CurrencyCode": S, "Description": S, "DueDate": T, "EntryNumber": I, "InvoiceDate": T, "InvoiceNumber": I,
+    "JournalCode": S, "JournalDescription": S, "YourRef": S,
 }
 _DIVISION_FIELDS = {"Code": I, "Description": S, "Currency": S, "Country": S, "VATNumber": S}
 _CURRENCY_FIELDS = {"Code": S, "Description": S, "AmountPrecision": D, "PricePrecision": D}
@@ -275,8 +292,12 @@ _SPECS: dict[str, _Spec] = {
               _entry_fields("Supplier"), "purchases", "PurchaseEntryLines", "purchase_lines"),
         _Spec("purchaseentry/PurchaseEntryLines", _MODEL + "PurchaseEntry.PurchaseEntryLine", "ID",
               _PURCHASE_LINE_FIELDS, "purchase_lines"),
-        _Spec("cashflow/Receivables", _MODEL + "Cashflow.Receivable", "ID", _OPEN_ITEM_FIELDS, "receivables"),
-        _Spec("cashflow/Payments", _MODEL + "Cashflow.Payment", "ID", _OPEN_ITEM_FIELDS, "payments"),
+        _Spec("cashflow/Receivables", _MODEL + "Cashflow.Receivable", "ID", _RECEIVABLE_FIELDS, "receivables"),
+        _Spec("cashflow/Payments", _MODEL + "Cashflow.Payment", "ID", _PAYMENT_FIELDS, "payments"),
+        _Spec("read/financial/ReceivablesList", _MODEL + "Read.Financial.ReceivablesListItem", "HID",
+              _OPEN_LIST_FIELDS, "_open:receivables"),
+        _Spec("read/financial/PayablesList", _MODEL + "Read.Financial.PayablesListItem", "HID",
+              _OPEN_LIST_FIELDS, "_open:payments"),
         _Spec("system/Divisions", _MODEL + "System.Division", "Code", _DIVISION_FIELDS, "_divisions"),
         _Spec("general/Currencies", _MODEL + "General.Currency", "Code", _CURRENCY_FIELDS, "currency_rows"),
     )
@@ -298,6 +319,7 @@ class _EntryKind:
     store: str
     line_store: str
     open_store: str  # receivables / payments
+    open_spec: str  # cashflow/Receivables / cashflow/Payments
     line_fields: Mapping[str, str]
     line_writable: frozenset[str]
     label: str
@@ -306,12 +328,12 @@ class _EntryKind:
 _SALES = _EntryKind(
     "salesentry/SalesEntries", "Customer", "IsSales", "SalesEntryLines",
     {20: frozenset({20}), 21: frozenset({20, 21})}, 20, 21, frozenset({"S", "B"}),
-    "sales", "sales_lines", "receivables", _LINE_FIELDS, frozenset(_LINE_WRITABLE), "sales",
+    "sales", "sales_lines", "receivables", "cashflow/Receivables", _LINE_FIELDS, frozenset(_LINE_WRITABLE), "sales",
 )
 _PURCHASE = _EntryKind(
     "purchaseentry/PurchaseEntries", "Supplier", "IsSupplier", "PurchaseEntryLines",
     {30: frozenset({22}), 31: frozenset({22, 23})}, 30, 31, frozenset({"P", "B"}),
-    "purchases", "purchase_lines", "payments", _PURCHASE_LINE_FIELDS,
+    "purchases", "purchase_lines", "payments", "cashflow/Payments", _PURCHASE_LINE_FIELDS,
     frozenset(_LINE_WRITABLE | {"VATNonDeductiblePercentage", "PrivateUsePercentage"}), "purchases",
 )
 
@@ -345,6 +367,7 @@ class _Division:
     receivables: dict[str, dict[str, Any]] = field(default_factory=dict)
     payments: dict[str, dict[str, Any]] = field(default_factory=dict)
     first_numbers: dict[str, int] = field(default_factory=dict)  # journal code -> first entry number
+    hids: dict[str, int] = field(default_factory=dict)  # entry id -> HID of the Receivables/PayablesList row
 
 
 @dataclass
@@ -445,6 +468,8 @@ class ExactSandbox:
                 Rule("/api/v1/current/Me", endpoint="me", methods=["GET"]),
                 Rule("/api/v1/<int:division>/<service>/<entity>", endpoint="collection",
                      methods=["GET", "POST"]),
+                Rule("/api/v1/<int:division>/read/<service>/<entity>", endpoint="read_collection",
+                     methods=["GET"]),
                 Rule("/api/v1/<int:division>/<service>/<entity>(guid'<guid:key>')", endpoint="entity",
                      methods=["GET", "PUT", "DELETE"]),
                 Rule("/api/v1/<int:division>/<service>/<entity>(guid'<guid:key>')/<nav>",
@@ -710,11 +735,13 @@ class ExactSandbox:
 
     def sales_entries(self, division: int) -> list[dict[str, Any]]:
         """Sales entries of ``division`` (copies, creation order), each with its lines under
-        ``SalesEntryLines`` (a list) and its receivable under ``Receivable``."""
+        ``SalesEntryLines`` (a list), its first receivable row under ``Receivable`` and all of them (more
+        than one after a partial payment) under ``Receivables``."""
         return self._entries(division, _SALES)
 
     def purchase_entries(self, division: int) -> list[dict[str, Any]]:
-        """Purchase entries of ``division`` (copies), lines under ``PurchaseEntryLines``."""
+        """Purchase entries of ``division`` (copies, creation order), lines under ``PurchaseEntryLines``,
+        the first cashflow/Payments row under ``Payment`` and all of them under ``Payments``."""
         return self._entries(division, _PURCHASE)
 
     def accounts(self, division: int) -> list[dict[str, Any]]:
@@ -722,20 +749,58 @@ class ExactSandbox:
         with self._lock:
             return [dict(row) for row in self._division(division).accounts.values()]
 
-    def mark_paid(self, entry_id: str, paid_on: date | None = None) -> None:
-        """Set the receivable (sales) or payable (purchase) of ``entry_id`` fully paid: ``IsFullyPaid``
-        true, ``Status`` 50, ``EndDate``/``LastPaymentDate`` = ``paid_on`` (default today). ``KeyError``
-        when no division holds the entry."""
+    def mark_paid(self, entry_id: str, paid_on: date | None = None, *, amount: Decimal | str | None = None) -> None:
+        """Record a payment on the receivable (sales entry) or payable (purchase entry) ``entry_id``.
+
+        ``amount`` is positive, in the entry's currency (default: all that is open). Paying everything
+        that is open matches the open row(s): ``Status`` 50, ``EndDate`` (and on receivables
+        ``IsFullyPaid`` true, ``LastPaymentDate``) = ``paid_on`` (default today). A partial payment splits
+        the open row, as Exact does ("a receivable can be split so that one part is received on a
+        different date"): a matched row of ``amount`` (new ``ID`` and ``EntryID``, same
+        ``TransactionEntryID``) and the open rest (``Status`` 20). Amounts keep the entry's sign (a credit
+        note's rows are negative). ``KeyError`` when no division holds the entry; ``ValueError`` for an
+        amount that is not positive or exceeds what is open, or when nothing is open."""
         when = parse_date_value(paid_on) if paid_on else _now_dt().replace(hour=0, minute=0, second=0,
                                                                               microsecond=0)
         with self._lock:
             for div in self._divisions.values():
                 for store in (div.receivables, div.payments):
-                    for row in store.values():
-                        if row["TransactionEntryID"] == entry_id.lower():
-                            row.update(IsFullyPaid=True, Status=50, EndDate=when, LastPaymentDate=when)
-                            return
+                    rows = [r for r in store.values() if r["TransactionEntryID"] == entry_id.lower()]
+                    if rows:
+                        self._pay(div, store, rows, when, None if amount is None else Decimal(str(amount)))
+                        return
         raise KeyError(entry_id)
+
+    def _pay(self, div: _Division, store: dict[str, dict[str, Any]], rows: list[dict[str, Any]], when: datetime,
+             amount: Decimal | None) -> None:
+        open_rows = [r for r in rows if r["Status"] != 50]
+        open_total = sum((r["AmountFC"] for r in open_rows), Decimal(0))
+        if not open_rows:
+            raise ValueError("nothing is open on this entry")
+        if amount is not None and (amount <= 0 or amount > abs(open_total)):
+            raise ValueError(f"cannot pay {amount}: {abs(open_total)} is open")
+        year = next((y for y in div.years if y["start"] <= when.date() <= y["end"]), None)
+        end_year, end_period = (year["year"], self._period(year, when.date())) if year else (when.year, when.month)
+        matched = {"Status": 50, "EndDate": when, "EndYear": end_year, "EndPeriod": end_period}
+        if "IsFullyPaid" in open_rows[0]:
+            matched.update(IsFullyPaid=True, LastPaymentDate=when)
+        remaining = abs(open_total) if amount is None else amount
+        for row in open_rows:
+            if remaining <= 0:
+                break
+            take = min(remaining, abs(row["AmountFC"]))
+            remaining -= take
+            if take == abs(row["AmountFC"]):
+                row.update(matched)
+                continue
+            paid = take if row["AmountFC"] >= 0 else -take
+            part = dict(row, ID=_new_id(), EntryID=_new_id(), AmountFC=paid,
+                        AmountDC=round_money(paid * (row["RateFC"] or Decimal(1))), **matched)
+            store[part["ID"]] = part
+            row["AmountFC"] -= paid
+            row["AmountDC"] -= part["AmountDC"]
+            if "LastPaymentDate" in row:
+                row["LastPaymentDate"] = when
 
     # ------------------------------------------------------------------------------------------- WSGI
 
@@ -864,6 +929,8 @@ class ExactSandbox:
 
     def _api(self, request: Request, endpoint: str, args: dict[str, Any]) -> Response:
         name = "current/Me" if endpoint == "me" else f"{args['service']}/{args['entity']}"
+        if endpoint == "read_collection":
+            name = f"read/{name}"
         self._stat(name, "reads" if request.method == "GET" else "writes")
         auth = request.headers.get("Authorization", "")
         token = auth[7:].strip() if auth.lower().startswith("bearer ") else ""
@@ -911,7 +978,7 @@ class ExactSandbox:
         spec = _SPECS.get(name)
         if spec is None:
             raise _Reject(404, f"Not found: {name}")
-        if endpoint == "collection":
+        if endpoint in ("collection", "read_collection"):
             if request.method == "GET":
                 return self._list(request, div, spec, self._rows(div, spec))
             if name == "crm/Accounts":
@@ -963,10 +1030,35 @@ class ExactSandbox:
     _QUERY_OPTIONS = {"$filter", "$select", "$top", "$skiptoken", "$expand", "$format"}
 
     def _rows(self, div: _Division, spec: _Spec) -> dict[Any, dict[str, Any]]:
+        if spec.store.startswith("_open:"):
+            return self._open_list(div, spec.store.removeprefix("_open:"))
         if spec.store == "_divisions":
             return {d.code: {"Code": d.code, "Description": d.description, "Currency": d.currency,
                              "Country": d.country, "VATNumber": d.vat_number} for d in self._divisions.values()}
         return getattr(div, spec.store)
+
+    @staticmethod
+    def _open_list(div: _Division, store: str) -> dict[int, dict[str, Any]]:
+        """ReceivablesList / PayablesList rows: one per entry with an open amount (the unmatched open
+        items summed), keyed by ``HID``; fully matched entries are not listed (§1.9)."""
+        rows: dict[int, dict[str, Any]] = {}
+        for item in getattr(div, store).values():
+            if item["Status"] == 50:
+                continue
+            hid = div.hids[item["TransactionEntryID"]]
+            row = rows.get(hid)
+            if row is None:
+                rows[hid] = {
+                    "HID": hid, "AccountId": item["Account"], "AccountCode": item["AccountCode"],
+                    "AccountName": item["AccountName"], "Amount": item["AmountFC"], "AmountInTransit": Decimal(0),
+                    "CurrencyCode": item["Currency"], "Description": item["Description"], "DueDate": item["DueDate"],
+                    "EntryNumber": item["EntryNumber"], "InvoiceDate": item["InvoiceDate"],
+                    "InvoiceNumber": item["InvoiceNumber"], "JournalCode": item["Journal"],
+                    "JournalDescription": item["JournalDescription"], "YourRef": item["YourRef"],
+                }
+            else:
+                row["Amount"] += item["AmountFC"]
+        return rows
 
     def _select(self, request: Request, spec: _Spec) -> list[str] | None:
         text = request.args.get("$select")
@@ -1243,15 +1335,21 @@ class ExactSandbox:
         }
         getattr(div, kind.store)[entry_id] = entry
         item_id = _new_id()
-        getattr(div, kind.open_store)[item_id] = {
-            "ID": item_id, "TransactionEntryID": entry_id, "EntryNumber": entry_number,
-            "InvoiceNumber": entry_number, "YourRef": entry["YourRef"], "Account": account["ID"],
-            "AccountCode": account["Code"], "AccountName": account["Name"], "AmountFC": amount,
-            "AmountDC": amount_dc, "TransactionAmountFC": amount, "Currency": currency,
-            "Description": entry["Description"], "DueDate": due_date, "InvoiceDate": entry_date,
-            "JournalCode": journal_code, "IsFullyPaid": False, "Status": 20, "EndDate": None,
-            "LastPaymentDate": None, "Division": div.code,
-        }
+        item = dict.fromkeys(_SPECS[kind.open_spec].fields)
+        item.update({
+            "ID": item_id, "EntryID": _new_id(), "TransactionEntryID": entry_id, "TransactionType": entry_type,
+            "EntryNumber": entry_number, "InvoiceNumber": entry_number, "YourRef": entry["YourRef"],
+            "Account": account["ID"], "AccountCode": account["Code"], "AccountName": account["Name"],
+            "AmountFC": amount, "AmountDC": amount_dc, "RateFC": rate, "TransactionAmountFC": amount,
+            "TransactionAmountDC": amount_dc, "Currency": currency, "Description": entry["Description"],
+            "DueDate": due_date, "TransactionDueDate": due_date, "InvoiceDate": entry_date, "EntryDate": entry_date,
+            "Journal": journal_code, "JournalDescription": journal["Description"],
+            "PaymentReference": entry["PaymentReference"], "Status": 20, "Division": div.code,
+        })
+        if "IsFullyPaid" in item:
+            item["IsFullyPaid"] = False
+        getattr(div, kind.open_store)[item_id] = item
+        div.hids[entry_id] = len(div.hids) + 1
         return self._json({"d": self._shape(request, div, spec, entry, None, expand=True)}, 201)
 
     def _line(self, div: _Division, kind: _EntryKind, raw: Any, number: int) -> dict[str, Any]:
@@ -1339,9 +1437,11 @@ class ExactSandbox:
                 copy = dict(entry)
                 lines = [dict(v) for v in getattr(div, kind.line_store).values() if v["EntryID"] == entry["EntryID"]]
                 copy[kind.lines] = sorted(lines, key=lambda v: v["LineNumber"])
-                copy["Receivable" if kind is _SALES else "Payment"] = next(
-                    (dict(r) for r in getattr(div, kind.open_store).values()
-                     if r["TransactionEntryID"] == entry["EntryID"]), None)
+                items = [dict(r) for r in getattr(div, kind.open_store).values()
+                         if r["TransactionEntryID"] == entry["EntryID"]]
+                name = "Receivable" if kind is _SALES else "Payment"
+                copy[name] = items[0] if items else None
+                copy[name + "s"] = items
                 out.append(copy)
             return out
 
@@ -1409,11 +1509,26 @@ class ExactSandbox:
 
 
 def demo_administration(sandbox: ExactSandbox, request: AdminRequest) -> Administration:
-    """Set up division 1 as the demo's admin would: sales / purchase journals (70/71/60/61), debtors,
-    a discount account (708000), one VAT code and one revenue account (7000nn) per host VAT rate, book
-    years and currencies covering the documents; then consent to the connector's app (tokens)."""
+    """Set up division 1 as the demo's admin would, and say how the integration is linked.
+
+    Created in the sandbox: sales / purchase journals 70 (type 20), 71 (21), 60 (22), 61 (23); trade
+    debtors 400000 and creditors 440000; for every host VAT rate ``n`` (in ``request.rates`` order) a
+    sales VAT code ``"n"`` (transaction type B) with revenue account ``7000nn`` (type 110) and a purchase
+    VAT code ``"Pn"`` (transaction type P) with cost account ``6000nn`` (type 120), both of the rate's
+    percentage (Exact keeps a fraction: 21 % → 0.21), so each 0 % category (Z, E, AE, K, G, O) gets
+    its own code; discount accounts 708000 (sales discounts, type 110) and 608000 (discounts received,
+    type 120); the book years of ``request.years`` and the foreign currencies of ``request.currencies``
+    (rates :data:`~connector.sandbox.admin.DEMO_RATES`); then the connector's app consents (tokens).
+
+    Returns the :class:`~connector.sandbox.admin.Administration`: journals 70/71/60/61, ``vat_codes`` /
+    ``ledger_accounts`` (sales) and ``purchase_vat_codes`` / ``expense_ledger_accounts`` (purchase) keyed
+    by host rate id, ``discount_ledger_accounts={"*": "708000"}`` and
+    ``purchase_discount_ledger_accounts={"*": "608000"}``. ``ValueError`` for more than 99 host rates
+    (Exact VAT codes are at most 3 characters)."""
     from connector.clock import get_clock
 
+    if len(request.rates) > 99:
+        raise ValueError("the demo administration supports at most 99 VAT rates")
     division = 1
     sandbox.add_client("connector-demo", "demo-client-secret")
     sandbox.add_division(division, description=request.name, currency=request.company_currency, country="BE")
@@ -1422,6 +1537,7 @@ def demo_administration(sandbox: ExactSandbox, request: AdminRequest) -> Adminis
     sandbox.add_gl_account(division, "400000", "Trade debtors", type=20, balance_type="B")
     sandbox.add_gl_account(division, "440000", "Trade creditors", type=22, balance_type="B")
     sandbox.add_gl_account(division, "708000", "Sales discounts", type=110, balance_type="W")
+    sandbox.add_gl_account(division, "608000", "Discounts received", type=120, balance_type="W", balance_side="C")
     for year in request.years:
         sandbox.add_financial_year(division, year)
     for currency in sorted(request.currencies - {request.company_currency}):
@@ -1432,13 +1548,21 @@ def demo_administration(sandbox: ExactSandbox, request: AdminRequest) -> Adminis
         app_secret={"client_id": "connector-demo", "client_secret": "demo-client-secret"},
         journals=JournalSettings(outgoing_invoices="70", outgoing_credit_notes="71", incoming_invoices="60", incoming_credit_notes="61"),
         discount_ledger_accounts={"*": "708000"},
+        purchase_discount_ledger_accounts={"*": "608000"},
     )
     for n, rate in enumerate(request.rates, start=1):
+        fraction = str(rate.percentage / 100)
         code, gl = str(n), f"7000{n:02d}"
-        sandbox.add_vat_code(division, code, rate.description, percentage=str(rate.percentage / 100), transaction_type="B")
+        sandbox.add_vat_code(division, code, rate.description, percentage=fraction, transaction_type="B")
         sandbox.add_gl_account(division, gl, f"Revenue {rate.description}", type=110, balance_type="W", vat_code=code.ljust(3))
         admin.vat_codes[rate.id] = code
         admin.ledger_accounts[rate.id] = gl
+        purchase_code, cost_gl = f"P{n}", f"6000{n:02d}"
+        sandbox.add_vat_code(division, purchase_code, f"Purchase {rate.description}", percentage=fraction, transaction_type="P")
+        sandbox.add_gl_account(division, cost_gl, f"Costs {rate.description}", type=120, balance_type="W", balance_side="D",
+                               vat_code=purchase_code.ljust(3))
+        admin.purchase_vat_codes[rate.id] = purchase_code
+        admin.expense_ledger_accounts[rate.id] = cost_gl
     access, refresh = sandbox.issue_tokens("connector-demo")
     admin.credentials = {"access_token": access, "refresh_token": refresh, "expires_at": get_clock().now() + sandbox.access_ttl}
     return admin

@@ -69,6 +69,14 @@ Behaviour chosen where the reference marks a fact (unconfirmed) or is silent:
   ``protectedPeriod`` ("The period 202503 is closed for journal V1"). ``500`` (§2.8 "invalid data
   format"): a date that is not ``YYYY-MM-DD``, an amount that is not a number. Unknown references are
   ``400``, not ``500``: §2.8 lists both, and a client must see a per-document refusal, not an outage.
+- Purchases (§2.5 "same endpoint (A-journal)"): a booking in an A journal is a purchase and follows the
+  very same rules as a sale in a V journal, with the purchase side's master data: the relation must be
+  flagged ``supplier`` (a relation that is only a ``client`` is refused, and the other way round), each
+  line's VAT code must be usable for purchases (``type`` 2 or 3: a sales-only code such as ``21`` is
+  refused, a ``D21``-style purchase code accepted; the seed script's naming, §2.3), the credit-note sign
+  rule below holds for purchase credit notes too, and closed / protected periods are per journal (closing
+  V1 leaves A1 open). ``reference`` carries the supplier's own invoice number: Octopus does not make it
+  unique (two suppliers may both send an invoice "2025-001"), so the sandbox does not either.
 - Credit notes (§2.6): a booking **is a credit note when its** ``amount`` **is negative**; then the lines
   must sum to ``-amount`` (positive lines; a discount line may be negative), otherwise the lines must sum
   to ``amount``. A negative total with negative lines is refused ("a credit note has a negative total and
@@ -84,8 +92,12 @@ Behaviour chosen where the reference marks a fact (unconfirmed) or is silent:
   changed at or after the timestamp: ``bookyearKey``, ``journalKey``, ``documentSequenceNr``,
   ``reference``, ``relationIdentificationServiceData``, ``documentDate``, ``expiryDate``, ``amount``,
   ``openAmount``, ``paid``, ``lastPaymentDate``, ``modifiedTimeStamp``. ``journalTypeId`` (optional) is
-  a journal letter (``V``, ``A``, ``F``, ``D``) or 1 = V, 2 = A, 3 = F, 4 = D. :meth:`OctopusSandbox.
-  mark_paid` records a (partial) payment.
+  a journal letter (``V``, ``A``, ``F``, ``D``) or 1 = V, 2 = A, 3 = F, 4 = D; without it every journal of
+  the book year is listed, sales and purchases alike (a purchase's open item is what the dossier still
+  owes the supplier, in the booking's sign too). :meth:`OctopusSandbox.mark_paid` records a (partial)
+  payment, as reconciling a CODA line with the customer or supplier would ("Reconcile customers" /
+  "Reconcile suppliers", seed 001); :meth:`OctopusSandbox.undo_payments` undoes the reconciliation (the
+  booking is open in full again), i.e. "a later change of the payment status in Octopus".
 - VAT codes: ``type`` 1 = sales, 2 = purchase, 3 = both (meaning unconfirmed); ``basePercentage`` in
   percent (``21.00``). Currencies: ``GET /currencies`` → ``[{"code","description","exchangeRate"}]``
   (shape unconfirmed); a booking without ``exchangeRate`` gets the dossier's rate for its currency.
@@ -574,8 +586,11 @@ class OctopusSandbox:
         amount: Decimal | str | None = None,
         paid_on: date | None = None,
     ) -> None:
-        """Record a payment on a booking's open item (§2.7 sandbox design): ``amount`` (positive, default
-        the whole open amount) reduces ``openAmount`` towards 0; the payment feed shows the change.
+        """Record a payment on a booking's open item (§2.7 sandbox design), a sale (V journal: the customer
+        paid) or a purchase (A journal: the dossier paid the supplier) alike: ``amount`` (positive, in the
+        booking currency, default the whole open amount) reduces ``openAmount`` towards 0 whatever its sign
+        (a credit note's open amount is negative); ``paid_on`` (default today) becomes ``lastPaymentDate``;
+        the payment feed shows the change.
         ``KeyError`` for an unknown booking, ``ValueError`` when paying more than is open."""
         with self._lock:
             d = self._dossier(dossier)
@@ -588,6 +603,16 @@ class OctopusSandbox:
             item["openAmount"] = open_amount - pay if open_amount >= 0 else open_amount + pay
             item["lastPaymentDate"] = (paid_on or _now_dt().date()).isoformat()
             item["modified"] = _now_dt()
+
+    def undo_payments(self, dossier: int, bookyear: int, journal: str, sequence_nr: int) -> None:
+        """Undo every payment on a booking's open item (the reconciliation is removed in Octopus): its
+        ``openAmount`` is the booking's ``amount`` again, ``lastPaymentDate`` is cleared, and the payment
+        feed shows the change. ``KeyError`` for an unknown booking."""
+        with self._lock:
+            d = self._dossier(dossier)
+            ident = (int(bookyear), journal, int(sequence_nr))
+            item = d.open_items[ident]
+            item.update(openAmount=d.bookings[ident]["amount"], lastPaymentDate=None, modified=_now_dt())
 
     # -------------------------------------------------------------------------------- faults, counters
 
@@ -1291,19 +1316,36 @@ def _vat_code_for(percentage: Decimal, category: str | None) -> str:
     return format(percentage.normalize(), "f")
 
 
+def _unique(code: str, used: set[str]) -> str:
+    """``code``, or ``code`` + 2, 3, … when it is taken; remembers the result in ``used``."""
+    candidate, suffix = code, 2
+    while candidate in used:
+        candidate, suffix = f"{code}{suffix}", suffix + 1
+    used.add(candidate)
+    return candidate
+
+
 def demo_administration(sandbox: OctopusSandbox, request: AdminRequest) -> Administration:
     """Set up dossier 1001 as the demo's admin would (seed 001 "Setting up the integration"): a user of
     the connector's software house; one book year per calendar year from the first to the last of
     ``request.years`` (ids 1, 2, …, monthly periods); in each, sales journals V1 (invoices) and V2 (credit
-    notes), purchase journals A1 / A2 and a bank journal F1; GL accounts 400000 (debtors), 440000
-    (creditors), 708000 (sales discounts) and one revenue account 7000nn per host VAT rate; one VAT code
-    per host rate with the rate's percentage (``"21"``, ``"06"``…; 0 % rates by category: ``00`` zero,
-    ``EX`` exempt, ``RC`` reverse charge, ``IC`` intra-community, ``EXP`` export, ``NS`` not subject; a
-    suffix keeps codes unique), usable for sales and purchases; the documents' foreign currencies.
+    notes), purchase journals A1 (invoices) / A2 (credit notes) and a bank journal F1; GL accounts 400000
+    (debtors), 440000 (creditors), 708000 (sales discounts granted), 608000 (purchase discounts received),
+    and per host VAT rate (n = 1, 2, … in ``request.rates`` order) a revenue account 7000nn and a cost
+    account 6000nn; the documents' foreign currencies.
+
+    VAT codes, two per host rate, both with the rate's percentage (§2.3 seed script: ``21`` sales, ``D21``
+    purchase): a **sales** code (``type`` 1) named after the percentage (``"21"``, ``"06"``…; 0 % rates
+    by category: ``00`` zero, ``EX`` exempt, ``RC`` reverse charge, ``IC`` intra-community, ``EXP``
+    export, ``NS`` not subject) and a **purchase** code (``type`` 2) named ``D`` + the same
+    (``"D21"``, ``"DIC"``…); a numeric suffix keeps codes unique. Revenue account 7000nn carries the
+    rate's sales code as ``salesVatCode``, cost account 6000nn its purchase code as ``purchaseVatCode``.
 
     Returns the :class:`Administration`: ``connection={"dossier_id": 1001}``, ``credentials={"user",
-    "password"}``, ``app_secret={"software_house_uuid"}``, journals V1 / V2 / A1 / A2, the VAT-rate links
-    and ``discount_ledger_accounts={"*": "708000"}``."""
+    "password"}``, ``app_secret={"software_house_uuid"}``, journals V1 / V2 / A1 / A2; host rate id →
+    ``vat_codes`` (sales code), ``ledger_accounts`` ("7000nn"), ``purchase_vat_codes`` (purchase code),
+    ``expense_ledger_accounts`` ("6000nn"); ``discount_ledger_accounts={"*": "708000"}`` and
+    ``purchase_discount_ledger_accounts={"*": "608000"}``."""
     sandbox.add_user(DEMO_USER, DEMO_PASSWORD, DEMO_SOFTWARE_HOUSE)
     sandbox.add_dossier(DEMO_DOSSIER, request.name, currency=request.company_currency)
     years = range(min(request.years), max(request.years) + 1) if request.years else [_now_dt().year]
@@ -1313,7 +1355,7 @@ def demo_administration(sandbox: OctopusSandbox, request: AdminRequest) -> Admin
                           ("A2", "Purchase credit notes"), ("F1", "Bank")):
             sandbox.add_journal(DEMO_DOSSIER, n, key, name)
     for number, description in ((400000, "Trade debtors"), (440000, "Trade creditors"),
-                                (708000, "Sales discounts")):
+                                (608000, "Purchase discounts received"), (708000, "Sales discounts granted")):
         sandbox.add_account(DEMO_DOSSIER, number, description)
     for currency in sorted(request.currencies - {request.company_currency}):
         sandbox.add_currency(DEMO_DOSSIER, currency, DEMO_RATES.get(currency, "1"))
@@ -1324,18 +1366,22 @@ def demo_administration(sandbox: OctopusSandbox, request: AdminRequest) -> Admin
         journals=JournalSettings(outgoing_invoices="V1", outgoing_credit_notes="V2", incoming_invoices="A1",
                                  incoming_credit_notes="A2"),
         discount_ledger_accounts={"*": "708000"},
+        purchase_discount_ledger_accounts={"*": "608000"},
     )
     used: set[str] = set()
     for n, rate in enumerate(request.rates, start=1):
         base = _vat_code_for(Decimal(rate.percentage), rate.category)
-        code, suffix = base, 2
-        while code in used:
-            code, suffix = f"{base}{suffix}", suffix + 1
-        used.add(code)
-        gl = 700000 + n
-        sandbox.add_vat_code(DEMO_DOSSIER, code, rate.percentage, rate.description, usage="both",
-                             default_account=gl)
-        sandbox.add_account(DEMO_DOSSIER, gl, f"Revenue {rate.description}", sales_vat_code=code)
-        admin.vat_codes[rate.id] = code
-        admin.ledger_accounts[rate.id] = str(gl)
+        sales_code = _unique(base, used)
+        purchase_code = _unique(f"D{base}", used)
+        revenue, cost = 700000 + n, 600000 + n
+        sandbox.add_vat_code(DEMO_DOSSIER, sales_code, rate.percentage, rate.description, usage="sales",
+                             default_account=revenue)
+        sandbox.add_vat_code(DEMO_DOSSIER, purchase_code, rate.percentage, f"Purchases {rate.description}",
+                             usage="purchase")
+        sandbox.add_account(DEMO_DOSSIER, revenue, f"Revenue {rate.description}", sales_vat_code=sales_code)
+        sandbox.add_account(DEMO_DOSSIER, cost, f"Costs {rate.description}", purchase_vat_code=purchase_code)
+        admin.vat_codes[rate.id] = sales_code
+        admin.ledger_accounts[rate.id] = str(revenue)
+        admin.purchase_vat_codes[rate.id] = purchase_code
+        admin.expense_ledger_accounts[rate.id] = str(cost)
     return admin

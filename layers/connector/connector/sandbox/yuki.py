@@ -52,7 +52,8 @@ Behaviour chosen where the reference marks a fact (unconfirmed) or is silent:
   once unless repeatable, lexical types of decimals / dates / booleans / integers / enumerations;
   element order is not checked). On a failure nothing is processed and the response has no ``Invoice``
   element, all totals 0 and a top-level ``Message`` starting with ``"XML validation failed"``.
-  Then invoice by invoice, each with its own ``Succeeded`` / ``Processed`` / ``Message``; a failed
+  Then invoice by invoice, each with its own ``Succeeded`` / ``Processed`` / ``Message`` (sales also
+  ``EmailSent``, §3.6; purchase also ``Contact`` = the supplier's code, §3.7); a failed
   invoice is rolled back fully, a contact it created included. **After 5 failed invoices
   (:data:`MAX_FAILED`) the import stops**: the remaining invoices are answered ``Succeeded=false``,
   ``Processed=false``, ``Message="Skipped: …"`` and counted in ``TotalSkipped``. ``Invoice`` elements come
@@ -60,7 +61,8 @@ Behaviour chosen where the reference marks a fact (unconfirmed) or is silent:
 - Per-invoice rules (messages are this module's own except the duplicate one): ``Process=true`` needs a
   ``Reference``; a duplicate ``Reference`` fails with "Er bestaat al een factuur met het factuurnummer …"
   (§3.10) — sales: unique per administration; purchase: unique per administration **and supplier**
-  (suppliers' numbers collide); ``Date`` required; ``Currency`` empty (administration currency) or three
+  (suppliers' numbers collide; "supplier" = the contact the invoice resolves to, or the same
+  ``ContactCode``); ``Date`` required; ``Currency`` empty (administration currency) or three
   capital letters; the administration's ``closed_until`` date closes earlier periods; the contact's
   ``EmailAddress`` holds one address; a new contact needs a name; each line's ``GLAccountCode`` exists
   and is enabled; ``VATType`` is in :data:`VAT_TYPES` and ``VATPercentage`` (when given) equals its
@@ -105,10 +107,13 @@ Behaviour chosen where the reference marks a fact (unconfirmed) or is silent:
   ``ModifiedAsc/Desc``, ``HID``; ``active`` ``Both`` (default) / ``Active`` / ``Inactive``;
   ``modifiedAfter`` an ISO date-time or empty. ``domainID`` may be the domain's GUID or, as in
   single-administration setups (§3.2), one of its administrations' GUIDs.
-- Outstanding items (§3.8): a processed invoice opens an item of its gross amount (Yuki's sign: a sales
-  credit note negative; purchase items positive for an invoice). :meth:`YukiSandbox.mark_paid` pays
-  (part of) it; a fully paid item disappears from ``CheckOutstandingItem`` (``<OutstandingItems/>``
-  without ``Item``) and the ``Outstanding…Items`` lists.
+- Outstanding items (§3.8): a processed invoice opens an item of its gross amount (Yuki's sign: an
+  invoice positive, a credit note negative, on both sides; the sign of creditor items in real Yuki is
+  unconfirmed). :meth:`YukiSandbox.mark_paid` reconciles (part of) a sales or purchase item; a fully
+  paid item disappears from ``CheckOutstandingItem`` (``<OutstandingItems/>`` without ``Item``) and from
+  ``OutstandingDebtorItems`` (sales) / ``OutstandingCreditorItems`` (purchase), which list **open items
+  only**, ``Item ID="{DocumentID}"`` with ``OpenAmount`` and ``OriginalAmount``; a partly paid item has
+  ``0 < |OpenAmount| < |OriginalAmount|``. No operation tells when an item was paid.
 - VAT types (§3.4; only 1 and 2 are sourced): :data:`VAT_TYPES` — 1 high 21 %, 2 low 6 %, 3 zero 0 %,
   4 reverse charge 0 %, 5 exempt 0 %, 6 not subject 0 %, 7 export outside the EU 0 %, 8 intra-EU 0 %,
   9 low 9 % (NL), 10 middle 12 % (BE), and 11–27 OSS rates of other EU states (5 … 27 %).
@@ -737,19 +742,57 @@ class YukiSandbox:
             for session in self._sessions.values():
                 session.expires = min(session.expires, _now())
 
-    def mark_paid(self, reference: str, *, administration: str | None = None, amount: Decimal | None = None) -> None:
-        """Pay the outstanding item of the processed invoice ``reference`` (in ``administration`` or the
-        first one holding it): fully, or ``amount`` (Yuki's sign) of it. ``KeyError`` when not found."""
+    def mark_paid(
+        self,
+        reference: str | None = None,
+        *,
+        administration: str | None = None,
+        amount: Decimal | None = None,
+        side: str | None = None,
+        contact_code: str | None = None,
+        document_id: str | None = None,
+        paid_on: date | None = None,
+    ) -> Decimal:
+        """Reconcile (part of) the outstanding item of one processed invoice, sales or purchase (§3.8),
+        as a bookkeeper matching a bank line would.
+
+        The invoice is picked by ``document_id`` (the ``entry_id`` the adapter returned; a GUID given as
+        ``reference`` is accepted as one too), or by ``reference`` narrowed by ``side`` (``"sales"`` /
+        ``"purchase"``, case-insensitive), ``contact_code`` (purchase references collide across
+        suppliers) and ``administration`` (default: every administration). ``amount`` is in Yuki's sign
+        (a credit note's is negative); ``None`` pays what is open. A fully paid item leaves
+        ``CheckOutstandingItem`` and the ``Outstanding…Items`` lists; paying never re-opens anything.
+        ``paid_on`` (default: today, UTC) is kept as the invoice's ``LastPaymentDate`` for the Python
+        readers only: no Yuki operation returns it. Returns the amount still open (Yuki's sign). ``KeyError`` when no processed invoice matches,
+        ``ValueError`` when several do (say which with ``side`` / ``contact_code`` / ``document_id``) or
+        when ``amount`` exceeds what is open or has the other sign."""
+        if reference is None and document_id is None:
+            raise ValueError("give a reference or a document_id")
+        wanted_type = None if side is None else {"sales": "Sales", "purchase": "Purchase"}[side.lower()]
         with self._lock:
-            for admin in self._admins.values():
-                if administration is not None and admin.id != administration.lower():
-                    continue
-                for inv in admin.invoices:
-                    if inv["Reference"] == reference and inv["Processed"]:
-                        paid = inv["OpenAmount"] if amount is None else Decimal(amount)
-                        inv["OpenAmount"] = inv["OpenAmount"] - paid
-                        return
-        raise KeyError(reference)
+            matches = [
+                inv
+                for admin in self._admins.values()
+                if administration is None or admin.id == administration.lower()
+                for inv in admin.invoices
+                if inv["Processed"]
+                and (document_id is None or inv["DocumentID"] == document_id.lower())
+                and (reference is None or inv["Reference"] == reference or inv["DocumentID"] == reference.lower())
+                and (wanted_type is None or inv["Type"] == wanted_type)
+                and (contact_code is None or inv["ContactCode"] == contact_code)
+            ]
+            if not matches:
+                raise KeyError(reference or document_id)
+            if len(matches) > 1:
+                raise ValueError(f"{len(matches)} invoices match {reference!r}: give side, contact_code or document_id")
+            inv = matches[0]
+            open_amount: Decimal = inv["OpenAmount"]
+            paid = open_amount if amount is None else Decimal(amount)
+            if paid != 0 and (abs(paid) > abs(open_amount) or (paid > 0) != (open_amount > 0)):
+                raise ValueError(f"cannot pay {paid} of an item with {open_amount} open (Yuki's sign)")
+            inv["OpenAmount"] = open_amount - paid
+            inv["LastPaymentDate"] = paid_on or _now_dt().date()
+            return inv["OpenAmount"]
 
     # ------------------------------------------------------------------------------- state accessors
 
@@ -1269,12 +1312,12 @@ class YukiSandbox:
             result = _sub(root, "Invoice")
             reference = _value(inv_el, "Reference") or ""
             subject = _value(inv_el, "Subject") or _value(inv_el, "Remarks") or ""
+            contact_el = _child(inv_el, "Contact")
+            given_code = (_value(contact_el, "ContactCode") if contact_el is not None else None) or ""
             if failed >= self.max_failed:
                 skipped += 1
-                for name, value in (("Succeeded", False), ("Processed", False), ("EmailSent", False),
-                                    ("Reference", reference), ("Subject", subject),
-                                    ("Message", f"Skipped: the import stopped after {self.max_failed} failed invoices")):
-                    _sub(result, name, value)
+                self._result(result, side, False, False, reference, subject, given_code,
+                             f"Skipped: the import stopped after {self.max_failed} failed invoices")
                 continue
             contacts_before = list(domain.contacts)
             try:
@@ -1282,23 +1325,31 @@ class YukiSandbox:
             except _Invalid as invalid:
                 domain.contacts[:] = contacts_before  # full rollback, the contact it created included
                 failed += 1
-                for name, value in (("Succeeded", False), ("Processed", False), ("EmailSent", False),
-                                    ("Reference", reference), ("Subject", subject), ("Message", str(invalid))):
-                    _sub(result, name, value)
-                if side is _PURCHASE:
-                    _sub(result, "Contact", _value(_child(inv_el, "Contact"), "ContactCode") or "")  # type: ignore[arg-type]
+                self._result(result, side, False, False, reference, subject, given_code, str(invalid))
                 continue
             succeeded += 1
-            for name, value in (("Succeeded", True), ("Processed", record["Processed"]), ("EmailSent", False),
-                                ("Reference", reference), ("Subject", subject), ("Message", "")):
-                _sub(result, name, value)
-            if side is _PURCHASE:
-                _sub(result, "Contact", record["ContactCode"] or "")
+            self._result(result, side, True, record["Processed"], reference, subject, record["ContactCode"] or "", "")
             _sub(result, "BookingNumber", record["BookingNumber"] or "")
             _sub(result, "DocumentID", record["DocumentID"])
         for el, value in zip(totals, (succeeded, failed, skipped), strict=True):
             el.text = str(value)
         return root, failed
+
+    @staticmethod
+    def _result(result: etree._Element, side: _Side, succeeded: bool, processed: bool, reference: str, subject: str,
+                contact: str, message: str) -> None:
+        """One ``Invoice`` of an import response: sales ``{Succeeded, Processed, EmailSent, Reference,
+        Subject, Message}`` (§3.6), purchase ``{Succeeded, Processed, Reference, Subject, Contact, Message}``
+        (§3.7; ``Contact`` = the supplier's code)."""
+        _sub(result, "Succeeded", succeeded)
+        _sub(result, "Processed", processed)
+        if side is _SALES:
+            _sub(result, "EmailSent", False)
+        _sub(result, "Reference", reference)
+        _sub(result, "Subject", subject)
+        if side is _PURCHASE:
+            _sub(result, "Contact", contact)
+        _sub(result, "Message", message)
 
     def _book(self, domain: _Domain, admin: _Admin, inv: etree._Element, side: _Side) -> dict[str, Any]:
         """Check one invoice's business rules and book it; :class:`_Invalid` with the message otherwise."""
@@ -1309,13 +1360,10 @@ class YukiSandbox:
         code = _value(contact_el, "ContactCode")
         if process and not reference:
             raise _Invalid("Reference is required when Process is true")
-        if reference and any(
-            i["Reference"] == reference and i["Type"] == ("Sales" if side is _SALES else "Purchase")
-            and (side is _SALES or i["ContactCode"] == code)
-            for i in admin.invoices
+        if side is _SALES and reference and any(
+            i["Reference"] == reference and i["Type"] == "Sales" for i in admin.invoices
         ):
-            supplier = "" if side is _SALES else " voor deze leverancier"
-            raise _Invalid(f"Er bestaat al een factuur met het factuurnummer {reference}{supplier}.")
+            raise _Invalid(f"Er bestaat al een factuur met het factuurnummer {reference}.")
         day_text = _value(inv, "Date")
         if not day_text:
             raise _Invalid("Date is required")
@@ -1333,6 +1381,13 @@ class YukiSandbox:
             raise _Invalid(f"Contact: EmailAddress '{_value(contact_el, 'EmailAddress')}' holds more than one "
                            f"e-mail address; only one is allowed")
         contact = self._invoice_contact(domain, contact_el, code)
+        if side is _PURCHASE and reference and any(
+            i["Reference"] == reference and i["Type"] == "Purchase"
+            and (i["ContactID"] == contact["ID"] or (code is not None and i["ContactCode"] == code))
+            for i in admin.invoices
+        ):
+            # suppliers' numbers collide: unique per supplier (the contact the invoice resolves to)
+            raise _Invalid(f"Er bestaat al een factuur met het factuurnummer {reference} voor deze leverancier.")
 
         lines = [self._line(admin, el, side, n) for n, el in
                  enumerate((c for c in _child(inv, "InvoiceLines") if isinstance(c.tag, str)), 1)]  # type: ignore[union-attr]
@@ -1360,7 +1415,7 @@ class YukiSandbox:
             "PaymentMethod": _value(inv, "PaymentMethod"), "PaymentID": _value(inv, "PaymentID"),
             "ContactID": contact["ID"], "ContactCode": contact["Code"], "ContactName": contact["FullName"],
             "TotalAmountExclVAT": net, "TotalVATAmount": vat, "TotalAmount": net + vat,
-            "OpenAmount": net + vat if process else Decimal(0), "Lines": lines,
+            "OpenAmount": net + vat if process else Decimal(0), "LastPaymentDate": None, "Lines": lines,
         }
         admin.invoices.append(record)
         return record
@@ -1588,12 +1643,19 @@ def vat_type_for(rate: HostRate) -> str | None:
 
 
 def demo_administration(sandbox: YukiSandbox, request: AdminRequest) -> Administration:
-    """Set up a domain and administration as the demo's admin would: an access key, GL accounts
-    (130000 debtors, 160000 creditors, 840000 sales discounts, one revenue account 8000nn per host VAT
-    rate), and the integration settings: each host rate linked to its VAT type (:func:`vat_type_for`;
-    rates no type fits stay unlinked) and revenue account; Yuki has no journals as entities (§3.4), so
-    the synthetic journals ``SALES`` / ``PURCHASE`` the adapter exposes are chosen.
-    ``connection`` = ``{"administration_id", "domain_id"}``, ``credentials`` = ``{"access_key"}``."""
+    """Set up a domain and administration as the demo's admin would, for sales and purchases.
+
+    GL accounts: 130000 debtors, 160000 creditors, 840000 sales discounts, 740000 purchase discounts
+    received, and per host VAT rate (n = 01, 02, … in ``request.rates`` order) one revenue account
+    ``8000nn`` and one cost account ``7000nn`` (cost of sales, Yuki's 7-series; the demo's choice).
+    Integration settings: each host rate linked to its VAT type (:func:`vat_type_for`; rates no type fits
+    stay unlinked) for sales (``vat_codes``) **and** purchases (``purchase_vat_codes``: Yuki's VAT types
+    serve both sides, §3.4), to its revenue account (``ledger_accounts``) and cost account
+    (``expense_ledger_accounts``); discounts on ``{"*": "840000"}`` (sales) and ``{"*": "740000"}``
+    (purchases). Yuki has no journals as entities (§3.4), so the synthetic journals the adapter exposes
+    are chosen: ``SALES`` for outgoing, ``PURCHASE`` for incoming invoices and credit notes.
+    ``connection`` = ``{"administration_id", "domain_id"}``, ``credentials`` = ``{"access_key"}``,
+    ``app_secret`` empty (the Purchase client id / secret of §3.2 is not simulated)."""
     import secrets
 
     domain = sandbox.add_domain(f"{request.name} domain")
@@ -1603,6 +1665,7 @@ def demo_administration(sandbox: YukiSandbox, request: AdminRequest) -> Administ
     sandbox.add_gl_account(admin, "130000", "Trade debtors", "B", subtype="Debtors", vat_applicable=False)
     sandbox.add_gl_account(admin, "160000", "Trade creditors", "B", subtype="Creditors", vat_applicable=False)
     sandbox.add_gl_account(admin, "840000", "Sales discounts", "W", subtype="Revenue")
+    sandbox.add_gl_account(admin, "740000", "Purchase discounts received", "W", subtype="Cost of sales")
     settings = Administration(
         connection={"administration_id": admin, "domain_id": domain},
         credentials={"access_key": key},
@@ -1610,12 +1673,16 @@ def demo_administration(sandbox: YukiSandbox, request: AdminRequest) -> Administ
         journals=JournalSettings(outgoing_invoices="SALES", outgoing_credit_notes="SALES",
                                  incoming_invoices="PURCHASE", incoming_credit_notes="PURCHASE"),
         discount_ledger_accounts={"*": "840000"},
+        purchase_discount_ledger_accounts={"*": "740000"},
     )
     for n, rate in enumerate(request.rates, start=1):
-        gl = f"8000{n:02d}"
-        sandbox.add_gl_account(admin, gl, f"Revenue {rate.description}", "W", subtype="Revenue")
-        settings.ledger_accounts[rate.id] = gl
+        revenue, cost = f"8000{n:02d}", f"7000{n:02d}"
+        sandbox.add_gl_account(admin, revenue, f"Revenue {rate.description}", "W", subtype="Revenue")
+        sandbox.add_gl_account(admin, cost, f"Purchases {rate.description}", "W", subtype="Cost of sales")
+        settings.ledger_accounts[rate.id] = revenue
+        settings.expense_ledger_accounts[rate.id] = cost
         vat_type = vat_type_for(rate)
         if vat_type is not None:
             settings.vat_codes[rate.id] = vat_type
+            settings.purchase_vat_codes[rate.id] = vat_type
     return settings
