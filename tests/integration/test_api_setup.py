@@ -462,3 +462,20 @@ def test_connecting_a_guessed_id_creates_nothing_in_the_other_account(setup_api)
     assert api.secret("acc-2/ent-1/octopus") is not None
     assert api("DELETE", "/v1/entities/ent-1/integration", other)[0] == 204
     assert api("GET", "/v1/entities/ent-1/integration")[1]["status"] == "Connected"
+
+
+def test_purchase_side_links_are_set_and_shown_separately(setup_api):
+    api = setup_api
+    api.connect()
+    api("PUT", "/v1/entities/ent-1/integration/details", body=DETAILS)
+    status, answer = api("PUT", "/v1/entities/ent-1/integration/vat-code-links", body={"side": "purchase", "links": [{"vat_rate_id": "rate-21", "vat_code": "21"}]})
+    assert status == 422 and answer["errors"] == [{"field": "links[0].vat_code", "reason": "VAT code 21 is a sales VAT code; these links are for the purchase side"}]
+    status, answer = api("PUT", "/v1/entities/ent-1/integration/vat-code-links", body={"side": "purchase", "links": [{"vat_rate_id": "rate-6", "vat_code": "6"}]})
+    assert status == 200 and answer["purchase_vat_code_links"] == [{"vat_rate_id": "rate-6", "vat_code": "6"}] and answer["vat_code_links"] == []
+    status, answer = api("PUT", "/v1/entities/ent-1/integration/ledger-account-links", body={"side": "purchase", "links": [{"vat_rate_id": "rate-6", "ledger_account": "700006"}]})
+    assert status == 200 and answer["expense_ledger_account_links"] == [{"vat_rate_id": "rate-6", "ledger_account": "700006"}] and answer["ledger_account_links"] == []
+    status, answer = api("PUT", "/v1/entities/ent-1/integration/discount-accounts", body={"side": "purchase", "accounts": [{"vat_rate_id": "*", "ledger_account": "708000"}]})
+    assert status == 200 and answer["purchase_discount_accounts"] == [{"vat_rate_id": "*", "ledger_account": "708000"}] and answer["discount_accounts"] == []
+    assert api("PUT", "/v1/entities/ent-1/integration/discount-accounts", body={"side": "both", "accounts": []})[1]["errors"][0]["field"] == "side"
+    settings = api.stores.get_entity("acc-1", "ent-1").settings
+    assert (settings.purchase_vat_codes, settings.expense_ledger_accounts, settings.purchase_discount_ledger_accounts) == ({"rate-6": "6"}, {"rate-6": "700006"}, {"*": "708000"})

@@ -132,7 +132,7 @@ def run_details(stores: Stores, account_id: str, run_id: str) -> RunDetails:
         raise NotFound(f"sync {run_id} not found")
     details = []
     for result in stores.get_results(run_id):
-        if result.get("outcome") != DocumentOutcome.SKIPPED.value and not result.get("flag"):
+        if result.get("outcome") not in (DocumentOutcome.SKIPPED.value, "not_synced") and not result.get("flag"):
             continue
         details.append(
             DocumentDetail(

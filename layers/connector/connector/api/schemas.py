@@ -189,9 +189,13 @@ class DiscountAccount(_Request):
 
 
 class VatCodeLinksRequest(_Request):
-    """Replaces all VAT-rate -> VAT-code links (an empty list removes them)."""
+    """Replaces all VAT-rate -> VAT-code links of one side (an empty list removes them)."""
 
     links: list[VatCodeLink] = Field(max_length=200)
+    side: Literal["sales", "purchase"] = Field(
+        default="sales",
+        description="sales: outgoing invoices and credit notes; purchase: incoming Peppol documents (their own VAT codes, cost accounts, discounts received).",
+    )
 
 
 class LedgerAccountLinksRequest(_Request):
@@ -205,12 +209,20 @@ class LedgerAccountLinksRequest(_Request):
 
     links: list[LedgerAccountLink] = Field(max_length=200)
     fill_existing_lines: bool = False
+    side: Literal["sales", "purchase"] = Field(
+        default="sales",
+        description="sales: outgoing invoices and credit notes; purchase: incoming Peppol documents (their own VAT codes, cost accounts, discounts received).",
+    )
 
 
 class DiscountAccountsRequest(_Request):
-    """Replaces all discount accounts (an empty list removes them)."""
+    """Replaces all discount accounts of one side (an empty list removes them)."""
 
     accounts: list[DiscountAccount] = Field(max_length=200)
+    side: Literal["sales", "purchase"] = Field(
+        default="sales",
+        description="sales: outgoing invoices and credit notes; purchase: incoming Peppol documents (their own VAT codes, cost accounts, discounts received).",
+    )
 
 
 # -------------------------------------------------------------------------------------- responses
@@ -273,6 +285,9 @@ class IntegrationView(_Response):
     discount_accounts: list[DiscountAccount]
     vat_code_links: list[VatCodeLink]
     ledger_account_links: list[LedgerAccountLink]
+    purchase_discount_accounts: list[DiscountAccount] = Field(default_factory=list, description="Discounts received (incoming documents).")
+    purchase_vat_code_links: list[VatCodeLink] = Field(default_factory=list, description="VAT rate -> purchase VAT code (incoming documents).")
+    expense_ledger_account_links: list[LedgerAccountLink] = Field(default_factory=list, description="VAT rate -> cost account (incoming documents).")
     fill_existing_lines: bool
     missing: list[str]
     metadata_fetched_at: str | None = None

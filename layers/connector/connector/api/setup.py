@@ -179,6 +179,9 @@ def integration_view(ctx: SetupContext, entity: EntityRecord) -> IntegrationView
         discount_accounts=[DiscountAccount(vat_rate_id=k, ledger_account=v) for k, v in sorted((settings.discount_ledger_accounts if settings else {}).items())],
         vat_code_links=[VatCodeLink(vat_rate_id=k, vat_code=v) for k, v in sorted((settings.vat_codes if settings else {}).items())],
         ledger_account_links=[LedgerAccountLink(vat_rate_id=k, ledger_account=v) for k, v in sorted((settings.ledger_accounts if settings else {}).items())],
+        purchase_discount_accounts=[DiscountAccount(vat_rate_id=k, ledger_account=v) for k, v in sorted((settings.purchase_discount_ledger_accounts if settings else {}).items())],
+        purchase_vat_code_links=[VatCodeLink(vat_rate_id=k, vat_code=v) for k, v in sorted((settings.purchase_vat_codes if settings else {}).items())],
+        expense_ledger_account_links=[LedgerAccountLink(vat_rate_id=k, ledger_account=v) for k, v in sorted((settings.expense_ledger_accounts if settings else {}).items())],
         fill_existing_lines=bool(options.get("fill_existing_lines", False)),
         missing=missing_for_connected(settings),
         metadata_fetched_at=record[1] if record else None,
@@ -482,7 +485,8 @@ def set_discount_accounts(ctx: SetupContext, account_id: str, entity_id: str, re
     errors += _check_accounts(metadata, [(f"accounts[{i}].ledger_account", a.ledger_account) for i, a in enumerate(request.accounts)], entity.tool or "")
     if errors:
         raise Invalid(errors)
-    return _save(ctx, entity, settings.model_copy(update={"discount_ledger_accounts": {a.vat_rate_id: a.ledger_account for a in request.accounts}}))
+    key = "discount_ledger_accounts" if request.side == "sales" else "purchase_discount_ledger_accounts"
+    return _save(ctx, entity, settings.model_copy(update={key: {a.vat_rate_id: a.ledger_account for a in request.accounts}}))
 
 
 def set_vat_code_links(ctx: SetupContext, account_id: str, entity_id: str, request: VatCodeLinksRequest) -> EntityRecord:
@@ -501,9 +505,12 @@ def set_vat_code_links(ctx: SetupContext, account_id: str, entity_id: str, reque
             errors.append((f"links[{i}].vat_code", f"no VAT code with this code in {tool}; known codes: {known}"))
         elif code.blocked:
             errors.append((f"links[{i}].vat_code", f"VAT code {code.code} is blocked in {tool}"))
+        elif code.usage not in (request.side, "both"):
+            errors.append((f"links[{i}].vat_code", f"VAT code {code.code} is a {code.usage} VAT code; these links are for the {request.side} side"))
     if errors:
         raise Invalid(errors)
-    return _save(ctx, entity, settings.model_copy(update={"vat_codes": {link.vat_rate_id: link.vat_code for link in request.links}}))
+    key = "vat_codes" if request.side == "sales" else "purchase_vat_codes"
+    return _save(ctx, entity, settings.model_copy(update={key: {link.vat_rate_id: link.vat_code for link in request.links}}))
 
 
 def set_ledger_account_links(ctx: SetupContext, account_id: str, entity_id: str, request: LedgerAccountLinksRequest) -> EntityRecord:
@@ -520,8 +527,10 @@ def set_ledger_account_links(ctx: SetupContext, account_id: str, entity_id: str,
     errors += _check_accounts(metadata, [(f"links[{i}].ledger_account", link.ledger_account) for i, link in enumerate(request.links)], entity.tool or "")
     if errors:
         raise Invalid(errors)
-    updated = _save(ctx, entity, settings.model_copy(update={"ledger_accounts": {link.vat_rate_id: link.ledger_account for link in request.links}}))
-    ctx.stores.put_setup_options(account_id, entity_id, fill_existing_lines=request.fill_existing_lines)
+    key = "ledger_accounts" if request.side == "sales" else "expense_ledger_accounts"
+    updated = _save(ctx, entity, settings.model_copy(update={key: {link.vat_rate_id: link.ledger_account for link in request.links}}))
+    if request.side == "sales":
+        ctx.stores.put_setup_options(account_id, entity_id, fill_existing_lines=request.fill_existing_lines)
     return updated
 
 
