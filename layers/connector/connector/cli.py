@@ -21,6 +21,10 @@ def main(argv: list[str] | None = None) -> int:
     demo.add_argument("--report", type=Path, help="write the JSON report to this file")
     demo.add_argument("--resync", action="store_true", help="run a second sync right after the first")
     demo.add_argument("--email", type=Path, default=Path("out/last-sync-email.html"), help="write the HTML e-mail of the last manual sync here (default: out/last-sync-email.html)")
+    faults = sub.add_parser("faults", help="crash a sync at every step boundary on each tool and check nothing is booked twice or lost")
+    faults.add_argument("--tool", choices=["exact", "octopus", "yuki"], help="one tool only (default: all three)")
+    faults.add_argument("--documents", type=int, default=200, help="documents per tool (default 200)")
+    faults.add_argument("--report", type=Path, help="write the JSON report to this file")
     args = parser.parse_args(argv)
 
     from rich.console import Console
@@ -33,6 +37,11 @@ def main(argv: list[str] | None = None) -> int:
 
         tools = (args.tool,) if args.tool else ("exact", "octopus", "yuki")
         return run_demo(tools=tools, documents=args.documents, report=args.report, resync=args.resync, console=console, email=args.email, direction=Direction(args.direction))
+    if args.command == "faults":
+        from connector.faults import run_faults
+
+        tools = (args.tool,) if args.tool else ("exact", "octopus", "yuki")
+        return run_faults(tools=tools, documents=args.documents, report=args.report, console=console)
     return 2
 
 

@@ -35,6 +35,7 @@ class AdapterContext:
     credentials: CredentialStore
     app_secret: Callable[[], dict[str, Any]]
     base_url: str | None = None
+    transport: Any = None  # an httpx transport (tests, fault injection, benchmark); None = the network
 
 
 def supports_updates(tool: str) -> bool:

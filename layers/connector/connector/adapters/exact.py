@@ -72,6 +72,7 @@ from tenacity import RetryCallState, Retrying, retry_if_exception_type, stop_aft
 from connector.adapters import AdapterContext
 from connector.clock import get_clock
 from connector.models import (
+    Address,
     BookedEntry,
     BookedRef,
     BookingEntry,
@@ -87,6 +88,7 @@ from connector.models import (
     ToolMetadata,
     VatCode,
 )
+from connector.onboarding import ToolRelation
 from connector.ports import AdapterError, CredentialsChanged, CredentialStore, RelationRejected, chunked
 
 __all__ = ["ExactOnlineAdapter", "create_adapter", "hint_for", "normalise_vat"]
@@ -396,15 +398,21 @@ class ExactOnlineAdapter:
         same call with the same VAT number or code gets the account created for the first. An existing
         account lacking the customer / supplier flag gets it (``PUT``; Exact shares one account for
         both). Returns host id → account ID (guid) or :class:`RelationRejected` (a ``400`` on that
-        party). Raises :class:`AdapterError` for tool-level failures."""
+        party). Raises :class:`AdapterError` for tool-level failures.
+
+        A party with an ``external_id`` (imported from or linked to Exact, :mod:`connector.onboarding`)
+        is the account with that ``Code``, used as it is (:meth:`_ensure_linked`): never created,
+        renamed or matched otherwise."""
         unique: dict[str, Party] = {}
         for party in parties:
             unique.setdefault(party.host_id, party)
+        linked = self._ensure_linked([p for p in unique.values() if p.external_id], customer)
+        unique = {hid: p for hid, p in unique.items() if hid not in linked}
         codes = {hid: self.relation_code(p) for hid, p in unique.items()}
         vats = {hid: normalise_vat(p.vat_number) for hid, p in unique.items()} if not customer else {}
         by_vat = self._accounts_by_vat(unique.values()) if vats else {}
         found = self._accounts_by_code(sorted(set(codes.values())))
-        result: dict[str, str | RelationRejected] = {}
+        result: dict[str, str | RelationRejected] = dict(linked)
         flag = "IsSales" if customer else "IsSupplier"
         for hid, party in unique.items():
             code, vat = codes[hid], vats.get(hid)
@@ -425,6 +433,69 @@ class ExactOnlineAdapter:
             except RelationRejected as rejected:
                 result[hid] = rejected
         return result
+
+    def _ensure_linked(self, parties: Sequence[Party], customer: bool) -> dict[str, str | RelationRejected]:
+        """Parties linked to an Exact account by ``external_id`` (its ``Code``): host id → its ``ID``,
+        looked up by code (40 per request). Only a missing customer / supplier flag is added (``PUT``
+        with that flag, and ``Status`` C for a customer), as for any account the connector uses; an
+        account that is gone is a :class:`RelationRejected` naming the code."""
+        if not parties:
+            return {}
+        found = self._accounts_by_code(sorted({str(p.external_id).strip() for p in parties}))
+        flag = "IsSales" if customer else "IsSupplier"
+        result: dict[str, str | RelationRejected] = {}
+        for party in parties:
+            code = str(party.external_id).strip()
+            row = found.get(code)
+            if row is None:
+                result[party.host_id] = RelationRejected(
+                    f"relation '{party.name}' is linked to Exact Online account {code}, which Exact Online does not "
+                    "have (any more): correct the relation's External ID in the host product or import again")
+                continue
+            try:
+                if not row.get(flag):
+                    changes: dict[str, Any] = {flag: True}
+                    if customer and row.get("Status") != "C":
+                        changes["Status"] = "C"
+                    self._update_account(str(row["ID"]), changes)
+                    row[flag] = True
+            except RelationRejected as rejected:
+                result[party.host_id] = rejected
+                continue
+            result[party.host_id] = str(row["ID"])
+        return result
+
+    def list_relations(self) -> list[ToolRelation]:
+        """Every customer and supplier of the division (§1.6 ``crm/Accounts``), for the import
+        (:mod:`connector.onboarding`): ``$filter=IsSales eq true or IsSupplier eq true`` (a filtered bulk
+        read, §1.4) with ``$select``, following ``__next``. ``code`` = the trimmed ``Code``, ``tool_id`` =
+        ``ID``; a ``Blocked`` account is inactive. Raises :class:`AdapterError`."""
+        params = {
+            "$filter": "IsSales eq true or IsSupplier eq true",
+            "$select": "ID,Code,Name,VATNumber,ChamberOfCommerce,Email,AddressLine1,Postcode,City,Country,"
+                       "IsSales,IsSupplier,Blocked",
+        }
+        relations = []
+        for row in self._get_all("crm/Accounts", params):
+            code = str(row.get("Code") or "").strip()
+            relations.append(ToolRelation(
+                code=code or None,
+                tool_id=str(row["ID"]),
+                name=str(row.get("Name") or "").strip(),
+                vat_number=(row.get("VATNumber") or "").strip() or None,
+                company_number=(row.get("ChamberOfCommerce") or "").strip() or None,
+                is_customer=bool(row.get("IsSales")),
+                is_supplier=bool(row.get("IsSupplier")),
+                email=(row.get("Email") or "").strip() or None,
+                address=Address(
+                    line_1=row.get("AddressLine1") or None,
+                    postal_code=row.get("Postcode") or None,
+                    city=row.get("City") or None,
+                    country=(row.get("Country") or "").strip().upper() or None,
+                ),
+                active=not row.get("Blocked"),
+            ))
+        return relations
 
     def _accounts_by_code(self, codes: Sequence[str]) -> dict[str, dict[str, Any]]:
         found: dict[str, dict[str, Any]] = {}
@@ -1052,4 +1123,5 @@ def create_adapter(ctx: AdapterContext) -> ExactOnlineAdapter:
         ctx.credentials,
         client_id=app["client_id"],
         client_secret=app["client_secret"],
+        transport=ctx.transport,
     )

@@ -110,6 +110,7 @@ from tenacity import RetryCallState, Retrying, retry_if_exception_type, stop_aft
 from connector.adapters import AdapterContext
 from connector.clock import get_clock
 from connector.models import (
+    Address,
     BookedEntry,
     BookedRef,
     BookingEntry,
@@ -125,6 +126,7 @@ from connector.models import (
     ToolMetadata,
     VatCode,
 )
+from connector.onboarding import ToolRelation
 from connector.ports import AdapterError, CredentialsChanged, CredentialStore, RelationRejected
 
 __all__ = ["OctopusAdapter", "create_adapter", "octopus_signs", "hint_for"]
@@ -489,12 +491,22 @@ class OctopusAdapter:
 
         Returns host id → Octopus ``relationKey.id`` (as text) or :class:`RelationRejected` (a ``400`` on
         that party). Contractor parties are sent as VAT-liable (see :meth:`relation_warning`). Raises
-        :class:`AdapterError` for tool-level failures."""
+        :class:`AdapterError` for tool-level failures.
+
+        A party with an ``external_id`` (imported from or linked to Octopus, :mod:`connector.onboarding`)
+        is the relation with that ``relationKey.id`` (else that ``externalRelationId``), used as it is
+        (:meth:`_ensure_linked`): never created, renamed or matched otherwise."""
         unique: dict[str, Party] = {}
         for party in parties:
             unique.setdefault(party.host_id, party)
         result: dict[str, str | RelationRejected] = {}
         for host_id, party in unique.items():
+            if party.external_id:
+                try:
+                    result[host_id] = self._ensure_linked(party, customer)
+                except RelationRejected as rejected:
+                    result[host_id] = rejected
+                continue
             ext_id = self.external_relation_id(party)
             desired = self._relation_fields(party)
             fingerprint = (customer, ext_id, tuple(sorted(desired.items())))
@@ -510,6 +522,68 @@ class OctopusAdapter:
             self._relations[host_id] = (fingerprint, relation_id)
             result[host_id] = relation_id
         return result
+
+    def _ensure_linked(self, party: Party, customer: bool) -> str:
+        """The relation a party is linked to by ``external_id``: ``GET /relations?relationId=`` (then
+        ``?extRelationId=`` when no relation has that id; a ``404`` means none). Only a missing ``client``
+        / ``supplier`` flag is added (``PUT`` by ``relationKey.id`` with that field alone); a relation that
+        is gone is a :class:`RelationRejected` naming the id."""
+        code = str(party.external_id).strip()
+        row: dict[str, Any] | None = None
+        if code.isdigit() and 0 < int(code) <= INT32_MAX:
+            for param in ("relationId", "extRelationId"):
+                for candidate in self._get_list("relations", {param: code}, none_on_404=True):
+                    ident = candidate.get("relationIdentificationServiceData") or {}
+                    key = (ident.get("relationKey") or {}).get("id")
+                    value = key if param == "relationId" else ident.get("externalRelationId")
+                    if key is not None and str(value) == code:
+                        row = candidate
+                        break
+                if row is not None:
+                    break
+        if row is None:
+            raise RelationRejected(
+                f"relation '{party.name}' is linked to Octopus relation {code}, which Octopus does not have (any "
+                "more): correct the relation's External ID in the host product or import again")
+        relation_id = str(row["relationIdentificationServiceData"]["relationKey"]["id"])
+        flag = "client" if customer else "supplier"
+        if not row.get(flag):
+            self._put_relation({"relationIdentificationServiceData": {"relationKey": {"id": int(relation_id)}},
+                                flag: True}, party)
+        return relation_id
+
+    def list_relations(self) -> list[ToolRelation]:
+        """Every relation of the dossier (§2.4, ``GET /relations``; a ``404`` means none), for the import
+        (:mod:`connector.onboarding`): ``code`` and ``tool_id`` = ``relationKey.id``, name =
+        ``firstName name``, flags ``client`` / ``supplier``, ``active``, VAT type from ``vatType`` (1 / 4
+        / 6 → vat_liable / intra_community / vat_liable, 7 / 8 / 9 → private_person, 10 → not_liable).
+        Raises :class:`AdapterError`."""
+        relations = []
+        for row in self._get_list("relations", none_on_404=True):
+            key = ((row.get("relationIdentificationServiceData") or {}).get("relationKey") or {}).get("id")
+            if key is None:
+                continue
+            name = " ".join(str(p).strip() for p in (row.get("firstName"), row.get("name")) if p and str(p).strip())
+            vat_type = {1: "vat_liable", 4: "intra_community", 6: "vat_liable", 7: "private_person",
+                        8: "private_person", 9: "private_person", 10: "not_liable"}.get(int(row.get("vatType") or 0))
+            relations.append(ToolRelation(
+                code=str(key),
+                tool_id=str(key),
+                name=name,
+                vat_number=(row.get("vatNr") or "").strip() or None,
+                is_customer=bool(row.get("client")),
+                is_supplier=bool(row.get("supplier")),
+                email=(row.get("email") or "").strip() or None,
+                address=Address(
+                    line_1=row.get("streetAndNr") or None,
+                    postal_code=row.get("postalCode") or None,
+                    city=row.get("city") or None,
+                    country=(row.get("country") or "").strip().upper() or None,
+                ),
+                active=row.get("active") is not False,
+                vat_type=vat_type,
+            ))
+        return relations
 
     def _ensure_relation(self, party: Party, ext_id: int, desired: dict[str, Any], customer: bool) -> str:
         flag = "client" if customer else "supplier"
@@ -1264,4 +1338,5 @@ def create_adapter(ctx: AdapterContext) -> OctopusAdapter:
         int(ctx.connection["dossier_id"]),
         ctx.credentials,
         software_house_uuid=str(app["software_house_uuid"]),
+        transport=ctx.transport,
     )

@@ -96,6 +96,7 @@ from tenacity import Retrying, retry_if_exception_type, stop_after_attempt, wait
 from connector.adapters import AdapterContext
 from connector.clock import get_clock
 from connector.models import (
+    Address,
     BookedEntry,
     BookedRef,
     BookingEntry,
@@ -113,6 +114,7 @@ from connector.models import (
     VatCode,
 )
 from connector.money import round_money
+from connector.onboarding import ToolRelation
 from connector.ports import AdapterError, CredentialsChanged, CredentialStore, RelationRejected, chunked
 
 __all__ = ["VAT_TYPES", "YukiAdapter", "create_adapter", "hint_for"]
@@ -416,11 +418,17 @@ class YukiAdapter:
         locally; only when the domain has more contacts than that are the unresolved parties searched one
         by one (``VATNumber``, then ``Code``; the search matches substrings of the stored text, so a
         VAT number stored with spaces or dots is not found that way, unconfirmed). One write per created
-        or coded contact. Raises :class:`AdapterError` for tool-level failures."""
+        or coded contact. Raises :class:`AdapterError` for tool-level failures.
+
+        A party with an ``external_id`` (imported from or linked to Yuki, :mod:`connector.onboarding`) is
+        the contact with that code, used as it is (:meth:`_ensure_linked`): never created, recoded or
+        matched otherwise, and it needs no customer number."""
         unique: dict[str, Party] = {}
         for party in parties:
             unique.setdefault(party.host_id, party)
-        result: dict[str, str | RelationRejected] = {}
+        linked = self._ensure_linked([p for p in unique.values() if p.external_id])
+        result: dict[str, str | RelationRejected] = dict(linked)
+        unique_all, unique = unique, {hid: p for hid, p in unique.items() if hid not in linked}
         codes: dict[str, str] = {}
         uncoded: dict[str, Party] = {}  # suppliers without a customer number: a coded VAT match may still do
         for hid, party in unique.items():
@@ -447,7 +455,46 @@ class YukiAdapter:
         else:
             suppliers = {hid: party for hid, party in unique.items() if hid in codes or hid in uncoded}
             result.update(self._ensure_suppliers(suppliers, codes, result))
-        return {hid: result[hid] for hid in unique}
+        return {hid: result[hid] for hid in unique_all}
+
+    def _ensure_linked(self, parties: Sequence[Party]) -> dict[str, str | RelationRejected]:
+        """Parties linked to a Yuki contact by ``external_id`` (its code): host id → that code, once the
+        code is found (:meth:`_contacts_by_code`: pages listed, then searched); a code no contact has any
+        more is a :class:`RelationRejected` naming it. Nothing is written."""
+        if not parties:
+            return {}
+        found = self._contacts_by_code(sorted({str(p.external_id).strip() for p in parties}))
+        result: dict[str, str | RelationRejected] = {}
+        for party in parties:
+            code = str(party.external_id).strip()
+            result[party.host_id] = code if code in found else RelationRejected(
+                f"relation '{party.name}' is linked to Yuki contact {code}, which Yuki does not have (any more): "
+                "correct the relation's External ID in the host product or import again")
+        return result
+
+    def list_relations(self) -> list[ToolRelation]:
+        """Every contact of the domain (§3.5, ``SearchContacts`` ``All`` with an empty value, 100 a page,
+        until a short page), for the import (:mod:`connector.onboarding`): ``code`` = the contact's
+        ``Code`` (relatiecode; ``None`` when it has none), ``tool_id`` = its ``ID``; Yuki has no customer /
+        supplier flags (``None``); ``Active`` false → inactive. Raises :class:`AdapterError`."""
+        relations = []
+        for row in self._search_all("All", ""):
+            relations.append(ToolRelation(
+                code=row["Code"] or None,
+                tool_id=row["ID"],
+                name=row["FullName"],
+                vat_number=row["VATNumber"] or None,
+                company_number=row.get("CoCNumber") or None,
+                email=row.get("Email") or None,
+                address=Address(
+                    line_1=row.get("AddressLine_1") or None,
+                    postal_code=row.get("PostCode") or None,
+                    city=row.get("City") or None,
+                    country=(row.get("Country") or "").upper() or None,
+                ),
+                active=row["Active"] != "false",
+            ))
+        return relations
 
     def _ensure_suppliers(
         self, parties: dict[str, Party], codes: dict[str, str], refusals: dict[str, str | RelationRejected]
@@ -596,7 +643,8 @@ class YukiAdapter:
         ])
         contacts = [c for c in result.iter() if isinstance(c.tag, str) and _local(c) == "Contact"]
         return [{"ID": c.get("ID", ""), "Code": _text(c, "Code"), "FullName": _text(c, "FullName"),
-                 "VATNumber": _text(c, "VATNumber"), "Type": _text(c, "Type"), "Active": _text(c, "Active").lower()}
+                 "VATNumber": _text(c, "VATNumber"), "Type": _text(c, "Type"), "Active": _text(c, "Active").lower(),
+                 **{name: _text(c, name) for name in ("Email", "AddressLine_1", "PostCode", "City", "Country", "CoCNumber")}}
                 for c in contacts]
 
     def _create_contact(self, party: Party, code: str) -> dict[str, str]:
@@ -1297,4 +1345,5 @@ def create_adapter(ctx: AdapterContext) -> YukiAdapter:
         str(connection["administration_id"]),
         ctx.credentials,
         domain_id=connection.get("domain_id"),
+        transport=ctx.transport,
     )

@@ -565,6 +565,9 @@ def finish_run(svc: Services, run_id: str, error: dict[str, Any] | None = None) 
     if run is None:
         raise RunNotFound(run_id)
     if run["status"] in {s.value for s in (RunStatus.SUCCESS, RunStatus.WARNING, RunStatus.ERROR, RunStatus.STALLED)}:
+        # A retried finish (it crashed after closing the run): the lock must still go (conditional on
+        # this run holding it, so a later run's lock is never touched).
+        svc.stores.release_lock(run["account_id"], run["entity_id"], run_id)
         return {"run_id": run_id, "status": run["status"]}
     statuses = {name: ComponentStatus(c["status"]) for name, c in run["components"].items()}
     if error is not None and ComponentStatus.ERROR not in statuses.values():
