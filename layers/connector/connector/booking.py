@@ -19,6 +19,7 @@ A document that cannot be booked *correctly* is never booked approximately: :fun
 
 from __future__ import annotations
 
+import functools
 from collections import defaultdict
 from decimal import ROUND_HALF_UP, Decimal
 
@@ -69,6 +70,14 @@ def _rate_label(doc: Document, rate_id: str) -> str:
         return f"'{doc.vat_rate(rate_id).description}'"
     except KeyError:
         return f"'{rate_id}'"
+
+
+@functools.cache
+def is_iso_currency(code: str) -> bool:
+    """Whether ``code`` is an ISO 4217 alphabetic currency code (pycountry's table)."""
+    import pycountry
+
+    return len(code) == 3 and pycountry.currencies.get(alpha_3=code.upper()) is not None and code.isupper()
 
 
 def vat_per_rate(doc: Document) -> dict[str, VatSubtotal]:
@@ -228,6 +237,12 @@ def _build(
             doc,
             f"journal {journal_code} {state} in the accounting tool",
             f"Choose a {usage} journal for {side_label} {doc_label} in the integration details.",
+        )
+    if not is_iso_currency(doc.currency):
+        raise _skip(
+            doc,
+            f"currency {doc.currency!r} is not an ISO 4217 currency code (EN 16931 BR-CL-03)",
+            "Correct the document's currency in the host product.",
         )
     if metadata.currencies and doc.currency not in metadata.currencies:
         raise _skip(

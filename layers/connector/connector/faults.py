@@ -121,6 +121,7 @@ class ToolWorld:
     entity_id: str
     loaded: list[Any]
     connection: dict[str, Any]
+    credentials: Any = None
 
 
 def synthetic_documents(count: int, *, seed: int = 7) -> list[Any]:
@@ -164,10 +165,19 @@ def synthetic_documents(count: int, *, seed: int = 7) -> list[Any]:
 
 
 @contextmanager
-def tool_world(tool: str, documents: list[Any], injector: Injector | None, *, batch_size: int = 25) -> Iterator[ToolWorld]:
+def tool_world(
+    tool: str,
+    documents: list[Any],
+    injector: Injector | None,
+    *,
+    batch_size: int = 25,
+    wrap_transport: Callable[[httpx.BaseTransport], httpx.BaseTransport] | None = None,
+    sandbox_options: dict[str, Any] | None = None,
+) -> Iterator[ToolWorld]:
     """The sandboxes and the services of one entity on ``tool``, inside a moto mock (DynamoDB for the
     stores). With an ``injector``, the stores, the adapter, the host client and the tool transport are
-    wrapped with fault boundaries."""
+    wrapped with fault boundaries. ``wrap_transport`` lets a test put network faults (resets, timeouts)
+    between the adapter and the tool; ``sandbox_options`` go to the tool sandbox's constructor (limits)."""
     import importlib
 
     import boto3
@@ -202,7 +212,7 @@ def tool_world(tool: str, documents: list[Any], injector: Injector | None, *, ba
         loaded = load_documents(host, account_id, entity_id, documents)
         module_name, class_name = TOOL_SANDBOXES[tool]
         module = importlib.import_module(module_name)
-        sandbox = getattr(module, class_name)()
+        sandbox = getattr(module, class_name)(**(sandbox_options or {}))
         rates = tuple(HostRate(id=r["id"], description=r["description"], percentage=Decimal(str(r["rate"])) * 100, category=r.get("category")) for r in host.tax_rates(entity_id))
         years = sorted({d.issue_date.year for d in documents})
         admin = module.demo_administration(sandbox, AdminRequest(rates=rates, currencies=frozenset({"EUR"}), years=tuple(range(years[0], years[-1] + 1))))
@@ -214,6 +224,8 @@ def tool_world(tool: str, documents: list[Any], injector: Injector | None, *, ba
         credentials = MemoryCredentialStore(dict(admin.credentials))
         tool_transport: httpx.BaseTransport = httpx.WSGITransport(app=sandbox)
         host_transport = httpx.WSGITransport(app=host)
+        if wrap_transport is not None:
+            tool_transport = wrap_transport(tool_transport)
         if injector is not None:
             tool_transport = CrashAfterWrite(tool_transport, injector)
 
@@ -234,7 +246,7 @@ def tool_world(tool: str, documents: list[Any], injector: Injector | None, *, ba
             batch_size=batch_size,
             webhooks=TriggerStore(stores.settings, stores.runs),
         )
-        yield ToolWorld(tool, sandbox, host, svc, account_id, entity_id, loaded, admin.connection)
+        yield ToolWorld(tool, sandbox, host, svc, account_id, entity_id, loaded, admin.connection, credentials)
 
 
 # ----------------------------------------------------------------------------------------- driver
