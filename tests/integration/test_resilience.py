@@ -95,7 +95,8 @@ def test_spent_daily_budget_stops_the_component_with_a_resume_time_and_leaves_th
 
 
 def test_exact_token_rejected_mid_sync_is_refreshed_once():
-    with tool_world("exact", synthetic_documents(40), None, batch_size=10) as world:
+    set_clock(ScaledClock(1.0))  # real time: a fresh token must not expire again during the run
+    with tool_world("exact", synthetic_documents(40), None, batch_size=10, sandbox_options={"minute_limit": 1000}) as world:
         world.sandbox.expire_access_tokens()  # rejected (401) on the next call
         run = run_status(world, drive(world.services, world.account_id, world.entity_id))
         assert run["status"] == "Success"
@@ -120,6 +121,8 @@ def test_twenty_concurrent_invocations_refresh_the_exact_token_once_and_never_lo
     from moto import mock_aws
 
     from connector.adapters.exact import ExactOnlineAdapter
+
+    set_clock(ScaledClock(1.0))  # real time: the refreshed token stays fresh for the whole race
     from connector.sandbox.exact import ExactSandbox
     from connector.stores.secrets import SecretCredentialStore, put_secret
 

@@ -99,7 +99,10 @@ def test_fetch_metadata_normalises_and_follows_paging(clock):
     assert vat2.percentage == Decimal("21") and vat2.usage == "sales"
     assert meta.vat_code("5").usage == "purchase" and meta.vat_code("0").usage == "both"
     assert meta.company_currency == "EUR" and set(meta.currencies) == {"EUR", "USD", "GBP"}
-    assert w.adapter.calls == {"reads": 5 + 2 + 2 + 1 + 1, "writes": 0}
+    years = len(w.sandbox._divisions[DIV].years)
+    period_pages = max(1, -(-years // 4))  # the period table's first periods (one per book year), paged by 4
+    assert w.adapter.calls == {"reads": 5 + 2 + 2 + 1 + 1 + period_pages, "writes": 0}
+    assert meta.book_years and all(y.start <= y.end for y in meta.book_years)
 
 
 # ----------------------------------------------------------------------------------------- relations
@@ -254,7 +257,7 @@ def test_refreshes_shortly_before_expiry_and_saves_rotation(world, clock):
     assert new["expires_at"] == pytest.approx(clock.now() + 600) and new["tenant"] == "t1"
     assert sandbox.calls("oauth2/token")["writes"] == 1
     assert sandbox.calls()["4xx"] == 0  # no 401 and no refused refresh on the way
-    assert adapter.calls == {"reads": 10, "writes": 0}
+    assert adapter.calls == {"reads": 12, "writes": 0}  # 2 x (GL, journals, VAT codes, divisions, currencies, book years)
 
 
 def test_401_mid_sync_refreshes_once_and_retries(world, clock):
@@ -351,8 +354,8 @@ def test_connection_errors_retried():
 
 
 def test_daily_limit_raises_with_resume_at(clock):
-    w = World(clock, day_limit=5)
-    w.adapter.fetch_metadata()  # GL, journals, VAT, divisions, currencies: the 5th call leaves 0
+    w = World(clock, day_limit=6)
+    w.adapter.fetch_metadata()  # GL, journals, VAT, divisions, currencies, book years: the 6th call leaves 0
     reads = w.adapter.calls["reads"]
     with pytest.raises(AdapterError) as caught:
         w.adapter.fetch_metadata()

@@ -251,6 +251,13 @@ def _build(
             f"Enable {doc.currency} in the accounting tool's administration, then sync again.",
         )
 
+    if metadata.book_years and not any(y.start <= doc.issue_date <= y.end and not y.closed for y in metadata.book_years):
+        raise _skip(
+            doc,
+            f"the accounting tool has no open book year for {doc.issue_date.isoformat()}",
+            "Create (or reopen) the book year in the accounting tool, then sync again.",
+        )
+
     check_arithmetic(doc)
 
     if relation_id is None:

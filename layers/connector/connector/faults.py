@@ -173,10 +173,12 @@ def tool_world(
     batch_size: int = 25,
     wrap_transport: Callable[[httpx.BaseTransport], httpx.BaseTransport] | None = None,
     sandbox_options: dict[str, Any] | None = None,
+    book_years: tuple[int, ...] | None = None,
 ) -> Iterator[ToolWorld]:
     """The sandboxes and the services of one entity on ``tool``, inside a moto mock (DynamoDB for the
     stores). With an ``injector``, the stores, the adapter, the host client and the tool transport are
-    wrapped with fault boundaries. ``wrap_transport`` lets a test put network faults (resets, timeouts)
+    wrapped with fault boundaries. ``book_years`` overrides the tool's book years (default: the years of
+    the documents). ``wrap_transport`` lets a test put network faults (resets, timeouts)
     between the adapter and the tool; ``sandbox_options`` go to the tool sandbox's constructor (limits)."""
     import importlib
 
@@ -214,7 +216,7 @@ def tool_world(
         module = importlib.import_module(module_name)
         sandbox = getattr(module, class_name)(**(sandbox_options or {}))
         rates = tuple(HostRate(id=r["id"], description=r["description"], percentage=Decimal(str(r["rate"])) * 100, category=r.get("category")) for r in host.tax_rates(entity_id))
-        years = sorted({d.issue_date.year for d in documents})
+        years = sorted(book_years or {d.issue_date.year for d in documents})
         admin = module.demo_administration(sandbox, AdminRequest(rates=rates, currencies=frozenset({"EUR"}), years=tuple(range(years[0], years[-1] + 1))))
         settings = IntegrationSettings(
             tool=Tool(tool), start_date=date(years[0], 1, 1), journals=admin.journals, vat_codes=admin.vat_codes,

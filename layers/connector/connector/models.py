@@ -150,6 +150,10 @@ class Party(_Model):
     numeric customer / supplier number (host extension, host-api.md "How the project uses this"); tools
     that need a relation code derive it from it. ``vat_type`` is the host extension ``vat_liable``,
     ``contractor``, ``private_person``, ``intra_community``, ``not_liable`` or ``None``.
+    ``external_id`` is the relation's code in the company entity's accounting tool when the relation
+    was imported from it or linked to it (host extension ``external_ids``, see
+    :mod:`connector.onboarding`): Exact account ``Code``, Octopus ``relationKey.id``, Yuki contact
+    ``Code``. When set, the adapters use that tool relation as it is instead of finding or creating one.
     """
 
     host_id: str
@@ -161,6 +165,7 @@ class Party(_Model):
     address: Address = Address()
     customer_number: str | None = None
     vat_type: str | None = None
+    external_id: str | None = None
 
 
 class VatRate(_Model):
@@ -367,9 +372,21 @@ class VatCode(_Model):
     _v = field_validator("percentage", mode="before")(_money)
 
 
-class ToolMetadata(_Model):
-    """What the ledger-accounts component fetches from the tool and caches for the run's batches."""
+class BookYear(_Model):
+    """A financial (book) year of the tool: entries can be booked on dates from ``start`` to ``end``
+    unless it is ``closed``."""
 
+    start: date
+    end: date
+    closed: bool = False
+
+
+class ToolMetadata(_Model):
+    """What the ledger-accounts component fetches from the tool and caches for the run's batches.
+
+    ``book_years`` empty = the tool didn't say (no date check before posting)."""
+
+    book_years: tuple[BookYear, ...] = ()
     gl_accounts: tuple[GLAccount, ...] = ()
     journals: tuple[Journal, ...] = ()
     vat_codes: tuple[VatCode, ...] = ()

@@ -62,7 +62,7 @@ import logging
 import random
 import re
 from collections.abc import Callable, Iterable, Sequence
-from datetime import UTC, date, datetime
+from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
 from typing import Any
 
@@ -72,6 +72,7 @@ from tenacity import RetryCallState, Retrying, retry_if_exception_type, stop_aft
 from connector.adapters import AdapterContext
 from connector.clock import get_clock
 from connector.models import (
+    BookYear,
     Address,
     BookedEntry,
     BookedRef,
@@ -327,6 +328,13 @@ class ExactOnlineAdapter:
         if divisions and divisions[0].get("Currency"):
             company_currency = str(divisions[0]["Currency"])
         currency_rows = self._get_all("general/Currencies", {"$select": "Code"}, optional=True)
+        # Exact's period table (§1.11 "Unknown: Financial year"): a date outside it is refused. One row per
+        # year (its first period) in one read; a year ends where the next begins, the last one a year
+        # after its start (Exact's years are 12 months unless configured otherwise: unconfirmed).
+        period_rows = self._get_all("financial/FinancialPeriods", {"$filter": "FinPeriod eq 1", "$select": "FinYear,StartDate"}, optional=True)
+        starts = sorted(d for d in (_odata_date(r.get("StartDate")) for r in period_rows) if d)
+        ends = [nxt - timedelta(days=1) for nxt in starts[1:]] + ([date(starts[-1].year + 1, starts[-1].month, starts[-1].day) - timedelta(days=1)] if starts else [])
+        book_years = tuple(BookYear(start=a, end=b) for a, b in zip(starts, ends, strict=True))
         currencies = tuple(str(r["Code"]) for r in currency_rows if r.get("Code")) or (company_currency,)
 
         gl_accounts = tuple(
@@ -367,6 +375,7 @@ class ExactOnlineAdapter:
             vat_codes=vat_codes,
             currencies=currencies,
             company_currency=company_currency,
+            book_years=book_years,
         )
         return self._metadata
 

@@ -29,7 +29,8 @@ Behaviour chosen where the reference marks a fact (unconfirmed) or is silent:
   division. The minute window is aligned to the clock's minute (reset = next whole minute), the day
   window to UTC midnight. A refused (429) call is not counted; every other call (4xx/5xx included) is.
   The 429 body says which limit was hit; ``Retry-After`` is whole seconds until that window's reset.
-  The "more than 10 errors per hour blocks the key" rule is not simulated.
+  The "more than 10 errors per hour blocks the key" rule (§1.10) is simulated: after the 11th 4xx on
+  one endpoint within an hour, that endpoint answers 403 for an hour (status unconfirmed).
 - OData (§1.4): pages of 60 rows, ordered by the entity key; ``__next`` repeats the query with
   ``$skiptoken=<key literal of the last row>`` (e.g. ``guid'…'``). ``$top`` caps the total. Supported
   options: ``$filter``, ``$select``, ``$top``, ``$skiptoken``, ``$expand`` (entry lines only),
@@ -292,6 +293,8 @@ _SPECS: dict[str, _Spec] = {
               _entry_fields("Supplier"), "purchases", "PurchaseEntryLines", "purchase_lines"),
         _Spec("purchaseentry/PurchaseEntryLines", _MODEL + "PurchaseEntry.PurchaseEntryLine", "ID",
               _PURCHASE_LINE_FIELDS, "purchase_lines"),
+        _Spec("financial/FinancialPeriods", _MODEL + "Financial.FinancialPeriod", "ID",
+              {"ID": G, "FinYear": I, "FinPeriod": I, "StartDate": T, "EndDate": T, "Division": I}, "_periods"),
         _Spec("cashflow/Receivables", _MODEL + "Cashflow.Receivable", "ID", _RECEIVABLE_FIELDS, "receivables"),
         _Spec("cashflow/Payments", _MODEL + "Cashflow.Payment", "ID", _PAYMENT_FIELDS, "payments"),
         _Spec("read/financial/ReceivablesList", _MODEL + "Read.Financial.ReceivablesListItem", "HID",
@@ -425,6 +428,9 @@ class ExactSandbox:
     - ``access_ttl`` / ``refresh_min_age``: access-token lifetime and the youngest age at which a
       refresh is allowed, seconds (600 / 570).
     - ``user_name``: the user the tokens belong to (``current/Me``).
+    - ``error_limit`` / ``error_block_seconds``: more than ``error_limit`` 4xx answers (429 aside) per
+      client, division and endpoint within an hour block that key for ``error_block_seconds`` (every
+      call answered 403) — §1.10 (Invantive: "blocks the key for 1 h at first").
 
     Counters: :meth:`calls` (reads / writes / 4xx / 5xx / 429 per endpoint). Faults: :meth:`fail_next`.
     """
@@ -439,6 +445,8 @@ class ExactSandbox:
         access_ttl: int = ACCESS_TTL,
         refresh_min_age: int = REFRESH_MIN_AGE,
         user_name: str = "admin@example.com",
+        error_limit: int = 10,
+        error_block_seconds: int = 3600,
     ) -> None:
         self.minute_limit = minute_limit
         self.day_limit = day_limit
@@ -460,6 +468,10 @@ class ExactSandbox:
         self._buckets: dict[tuple[str, int], _Bucket] = {}
         self._faults: list[_Fault] = []
         self._stats: dict[str, Counter[str]] = {}
+        self.error_limit = error_limit
+        self.error_block_seconds = error_block_seconds
+        self._errors: dict[tuple[str, int, str], list[float]] = {}
+        self._blocked: dict[tuple[str, int, str], float] = {}
         self._lock = threading.RLock()
         self._url_map = Map(
             [
@@ -953,6 +965,13 @@ class ExactSandbox:
             headers["Retry-After"] = str(max(1, math.ceil(reset - now)))
             return self._json(_error_body(f"Too many requests: the {which} calls is exceeded"), 429,
                               headers=headers, stat=name)
+        errors = self._errors.setdefault((grant.client_id, division, name), [])
+        errors[:] = [t for t in errors if now - t < 3600]
+        blocked_until = self._blocked.get((grant.client_id, division, name), 0.0)
+        if blocked_until > now:
+            return self._json(_error_body(f"Forbidden: the API key is blocked for {name} until "
+                                          f"{datetime.fromtimestamp(blocked_until, tz=UTC).isoformat()}: more than "
+                                          f"{self.error_limit} errors in an hour"), 403, stat=name)
         bucket.day_count += 1
         bucket.minute_count += 1
         headers = self._rate_headers(bucket)
@@ -970,6 +989,10 @@ class ExactSandbox:
             return self._fault_response(fault, headers, stat=name)
         response.headers.extend(headers)
         self._count_status(name, response.status_code)
+        if 400 <= response.status_code < 500 and response.status_code != 429:
+            errors.append(now)
+            if len(errors) > self.error_limit:  # §1.10: more than 10 errors an hour blocks the key
+                self._blocked[(grant.client_id, division, name)] = now + self.error_block_seconds
         return response
 
     def _handle(self, request: Request, endpoint: str, args: dict[str, Any], div: _Division, name: str) -> Response:
@@ -1029,9 +1052,26 @@ class ExactSandbox:
 
     _QUERY_OPTIONS = {"$filter", "$select", "$top", "$skiptoken", "$expand", "$format"}
 
+    @staticmethod
+    def _periods(div: _Division) -> dict[Any, dict[str, Any]]:
+        """``financial/FinancialPeriods``: the period-date table (calendar months of each book year)."""
+        rows: dict[Any, dict[str, Any]] = {}
+        for year in div.years:
+            start, periods = year["start"], int(year["periods"])
+            for n in range(periods):
+                first = date(start.year + (start.month - 1 + n) // 12, (start.month - 1 + n) % 12 + 1, 1)
+                nxt = date(first.year + first.month // 12, first.month % 12 + 1, 1)
+                last = min(nxt - timedelta(days=1), year["end"]) if n == periods - 1 else nxt - timedelta(days=1)
+                key = str(uuid.uuid5(uuid.NAMESPACE_OID, f"{div.code}/{year['year']}/{n + 1}"))
+                rows[key] = {"ID": key, "FinYear": year["year"], "FinPeriod": n + 1, "StartDate": datetime(first.year, first.month, first.day, tzinfo=UTC),
+                             "EndDate": datetime(last.year, last.month, last.day, tzinfo=UTC), "Division": div.code}
+        return rows
+
     def _rows(self, div: _Division, spec: _Spec) -> dict[Any, dict[str, Any]]:
         if spec.store.startswith("_open:"):
             return self._open_list(div, spec.store.removeprefix("_open:"))
+        if spec.store == "_periods":
+            return self._periods(div)
         if spec.store == "_divisions":
             return {d.code: {"Code": d.code, "Description": d.description, "Currency": d.currency,
                              "Country": d.country, "VATNumber": d.vat_number} for d in self._divisions.values()}

@@ -326,7 +326,11 @@ def _sync_relations(svc: Services, entity: EntityRecord, adapter: AccountingAdap
     host = svc.host_for(entity)
     pairs = [tuple(ref.split(":", 1)) for ref in refs]
     parties = host.get_parties([(kind, host_id) for kind, host_id in pairs])
-    outcome = adapter.ensure_relations(parties, customer=role == "customer")
+    # Refused here rather than by the tool: a nameless relation is refused by every tool (a 4xx that
+    # counts against Exact's error budget, accounting-apis.md §1.10).
+    nameless = {p.host_id: RelationRejected("it has no name") for p in parties if not p.name.strip()}
+    named = [p for p in parties if p.host_id not in nameless]
+    outcome = {**(adapter.ensure_relations(named, customer=role == "customer") if named else {}), **nameless}
     mapped = {p.host_id: outcome[p.host_id] for p in parties if isinstance(outcome.get(p.host_id), str)}
     svc.stores.put_relations(entity.account_id, entity.entity_id, role, mapped)  # type: ignore[arg-type]
     results = []
