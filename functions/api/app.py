@@ -20,6 +20,7 @@ PUT    /v1/entities/{entity_id}/integration/synchronisation       A     200 404 
 PUT    /v1/entities/{entity_id}/integration/discount-accounts     A     200 404 409 422
 PUT    /v1/entities/{entity_id}/integration/vat-code-links        A     200 404 409 422
 PUT    /v1/entities/{entity_id}/integration/ledger-account-links  A     200 404 409 422
+POST   /v1/entities/{entity_id}/integration/import-relations      A     200 404 409 502
 GET    /v1/entities/{entity_id}/tool/ledger-accounts              A S   200 404 409
 GET    /v1/entities/{entity_id}/tool/journals                     A S   200 404 409
 GET    /v1/entities/{entity_id}/tool/vat-codes                    A S   200 404 409
@@ -47,7 +48,7 @@ from aws_lambda_powertools.event_handler.openapi.exceptions import RequestUnsupp
 from aws_lambda_powertools.event_handler.openapi.models import HTTPBearer, Tag
 from aws_lambda_powertools.event_handler.openapi.params import Body, Path, Query
 
-from connector.api import activity, setup
+from connector.api import activity, relations, setup
 from connector.api.auth import Caller, Unauthorized, verify
 from connector.api.errors import ApiError, Forbidden, field_path, validation_reason
 from connector.api.schemas import (
@@ -65,6 +66,7 @@ from connector.api.schemas import (
     LedgerAccountList,
     NotificationList,
     NotificationView,
+    RelationImport,
     RunDetails,
     SyncHistory,
     SyncsStarted,
@@ -279,7 +281,7 @@ def connect(entity_id: EntityId, body: Annotated[ConnectBody, Body(discriminator
     caller = _caller()
     _require(caller.is_admin, "connect an accounting tool (admins only)")
     ctx = _setup()
-    entity = setup.connect(ctx, caller.account_id, entity_id, body)
+    entity = setup.connect(ctx, caller.account_id, entity_id, body, admin=(caller.user_id, caller.email))
     return setup.integration_view(ctx, entity)
 
 
@@ -382,6 +384,31 @@ def set_ledger_account_links(entity_id: EntityId, body: LedgerAccountLinksReques
     ctx = _admin_step(entity_id, "the ledger-account links")
     caller = _caller()
     return setup.integration_view(ctx, setup.set_ledger_account_links(ctx, caller.account_id, entity_id, body))
+
+
+@app.post(
+    "/v1/entities/<entity_id>/integration/import-relations",
+    tags=["integration"],
+    summary="Import the tool's customers and suppliers",
+    description=(
+        "Imports the accounting tool's relations (Exact Online accounts, Octopus relations, Yuki contacts) into the host "
+        "product before the first sync, so no customer is booked twice (seed 001, 'Import companies from Octopus'). Each "
+        "relation is first matched to an existing host company or contact by VAT number (normalised with python-stdnum), "
+        "then by name: one match is linked (its External ID becomes the tool's code, nothing else changes); two or more "
+        "change nothing and are listed as `ambiguous` (merge by hand, with the ids of both sides); no match creates a "
+        "company tagged '<tool> Import'. Running it again creates nothing (`already_linked`). Needs the status "
+        "Configuration needed or Connected (409 while Connecting or while a sync runs, with its `run_id`); 502 when the "
+        "tool or the host product failed (what was done stays; import again to finish)."
+    ),
+    responses=_responses(200, "The import's result: counts and one entry per relation of the tool.", 404, 409, 502),
+)
+def import_relations(entity_id: EntityId) -> RelationImport:
+    """Import the tool's relations (admins): :func:`connector.api.relations.import_relations`."""
+    caller = _caller()
+    ctx = _setup()
+    setup.require_entity(ctx, caller.account_id, entity_id)
+    _require(caller.is_admin, "import relations (admins only)")
+    return relations.import_relations(ctx, services(), caller.account_id, entity_id)
 
 
 # ----------------------------------------------------------------------------------- tool data

@@ -101,3 +101,45 @@ def test_a_refresh_attempted_too_early_never_reaches_the_token_endpoint():
     get_clock().advance(60)  # now past 9.5 minutes: the next use refreshes once
     ExactOnlineAdapter("http://exact", 1, store, client_id="app", client_secret="secret", transport=transport).fetch_metadata()
     assert sandbox.calls("oauth2/token")["writes"] == 1 and sandbox.calls("oauth2/token")["4xx"] == 0
+
+
+def _keep_alive_world(days: int, *, keep_alive: bool):
+    from connector import triggers
+
+    with tool_world("exact", synthetic_documents(10), None) as world:
+        svc = world.services
+        assert svc.stores.get_run(drive(svc, world.account_id, world.entity_id))["status"] == "Success"
+        refreshes = 0
+        for _ in range(days):
+            get_clock().advance(24 * 3600)
+            if keep_alive:
+                refreshes += len(triggers.keep_connections_alive(svc)["refreshed"])
+        return svc.stores.get_run(drive(svc, world.account_id, world.entity_id)), refreshes
+
+
+def test_an_idle_connection_kept_alive_for_90_days_still_syncs():
+    run, refreshes = _keep_alive_world(90, keep_alive=True)
+    assert run["status"] == "Success", run
+    assert 10 <= refreshes <= 14  # about once a week, not every day
+
+
+def test_without_the_keep_alive_the_same_connection_is_dead_after_90_days():
+    run, _ = _keep_alive_world(90, keep_alive=False)
+    assert run["status"] == "Error"
+    assert any("credentials changed: reconnect" in (c.get("error") or "") for c in run["components"].values())
+
+
+def test_a_dead_connection_goes_to_configuration_needed_and_its_admin_is_told():
+    from connector import triggers
+
+    with tool_world("exact", synthetic_documents(5), None) as world:
+        svc = world.services
+        svc.stores.put_admin_contact(world.account_id, world.entity_id, "admin-1", "admin@example.com")
+        world.sandbox.revoke_tokens()
+        get_clock().advance(8 * 24 * 3600)
+        mails = []
+        result = triggers.keep_connections_alive(svc, mailer=lambda to, subject, text: mails.append((to, subject)))
+        assert result == {"refreshed": [], "reconnect": [world.entity_id]}
+        assert svc.stores.get_entity(world.account_id, world.entity_id).status == "Configuration needed"
+        [note] = svc.stores.list_notifications(world.account_id, "admin-1")
+        assert "Reconnect" in note["title"] and mails == [("admin@example.com", note["title"])]

@@ -67,7 +67,7 @@ def _build() -> Services:
         key = entity.key
         if key not in hosts:
             token = read_secret(config.secret_id(entity.account_id, "host"))["access_token"]
-            hosts[key] = HostClient(config.host_api_base_url, token, entity.entity_id)
+            hosts[key] = HostClient(config.host_api_base_url, token, entity.entity_id, tool=entity.tool)
         return hosts[key]
 
     sfn = boto3.client("stepfunctions", region_name=config.region)
@@ -186,3 +186,16 @@ def entity_of_subject(account_id: str, subject_type: str, subject_id: str) -> st
         data = data[0] if data else {}
     ref = data.get(field) or {}
     return ref.get("id") if isinstance(ref, dict) else None
+
+
+def mailer() -> Any:
+    """``mailer(to, subject, text)`` sending a plain e-mail through SES from the configured sender."""
+    import boto3
+
+    config = Config.from_env()
+    ses = boto3.client("ses", region_name=config.region)
+
+    def send(to: str, subject: str, text: str) -> None:
+        ses.send_email(Source=config.sender_email, Destination={"ToAddresses": [to]}, Message={"Subject": {"Data": subject}, "Body": {"Text": {"Data": text}}})
+
+    return send

@@ -194,3 +194,42 @@ def accept_webhook(svc: Any, scheduler: Scheduler, account_id: str, entity_id: s
         {"action": "start", "trigger": "webhook", "account_id": account_id, "entity_id": entity_id},
     )
     return True
+
+
+# ------------------------------------------------------------------------------------- keep-alive
+
+KEEP_ALIVE_IDLE_SECONDS = 7 * 24 * 3600
+
+
+def keep_connections_alive(svc: Any, *, max_idle_seconds: float = KEEP_ALIVE_IDLE_SECONDS, mailer: Any = None) -> dict[str, list[str]]:
+    """Daily: every connection whose tool lets an unused refresh token expire (Exact Online, §1.2) and
+    that hasn't been used for ``max_idle_seconds`` is used once, so its refresh token rotates and a
+    connection used once a month still works. A connection whose refresh is refused goes to
+    "Configuration needed" and the admin who connected it is told to reconnect (in-app, and by e-mail
+    through ``mailer(to, subject, text)`` when given). Returns ``{"refreshed", "reconnect"}`` entity ids."""
+    from connector.ports import AdapterError, CredentialsChanged
+
+    refreshed, reconnect = [], []
+    for entity in svc.stores.all_entities():
+        if entity.status not in ("Connected", "Configuration needed"):
+            continue
+        adapter = svc.adapter_for(entity)
+        keep_alive = getattr(adapter, "keep_alive", None)
+        if keep_alive is None:
+            continue  # Octopus passwords and Yuki access keys don't expire when unused
+        try:
+            if keep_alive(max_idle_seconds):
+                refreshed.append(entity.entity_id)
+        except CredentialsChanged:
+            reconnect.append(entity.entity_id)
+            svc.stores.set_entity_status(entity.account_id, entity.entity_id, "Configuration needed")
+            admin = svc.stores.get_admin_contact(entity.account_id, entity.entity_id)
+            title = f"Reconnect {entity.name}'s accounting integration"
+            body = f"The connection of {entity.name} to {entity.tool} no longer works: the tool refused its credentials. Connect it again in the integration settings."
+            if admin:
+                svc.stores.add_notification(entity.account_id, admin["user_id"], title=title, body=body, run_id="", link="settings/accounting")
+                if mailer and admin.get("email"):
+                    mailer(admin["email"], title, body)
+        except AdapterError:
+            continue  # the tool is down: try again tomorrow
+    return {"refreshed": refreshed, "reconnect": reconnect}

@@ -309,6 +309,17 @@ class ExactOnlineAdapter:
 
     # -------------------------------------------------------------------------------------- metadata
 
+    def keep_alive(self, max_idle_seconds: float) -> bool:
+        """Keep an idle connection alive (accounting-apis.md §1.2: an unused refresh token expires after
+        30–180 days): when the stored tokens were last refreshed more than ``max_idle_seconds`` ago, make
+        one cheap call (``current/Me``), which refreshes and stores the rotated tokens. Returns whether it
+        called. Raises :class:`CredentialsChanged` when the refresh is refused (reconnect needed)."""
+        expires_at = float(self.credentials.load().get("expires_at") or 0)
+        if get_clock().now() - expires_at < max_idle_seconds:
+            return False
+        self._api("GET", str(self._http.base_url).rstrip("/") + "/api/v1/current/Me", params={"$select": "CurrentDivision"})
+        return True
+
     def fetch_metadata(self) -> ToolMetadata:
         """GL accounts, journals, VAT codes, the division currency and its enabled currencies (§1.5, §1.6).
 

@@ -228,12 +228,13 @@ def vat_codes(ctx: SetupContext, entity: EntityRecord) -> VatCodeList:
 # ------------------------------------------------------------------------------------------ connect
 
 
-def connect(ctx: SetupContext, account_id: str, entity_id: str, request: ConnectBody) -> EntityRecord:
+def connect(ctx: SetupContext, account_id: str, entity_id: str, request: ConnectBody, *, admin: tuple[str, str | None] | None = None) -> EntityRecord:
     """Connect (or reconnect) ``entity_id`` to the tool in ``request``; returns the stored entity.
 
     Raises :class:`Conflict` for a 5th entity or while a sync of the entity runs (with its ``run_id``),
     :class:`Invalid` naming the credential the tool refused, :class:`ToolUnavailable` when the tool
-    failed otherwise. See the module docstring for the status transitions."""
+    failed otherwise. See the module docstring for the status transitions. ``admin`` (user id, e-mail) is
+    remembered as the person to tell when the connection later dies (keep-alive)."""
     stores = ctx.stores
     previous = stores.get_entity(account_id, entity_id)
     if previous is not None and previous.tool:
@@ -277,6 +278,8 @@ def connect(ctx: SetupContext, account_id: str, entity_id: str, request: Connect
     if previous is not None and not same_administration:
         stores.delete_relations(account_id, entity_id)  # tool ids of another administration
     stores.put_entity(account_id, entity_id, name=request.name, tool=tool, status=status_for(kept).value, settings=kept, connection=connection)
+    if admin is not None:
+        stores.put_admin_contact(account_id, entity_id, admin[0], admin[1])
     log.info("connected %s for entity %s", tool, entity_id)
     return require_entity(ctx, account_id, entity_id)
 

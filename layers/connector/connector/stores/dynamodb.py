@@ -420,6 +420,38 @@ class Stores:
                 started = datetime.fromisoformat(old["started_at"]).timestamp()
                 self.update_run(previous["run_id"], expires_at=int(started) + HISTORY_SECONDS)
 
+    # ---------------------------------------------------------------- connections (keep-alive)
+
+    def all_entities(self) -> list[EntityRecord]:
+        """Every company entity with an integration, across accounts (a scan: for daily jobs only)."""
+        items: list[dict[str, Any]] = []
+        kwargs: dict[str, Any] = {"FilterExpression": Attr("sk").begins_with("ENTITY#") & Attr("pk").begins_with("ACCOUNT#")}
+        while True:
+            response = self.settings.scan(**kwargs)
+            items.extend(response["Items"])
+            if "LastEvaluatedKey" not in response:
+                return [_entity(i) for i in items if i.get("tool")]
+            kwargs["ExclusiveStartKey"] = response["LastEvaluatedKey"]
+
+    def put_admin_contact(self, account_id: str, entity_id: str, user_id: str, email: str | None) -> None:
+        """The admin who connected the entity (told to reconnect when its connection dies)."""
+        item = {"pk": entity_key(account_id, entity_id), "sk": "ADMIN", "user_id": user_id}
+        if email:
+            item["email"] = email
+        self.settings.put_item(Item=item)
+
+    def get_admin_contact(self, account_id: str, entity_id: str) -> dict[str, Any] | None:
+        item = self.settings.get_item(Key={"pk": entity_key(account_id, entity_id), "sk": "ADMIN"}).get("Item")
+        return _plain(item) if item else None
+
+    def set_entity_status(self, account_id: str, entity_id: str, status: str) -> None:
+        self.settings.update_item(
+            Key={"pk": f"ACCOUNT#{account_id}", "sk": f"ENTITY#{entity_id}"},
+            UpdateExpression="SET #s = :s",
+            ExpressionAttributeNames={"#s": "status"},
+            ExpressionAttributeValues={":s": status},
+        )
+
     # -------------------------------------------------------------------------- notifications
 
     def add_notification(self, account_id: str, user_id: str, *, title: str, body: str, run_id: str, link: str) -> str:
