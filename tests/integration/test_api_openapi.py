@@ -28,7 +28,7 @@ def test_every_operation_is_secured_and_documents_its_errors():
     assert doc["components"]["securitySchemes"]["bearerAuth"]["scheme"] == "bearer"
     assert doc["security"] == [{"bearerAuth": []}]
     operations = [(method, path, op) for path, ops in doc["paths"].items() for method, op in ops.items()]
-    assert len(operations) == 19
+    assert len(operations) == 20
     for method, path, op in operations:
         for code in ("401", "403", "422"):
             assert op["responses"][code]["content"]["application/json"]["schema"] == {"$ref": "#/components/schemas/ErrorBody"}, (method, path, code)

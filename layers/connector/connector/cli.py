@@ -20,11 +20,26 @@ def main(argv: list[str] | None = None) -> int:
     demo.add_argument("--direction", choices=["outgoing", "incoming"], default="outgoing", help="load the UBL files as booked sales documents (default) or as approved incoming Peppol documents")
     demo.add_argument("--report", type=Path, help="write the JSON report to this file")
     demo.add_argument("--resync", action="store_true", help="run a second sync right after the first")
+    demo.add_argument("--import-relations", action="store_true", help="the tool already holds some relations: import them into the host product before the first sync (linked / created / ambiguous) and check that the sync creates none twice")
     demo.add_argument("--email", type=Path, default=Path("out/last-sync-email.html"), help="write the HTML e-mail of the last manual sync here (default: out/last-sync-email.html)")
     faults = sub.add_parser("faults", help="crash a sync at every step boundary on each tool and check nothing is booked twice or lost")
     faults.add_argument("--tool", choices=["exact", "octopus", "yuki"], help="one tool only (default: all three)")
     faults.add_argument("--documents", type=int, default=200, help="documents per tool (default 200)")
     faults.add_argument("--report", type=Path, help="write the JSON report to this file")
+    sandbox = sub.add_parser("sandbox", help="serve the host product and accounting-tool simulators on loopback for your own code, until Ctrl-C")
+    sandbox.add_argument("--tool", action="append", metavar="exact|octopus|yuki|host|all", help="sandbox(es) to serve; repeat or comma-separate (default: all)")
+    sandbox.add_argument("--port", type=int, default=0, help="first port: the sandboxes take PORT, PORT+1, ... in the order host, exact, octopus, yuki (default 0: free ports)")
+    sandbox.add_argument("--documents", type=Path, default=DEFAULT_DOCUMENTS, help="folder of UBL invoices / credit notes loaded into the host product (default: the sample data)")
+    sandbox.add_argument("--env-file", type=Path, help="also write the URLs and credentials as shell export lines to this file")
+    sandbox.add_argument("--speed", type=float, default=1.0, help="run the sandboxes' clock this many times faster than real time (default 1)")
+    sandbox.add_argument("--exact-page-size", type=int, default=None, help="rows per OData page of the Exact Online sandbox (default 60, as Exact)")
+    serve = sub.add_parser("serve", help="the local API (same handlers as API Gateway) with the sandboxes, and the console page at /console")
+    serve.add_argument("--port", type=int, default=8080, help="port of the API and the console on 127.0.0.1 (default 8080; 0: a free port)")
+    serve.add_argument("--documents", type=Path, default=DEFAULT_DOCUMENTS, help="folder of UBL invoices / credit notes loaded into the host product (default: the sample data)")
+    serve.add_argument("--sandbox-port", type=int, default=0, help="first port of the sandboxes (default 0: free ports)")
+    serve.add_argument("--speed", type=float, default=30.0, help="run the sandboxes' clock this many times faster than real time (default 30, as the demo)")
+    serve.add_argument("--env-file", type=Path, help="also write the console URL, API, TOKEN and the sandboxes' credentials as shell export lines to this file")
+    serve.add_argument("--verbose", action="store_true", help="show the functions' logs and metrics")
     args = parser.parse_args(argv)
 
     from rich.console import Console
@@ -36,12 +51,26 @@ def main(argv: list[str] | None = None) -> int:
         from connector.demo import run_demo
 
         tools = (args.tool,) if args.tool else ("exact", "octopus", "yuki")
-        return run_demo(tools=tools, documents=args.documents, report=args.report, resync=args.resync, console=console, email=args.email, direction=Direction(args.direction))
+        return run_demo(tools=tools, documents=args.documents, report=args.report, resync=args.resync, console=console, email=args.email, direction=Direction(args.direction), import_relations=args.import_relations)
     if args.command == "faults":
         from connector.faults import run_faults
 
         tools = (args.tool,) if args.tool else ("exact", "octopus", "yuki")
         return run_faults(tools=tools, documents=args.documents, report=args.report, console=console)
+    if args.command in ("sandbox", "serve") and not args.documents.is_dir():
+        parser.error(f"--documents: {args.documents} is not a folder")
+    if args.command == "sandbox":
+        from connector.sandboxes import parse_tools, run_sandboxes
+
+        try:
+            tools = parse_tools(args.tool)
+        except ValueError as error:
+            parser.error(f"--tool: {error}")
+        return run_sandboxes(tools, args.port, args.documents, console, env_file=args.env_file, speed=args.speed, exact_page_size=args.exact_page_size)
+    if args.command == "serve":
+        from connector.console.serve import run_console
+
+        return run_console(args.port, args.documents, console, env_file=args.env_file, speed=args.speed, sandbox_port=args.sandbox_port, verbose=args.verbose)
     return 2
 
 

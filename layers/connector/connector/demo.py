@@ -321,10 +321,13 @@ class DemoEnvironment:
         return reports
 
 
-def run_demo(*, tools: tuple[str, ...], documents: Path, report: Path | None, resync: bool, console: Any, email: Path | None = None, direction: Direction = Direction.OUTGOING) -> int:
+def run_demo(*, tools: tuple[str, ...], documents: Path, report: Path | None, resync: bool, console: Any, email: Path | None = None, direction: Direction = Direction.OUTGOING, import_relations: bool = False) -> int:
     """The ``connector demo`` command: one entity per tool in ``tools``, each synced (twice with
-    ``resync``); prints the tables, writes the JSON report. Returns the exit code (0 when every run ended
-    Success or Warning)."""
+    ``resync``); prints the tables, writes the JSON report. With ``import_relations`` the tool's sandbox
+    first holds some relations and the admin imports them before the first sync
+    (:mod:`connector.demo_import`): the result table is printed, and after the syncs a check that the tool
+    holds no relation twice. Returns the exit code (0 when every run ended Success or Warning and, with
+    ``import_relations``, no relation is in the tool twice)."""
     from rich.table import Table
 
     from connector.runtime import services
@@ -337,6 +340,15 @@ def run_demo(*, tools: tuple[str, ...], documents: Path, report: Path | None, re
     with DemoEnvironment(docs, tools=tools, originals=read_originals(documents) if direction is Direction.INCOMING else None) as env:
         for entity in env.entities:
             console.print(f"company entity [bold]{entity.name}[/] on {TOOL_NAMES[entity.tool]} sandbox {entity.url}")
+        from connector import demo_import
+
+        imports: list[tuple[Any, Any, Any]] = []
+        if import_relations:
+            for entity in env.entities:
+                demo_import.prefill(env, entity)
+                result = demo_import.run_import(env, entity)
+                demo_import.print_import(console, entity, result, Table)
+                imports.append((entity, result, demo_import.tool_relations(env, entity)))
         for attempt in range(2 if resync else 1):
             for entity in env.entities:
                 seen: dict[str, str] = {}
@@ -354,6 +366,9 @@ def run_demo(*, tools: tuple[str, ...], documents: Path, report: Path | None, re
                 result = env.sync(entity, on_progress=progress)
                 runs.append(result)
                 _print_run(console, result, Table)
+        checks = [demo_import.check_tool_relations(env, entity, before, done) for entity, done, before in imports]
+        for (entity, _, _), check in zip(imports, checks, strict=True):
+            demo_import.print_check(console, entity, check)
         notifications = services().stores.list_notifications(env.account_id, DEMO_USER)
         console.print(f"\n[bold]{len(notifications)} in-app notifications[/] for {DEMO_USER}; the latest:")
         if notifications:
@@ -366,9 +381,10 @@ def run_demo(*, tools: tuple[str, ...], documents: Path, report: Path | None, re
             email.write_text(mails[-1]["html"])
             console.print(f"{len(mails)} e-mails sent through SES to {DEMO_EMAIL}; the latest (HTML) written to {email}")
     if report:
-        report.write_text(json.dumps({"runs": [r.as_json() for r in runs]}, indent=2))
+        extra = {"imports": [done.model_dump(mode="json") for _, done, _ in imports]} if import_relations else {}
+        report.write_text(json.dumps({"runs": [r.as_json() for r in runs], **extra}, indent=2))
         console.print(f"\nreport written to {report}")
-    return 0 if all(r.status in {"Success", "Warning"} for r in runs) else 1
+    return 0 if all(r.status in {"Success", "Warning"} for r in runs) and all(c.ok for c in checks) else 1
 
 
 def _print_run(console: Any, run: RunReport, table_cls: Any) -> None:

@@ -51,6 +51,17 @@ class AccountingAdapter(Protocol):
 
     Amounts cross this boundary in the document's own sign (``models`` conventions); each adapter turns
     them into its tool's sign convention when posting and back when reading.
+
+    A :class:`~connector.models.Party` with an ``external_id`` is linked to a relation of the tool (its
+    code: Exact ``Code``, Octopus ``relationKey.id``, Yuki contact code); ``ensure_relations`` then uses
+    that relation as it is -- never creates or renames it, adds at most the customer / supplier flag --
+    and answers a :class:`RelationRejected` when the tool no longer has it.
+
+    Optional (not part of the protocol; the API looks it up with ``getattr``, :mod:`connector.api.relations`):
+    ``list_relations() -> list[connector.onboarding.ToolRelation]`` -- every customer and supplier of the
+    tool, read in bulk pages (Exact ``crm/Accounts`` with ``$select`` and ``__next``, Octopus ``GET
+    /relations``, Yuki ``SearchContacts`` pages), for the import of relations at setup. Raises
+    :class:`AdapterError`.
     """
 
     tool: str

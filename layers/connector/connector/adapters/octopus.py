@@ -460,8 +460,9 @@ class OctopusAdapter:
     def relation_warning(party: Party) -> str | None:
         """A warning the engine shows on the relation (and its documents) when Octopus cannot hold the
         party's VAT type faithfully: Octopus has no 'contractor' type (seed 001), so such a relation is
-        sent as VAT-liable. ``None`` otherwise."""
-        if party.vat_type == "contractor":
+        sent as VAT-liable. ``None`` otherwise, and for a party linked by ``external_id`` (its relation
+        is used as it is: nothing of the party is sent)."""
+        if party.vat_type == "contractor" and not party.external_id:
             return ("Octopus has no 'contractor' VAT type: the relation was sent as VAT-liable; change its "
                     "VAT type to 'VAT liable' in the CRM")
         return None

@@ -431,6 +431,54 @@ class RunDetails(_Response):
     details: list[DocumentDetail]
 
 
+# ------------------------------------------------------------------------------- relation import
+
+
+class ImportOutcome(StrEnum):
+    """What the import did with one relation of the tool (``connector.onboarding``)."""
+
+    LINKED = "linked"
+    CREATED = "created"
+    AMBIGUOUS = "ambiguous"
+    ALREADY_LINKED = "already_linked"
+    SKIPPED = "skipped"
+
+
+class ImportedRelation(_Response):
+    """One relation of the tool in the import's result.
+
+    ``host_ids`` are the host product's relations concerned (``host_kinds``: company / contact, same
+    order): the one linked, created or already linked, or every candidate of an ambiguous match ("merge
+    by hand"). ``tool_codes``: the tool relation's code, plus the other code already on the host relation
+    when the tool holds it twice. ``matched_by``: ``vat_number`` or ``name``."""
+
+    action: ImportOutcome
+    name: str
+    tool_code: str | None = Field(description="The code the host keeps as External ID: Exact account Code, Octopus relation id, Yuki relatiecode.")
+    tool_id: str = Field(description="The tool's own key of the relation.")
+    tool_codes: list[str]
+    vat_number: str | None = None
+    matched_by: str | None = None
+    host_ids: list[str]
+    host_kinds: list[str]
+    reason: str
+
+
+class RelationImport(_Response):
+    """The result of importing the tool's customers and suppliers into the host product (seed 001,
+    "Import companies from Octopus"): counts and one entry per relation of the tool. A second import
+    creates nothing (``already_linked``)."""
+
+    entity_id: str
+    tool: Tool
+    linked: int = Field(description="Linked to an existing host relation (by VAT number, else by name).")
+    created: int = Field(description="Created in the host product, tagged '<tool> Import'.")
+    ambiguous: int = Field(description="Nothing changed: several candidates; merge by hand.")
+    already_linked: int
+    skipped: int = Field(description="Without a code, inactive / blocked, neither customer nor supplier, or refused by the host.")
+    details: list[ImportedRelation]
+
+
 # ---------------------------------------------------------------------------------- notifications
 
 

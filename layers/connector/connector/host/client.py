@@ -14,8 +14,10 @@ Resilience:
   time -- beyond that :class:`HostRateLimited` (with ``resume_at``). Waiting uses
   :func:`connector.clock.get_clock` (or the ``clock`` given), so a scaled clock shortens it.
 - **5xx and transport errors** are retried with exponential backoff (tenacity: ``max_attempts`` attempts,
-  0.5 s, 1 s, 2 s ... capped at 8 s); then :class:`HostUnavailable`. Retrying a write is safe for the one
-  write this client makes (``bookkeeping.registerBooking`` sets a value).
+  0.5 s, 1 s, 2 s ... capped at 8 s); then :class:`HostUnavailable`. Retrying a write is safe for the
+  writes that set a value (``bookkeeping.registerBooking``, ``companies.update`` / ``contacts.update``
+  with a link); ``companies.add`` is never re-sent blindly: after a failure the company is looked up
+  by its link first (:meth:`HostClient.add_company`).
 - Other errors raise at once: 401/403 :class:`HostAuthError`, 404 :class:`HostNotFound`, anything else
   :class:`HostError` with the API's ``errors[].title``. Messages never contain the token.
 - Every :class:`HostError` is a :class:`connector.ports.AdapterError` (the sync engine ends the component
@@ -106,6 +108,8 @@ class HostClient:
 
     ``base_url`` without trailing slash (e.g. ``https://api.focus.teamleader.eu`` or a sandbox URL);
     ``transport`` an httpx transport (e.g. ``httpx.WSGITransport(app=HostSandbox())``) for tests.
+    ``tool`` (optional) is the department's accounting tool: a relation's ``external_id`` is then read
+    only from a link made for that tool (a link left from a previous tool is ignored).
     Implements :class:`connector.ports.HostProduct`; see the module docstring for retries and errors.
     Not thread-safe (one client per worker). Use as a context manager or call :meth:`close`.
     """
@@ -123,8 +127,10 @@ class HostClient:
         backoff_seconds: float = 0.5,
         max_rate_limit_wait: float = 120.0,
         max_rate_limit_waits: int = 5,
+        tool: str | None = None,
     ) -> None:
         self.department_id = department_id
+        self.tool = tool
         self.calls: dict[str, int] = {"reads": 0, "writes": 0}
         self._clock = clock
         self._max_attempts = max_attempts
@@ -389,7 +395,84 @@ class HostClient:
         if kind not in ("company", "contact"):
             raise ValueError(f"relation kind must be company or contact, not {kind!r}")
         resource = "companies" if kind == "company" else "contacts"
-        return party_from_json(kind, self.request(f"{resource}.info", {"id": relation_id})["data"])
+        data = self.request(f"{resource}.info", {"id": relation_id})["data"]
+        return party_from_json(kind, data, department_id=self.department_id, tool=self.tool)
+
+    # ------------------------------------------------------------------ relations: import (extensions)
+
+    def list_companies(self) -> list[Party]:
+        """Every company of the account (``companies.list``, pages of 100, §6) as :class:`Party`, with
+        ``external_id`` = its link to this department's tool (extension ``external_ids``)."""
+        rows = self._list_all("companies.list", {"sort": [{"field": "name", "order": "asc"}]})
+        return [party_from_json("company", row, department_id=self.department_id, tool=self.tool) for row in rows]
+
+    def list_contacts(self) -> list[Party]:
+        """Every contact (person) of the account (``contacts.list``, pages of 100, §6) as :class:`Party`,
+        ``external_id`` as in :meth:`list_companies`."""
+        rows = self._list_all("contacts.list", {"sort": [{"field": "name", "order": "asc"}]})
+        return [party_from_json("contact", row, department_id=self.department_id, tool=self.tool) for row in rows]
+
+    def add_company(
+        self,
+        name: str,
+        *,
+        tool: str,
+        external_id: str,
+        vat_number: str | None = None,
+        company_number: str | None = None,
+        email: str | None = None,
+        address: Mapping[str, Any] | None = None,
+        tags: Sequence[str] = (),
+    ) -> str:
+        """Create a company linked to its relation in this department's accounting tool: ``companies.add``
+        (extension endpoint of the sandbox) with ``external_id {department_id, tool, external_id}`` and
+        ``tags``; ``address`` keys ``line_1, postal_code, city, country`` (ISO-2). Returns the new id
+        (accepts ``{"data": {type, id}}`` and a bare ``{type, id}``, §1)."""
+        body: dict[str, Any] = {
+            "name": name,
+            "tags": list(tags),
+            "external_id": {"department_id": self.department_id, "tool": tool, "external_id": external_id},
+        }
+        if vat_number:
+            body["vat_number"] = vat_number
+        if company_number:
+            body["national_identification_number"] = company_number
+        if email:
+            body["emails"] = [{"type": "primary", "email": email}]
+        fields = {k: v for k, v in (address or {}).items() if k in ("line_1", "postal_code", "city", "country") and v}
+        if fields:
+            body["addresses"] = [{"type": "invoicing", "address": fields}]
+        answer: Any = None
+        for attempt in range(1, self._max_attempts + 1):
+            try:
+                answer = self.request("companies.add", body, write=True, retry=False) or {}
+                break
+            except HostUnavailable:
+                # The answer may be lost after the company was made: look it up before adding again.
+                existing = next((p for p in self.list_companies() if p.external_id == external_id), None)
+                if existing is not None:
+                    return existing.host_id
+                if attempt == self._max_attempts:
+                    raise
+                self.clock.sleep(min(8.0, self._backoff * 2 ** (attempt - 1)))
+        ref = answer.get("data", answer) if isinstance(answer, Mapping) else {}
+        if not isinstance(ref, Mapping) or not ref.get("id"):
+            raise HostError("companies.add: the host product answered without the new company's id", action="companies.add")
+        return str(ref["id"])
+
+    def link_relation(self, kind: str, relation_id: str, *, tool: str, external_id: str | None) -> None:
+        """Set (``None``: clear) a company's or contact's link to its relation in this department's
+        accounting tool: ``companies.update`` / ``contacts.update`` with the extension field
+        ``external_id {department_id, tool, external_id}``; other departments' links stay."""
+        if kind not in ("company", "contact"):
+            raise ValueError(f"relation kind must be company or contact, not {kind!r}")
+        resource = "companies" if kind == "company" else "contacts"
+        link = {"department_id": self.department_id, "tool": tool, "external_id": external_id}
+        self.request(f"{resource}.update", {"id": relation_id, "external_id": link}, write=True)
+
+    def link_company(self, company_id: str, *, tool: str, external_id: str | None) -> None:
+        """:meth:`link_relation` for a company."""
+        self.link_relation("company", company_id, tool=tool, external_id=external_id)
 
     def _list_all(self, action: str, body: Mapping[str, Any]) -> list[dict[str, Any]]:
         rows: list[dict[str, Any]] = []
@@ -403,14 +486,17 @@ class HostClient:
 
     # ------------------------------------------------------------------ transport
 
-    def request(self, action: str, body: Mapping[str, Any] | None = None, *, write: bool = False) -> Any:
+    def request(self, action: str, body: Mapping[str, Any] | None = None, *, write: bool = False, retry: bool = True) -> Any:
         """POST ``body`` to ``/<action>`` and return the decoded JSON (``None`` for 204).
 
-        ``write`` only affects :attr:`calls`. Retries and errors: see the module docstring.
+        ``write`` only affects :attr:`calls`; ``retry`` False sends a 5xx / transport failure up at once
+        (:class:`HostUnavailable`) instead of retrying it (writes that are not idempotent). Retries and
+        errors: see the module docstring.
         """
         payload = encode_json(body or {})
+        attempts = self._max_attempts if retry else 1
         retrying = Retrying(
-            stop=stop_after_attempt(self._max_attempts),
+            stop=stop_after_attempt(attempts),
             wait=wait_exponential(multiplier=self._backoff, max=8),
             retry=retry_if_exception_type(_Transient),
             sleep=lambda seconds: self.clock.sleep(seconds),
@@ -421,7 +507,7 @@ class HostClient:
             last = exc.last_attempt.exception()
             status = getattr(last, "status", None)
             raise HostUnavailable(
-                f"{action}: the host product is unavailable after {self._max_attempts} attempts ({last})",
+                f"{action}: the host product is unavailable after {attempts} attempt(s) ({last})",
                 status=status,
                 action=action,
             ) from None

@@ -13,7 +13,8 @@ Three things live here because the client (:mod:`connector.host.client`) and the
 
 Host-product extensions read here (all optional, see ``connector.sandbox.host.HOST_EXTENSIONS``):
 ``booking_number``, ``source_file``, ``charges[]``, ``discounts[].type == "amount"``, line
-``ledger_account_number``, tax-rate ``category``, relation ``vat_type`` / ``customer_number``. A client of
+``ledger_account_number``, tax-rate ``category``, relation ``vat_type`` / ``customer_number`` /
+``external_ids``. A client of
 the real public API simply gets ``None`` / empty lists for them.
 """
 
@@ -235,13 +236,33 @@ def category_ledgers_from_json(rows: Sequence[Mapping[str, Any]], department_id:
     return result
 
 
-def party_from_json(kind: str | RelationKind, data: Mapping[str, Any]) -> Party:
+def external_id_for(data: Mapping[str, Any], department_id: str | None, tool: str | None = None) -> str | None:
+    """The relation's code in the accounting tool of company entity ``department_id``: the
+    ``external_id`` of the host extension ``external_ids[]`` entry (``{department_id, tool,
+    external_id}``) of that department (and of ``tool`` when given); ``None`` when there is none or
+    ``department_id`` is ``None``."""
+    if not department_id:
+        return None
+    for link in data.get("external_ids") or []:
+        if not isinstance(link, Mapping) or link.get("department_id") != department_id:
+            continue
+        if tool is not None and link.get("tool") not in (None, tool):
+            continue
+        value = link.get("external_id")
+        return None if value in (None, "") else str(value)
+    return None
+
+
+def party_from_json(
+    kind: str | RelationKind, data: Mapping[str, Any], *, department_id: str | None = None, tool: str | None = None
+) -> Party:
     """``companies.info`` / ``contacts.info`` data (host-api.md §6) as a :class:`Party`.
 
     E-mail: the ``invoicing`` one, else ``primary``, else the first. Address: ``invoicing``, else
     ``primary``, else the first. ``company_number`` = ``national_identification_number``. A contact's
     name is ``first_name last_name``. ``customer_number`` and ``vat_type`` are host extensions (``None``
-    when absent). Raises :class:`HostDataError` when ``id`` or the name is missing.
+    when absent); ``external_id`` is the host extension ``external_ids[]`` entry of ``department_id``
+    (:func:`external_id_for`). Raises :class:`HostDataError` when ``id`` or the name is missing.
     """
     rel = RelationKind(kind)
     if not isinstance(data.get("id"), str):
@@ -280,6 +301,7 @@ def party_from_json(kind: str | RelationKind, data: Mapping[str, Any]) -> Party:
         ),
         customer_number=None if number is None else str(number),
         vat_type=data.get("vat_type"),
+        external_id=external_id_for(data, department_id, tool),
     )
 
 

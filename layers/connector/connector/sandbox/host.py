@@ -597,51 +597,80 @@ class HostSandbox:
         iban: str | None = None,
         language: str | None = None,
         electronic_invoicing_address: str | None = None,
+        tags: Sequence[str] = (),
+        external_ids: Sequence[Mapping[str, Any]] = (),
     ) -> str:
         """A company (host-api.md §6); ``address`` keys ``line_1, postal_code, city, country``.
-        ``vat_type`` and ``customer_number`` are extensions; the customer number is assigned from the
-        account's sequence when not given. Returns the id."""
+        ``vat_type``, ``customer_number`` and ``external_ids`` (``[{department_id, tool, external_id}]``)
+        are extensions; the customer number is assigned from the account's sequence when not given.
+        Returns the id."""
         with self._mutating():
-            account = self._account(account_id)
-            company_id = self._new_id()
-            now = self._now()
-            self._companies[company_id] = _Record(
-                account_id,
-                {
-                    "id": company_id,
-                    "name": name,
-                    "status": "active",
-                    "business_type": None,
-                    "vat_number": vat_number,
-                    "national_identification_number": national_identification_number,
-                    "emails": [{"type": "primary", "email": email}] if email else [],
-                    "telephones": [],
-                    "website": None,
-                    "addresses": [{"type": "invoicing", "address": _address(address), "addressee": None}]
-                    if address
-                    else [],
-                    "iban": iban,
-                    "bic": None,
-                    "language": language,
-                    "preferred_currency": None,
-                    "payment_term": None,
-                    "invoicing_preferences": {"electronic_invoicing_address": electronic_invoicing_address},
-                    "responsible_user": None,
-                    "remarks": None,
-                    "tags": [],
-                    "custom_fields": [],
-                    "marketing_mails_consent": False,
-                    "added_at": now,
-                    "updated_at": now,
-                    "web_url": f"https://focus.teamleader.eu/company_detail.php?id={company_id}",
-                },
-                {
-                    "vat_type": vat_type,
-                    "customer_number": customer_number or self._next_customer_number(account),
-                },
+            return self._insert_company(
+                self._account(account_id), name, vat_number=vat_number,
+                national_identification_number=national_identification_number, email=email, address=address,
+                vat_type=vat_type, customer_number=customer_number, iban=iban, language=language,
+                electronic_invoicing_address=electronic_invoicing_address, tags=tags, external_ids=external_ids,
             )
-            self._emit(account_id, "company.added", "company", company_id)
-            return company_id
+
+    def _insert_company(
+        self,
+        account: _Account,
+        name: str,
+        *,
+        vat_number: str | None = None,
+        national_identification_number: str | None = None,
+        email: str | None = None,
+        address: Mapping[str, Any] | None = None,
+        vat_type: str | None = None,
+        customer_number: str | None = None,
+        iban: str | None = None,
+        language: str | None = None,
+        electronic_invoicing_address: str | None = None,
+        tags: Sequence[str] = (),
+        external_ids: Sequence[Mapping[str, Any]] = (),
+    ) -> str:
+        """Store a new company and queue ``company.added`` (the caller holds the lock and flushes)."""
+        account_id = account.id
+        company_id = self._new_id()
+        now = self._now()
+        self._companies[company_id] = _Record(
+            account_id,
+            {
+                "id": company_id,
+                "name": name,
+                "status": "active",
+                "business_type": None,
+                "vat_number": vat_number,
+                "national_identification_number": national_identification_number,
+                "emails": [{"type": "primary", "email": email}] if email else [],
+                "telephones": [],
+                "website": None,
+                "addresses": [{"type": "invoicing", "address": _address(address), "addressee": None}]
+                if address
+                else [],
+                "iban": iban,
+                "bic": None,
+                "language": language,
+                "preferred_currency": None,
+                "payment_term": None,
+                "invoicing_preferences": {"electronic_invoicing_address": electronic_invoicing_address},
+                "responsible_user": None,
+                "remarks": None,
+                "tags": list(tags),
+                "custom_fields": [],
+                "marketing_mails_consent": False,
+                "added_at": now,
+                "updated_at": now,
+                "web_url": f"https://focus.teamleader.eu/company_detail.php?id={company_id}",
+            },
+            {
+                "vat_type": vat_type,
+                "customer_number": customer_number or self._next_customer_number(account),
+                "external_ids": [dict(link) for link in external_ids],
+            },
+        )
+        self._emit(account_id, "company.added", "company", company_id)
+        return company_id
 
     def add_contact(
         self,
@@ -691,6 +720,7 @@ class HostSandbox:
                 {
                     "vat_type": vat_type,
                     "customer_number": customer_number or self._next_customer_number(account),
+                    "external_ids": [],
                 },
             )
             self._emit(account_id, "contact.added", "contact", contact_id)
@@ -1089,6 +1119,21 @@ class HostSandbox:
         """The account's companies as ``companies.info`` data (with the extensions)."""
         with self._lock:
             return [copy.deepcopy({**r.data, **r.ext}) for r in self._companies.values() if r.account_id == account_id]
+
+    def contacts(self, account_id: str) -> list[dict[str, Any]]:
+        """The account's contacts as ``contacts.info`` data (with the extensions)."""
+        with self._lock:
+            return [copy.deepcopy({**r.data, **r.ext}) for r in self._contacts.values() if r.account_id == account_id]
+
+    def link_external(self, kind: str, relation_id: str, department_id: str, tool: str, external_id: str | None) -> None:
+        """Link (``external_id`` ``None``: unlink) a company or contact to its code in the accounting tool of
+        ``department_id`` (extension ``external_ids``, see :data:`HOST_EXTENSIONS`), as an admin typing the
+        External ID would."""
+        with self._mutating():
+            record = self._relation(kind, relation_id)
+            self._department(department_id)
+            link = {"department_id": department_id, "tool": tool, "external_id": external_id} if external_id else None
+            _apply_external_link(record, department_id, link)
 
     def documents(self, department_id: str | None = None) -> list[dict[str, Any]]:
         """All invoices and credit notes (``.info`` data plus ``"kind"``), in creation order."""
@@ -1971,6 +2016,19 @@ HOST_EXTENSIONS: dict[str, str] = {
     ),
     "taxRates.category": "Field on tax rates: the UNCL5305 VAT category (S, Z, E, AE, K, G, O, L, M).",
     "source_file": "Field on documents: the file the document was loaded from (the demo's report).",
+    "external_ids": (
+        "Field on companies and contacts: [{department_id, tool, external_id}], the relation's code in the "
+        "accounting tool of each company entity it was imported from or linked to (the product's 'External ID' / "
+        "'Accounting package customer number', seed 001), at most one per company entity."
+    ),
+    "companies.add / companies.update / contacts.update": (
+        "Endpoints (host-api.md documents none of them; Teamleader's public API has endpoints with these names, "
+        "whose full field lists are not modelled here). companies.add {name, vat_number?, "
+        "national_identification_number?, emails[]?, addresses[]?, tags[]?, vat_type?, external_id?} -> 201 "
+        "{data: {type: company, id}}; companies.update {id, name?, vat_number?, tags[]?, external_id?} and "
+        "contacts.update {id, tags[]?, external_id?} -> 204. external_id = {department_id, tool, external_id | null}: "
+        "sets (null: clears) the link of that company entity, other entities' links stay; tags[] replaces the tags."
+    ),
 }
 """The host-product extensions, name -> what it is. The sandbox serves them unless ``extensions=False``."""
 
@@ -2051,8 +2109,119 @@ def _files_download(self: HostSandbox, account: _Account, body: _In) -> Any:
     return {"data": {"location": f"{self._base_url}files/{file_id}?token={stored['token']}", "expires_at": expires}}
 
 
+_VAT_TYPES = ("vat_liable", "contractor", "private_person", "intra_community", "not_liable")
+_EMAIL_TYPES = ("primary", "invoicing")
+_ADDRESS_TYPES = ("primary", "invoicing", "delivery", "visiting")
+
+
+def _external_link(self: HostSandbox, account: _Account, body: _In) -> tuple[str, dict[str, Any] | None] | None:
+    """The ``external_id`` object of a write (see :data:`HOST_EXTENSIONS`) as (department id, link or
+    ``None`` to clear); ``None`` when the body has none. An unknown department is a 404."""
+    if "external_id" not in body.data:
+        return None
+    link = body.obj("external_id", required=True)
+    department_id = link.text("department_id", required=True) or ""
+    self._own_department(account, department_id)
+    tool = link.text("tool", required=True) or ""
+    raw = link.data.get("external_id")
+    if raw is not None and (not isinstance(raw, str) or not raw.strip() or len(raw) > 64):
+        raise ApiError(400, "external_id.external_id must be a non-empty string (at most 64 characters) or null")
+    if raw is None:
+        return department_id, None
+    return department_id, {"department_id": department_id, "tool": tool, "external_id": raw.strip()}
+
+
+def _apply_external_link(record: _Record, department_id: str, link: dict[str, Any] | None) -> None:
+    links = [dict(x) for x in record.ext.get("external_ids") or [] if x.get("department_id") != department_id]
+    if link is not None:
+        links.append(link)
+    record.ext["external_ids"] = links
+
+
+def _emails_in(body: _In) -> list[dict[str, Any]]:
+    value = body.data.get("emails")
+    if value is None:
+        return []
+    if not isinstance(value, list):
+        raise ApiError(400, "emails must be an array of {type, email}")
+    out = []
+    for i, item in enumerate(value):
+        entry = _In(item, f"emails[{i}]")
+        out.append({"type": entry.choice("type", _EMAIL_TYPES, required=True), "email": entry.text("email", required=True)})
+    return out
+
+
+def _addresses_in(body: _In) -> list[dict[str, Any]]:
+    value = body.data.get("addresses")
+    if value is None:
+        return []
+    if not isinstance(value, list):
+        raise ApiError(400, "addresses must be an array of {type, address}")
+    out = []
+    for i, item in enumerate(value):
+        entry = _In(item, f"addresses[{i}]")
+        kind = entry.choice("type", _ADDRESS_TYPES, required=True)
+        address = entry.obj("address", required=True)
+        fields = {k: address.text(k) for k in ("line_1", "postal_code", "city", "country")}
+        if fields["country"] is not None and not (len(fields["country"]) == 2 and fields["country"].isalpha()):
+            raise ApiError(400, f"addresses[{i}].address.country must be an ISO 3166-1 alpha-2 code")
+        out.append({"type": kind, "address": _address(fields), "addressee": None})
+    return out
+
+
+def _companies_add(self: HostSandbox, account: _Account, body: _In) -> Any:
+    """``companies.add`` (extension, see :data:`HOST_EXTENSIONS`) -> 201 ``{data: {type, id}}``."""
+    name = body.text("name", required=True) or ""
+    if not name.strip():
+        raise ApiError(400, "name must not be blank")
+    emails, addresses = _emails_in(body), _addresses_in(body)
+    tags = body.texts("tags") or []
+    vat_type = body.choice("vat_type", _VAT_TYPES)
+    link = _external_link(self, account, body)
+    company_id = self._insert_company(
+        account, name.strip(), vat_number=body.text("vat_number"),
+        national_identification_number=body.text("national_identification_number"), vat_type=vat_type,
+        tags=tags, external_ids=[link[1]] if link and link[1] else [],
+    )
+    record = self._companies[company_id]
+    record.data["emails"] = emails
+    record.data["addresses"] = addresses
+    return 201, {"data": {"type": "company", "id": company_id}}
+
+
+def _relation_update(kind: str) -> Callable[[HostSandbox, _Account, _In], Any]:
+    def handler(self: HostSandbox, account: _Account, body: _In) -> Any:
+        table = self._companies if kind == "company" else self._contacts
+        record = self._own_record(account, table, kind, body.text("id", required=True) or "")
+        changes: dict[str, Any] = {}
+        if kind == "company" and body.has("name"):
+            name = body.text("name") or ""
+            if not name.strip():
+                raise ApiError(400, "name must not be blank")
+            changes["name"] = name.strip()
+        if kind == "company" and "vat_number" in body.data:
+            changes["vat_number"] = body.text("vat_number")
+        if body.has("tags"):
+            changes["tags"] = list(body.texts("tags") or [])
+        link = _external_link(self, account, body)
+        record.data.update(changes)
+        if link is not None:
+            _apply_external_link(record, *link)
+        record.data["updated_at"] = self._now()
+        self._emit(account.id, f"{kind}.updated", kind, record.id)
+        return None
+
+    handler.__doc__ = (
+        f"``{'companies' if kind == 'company' else 'contacts'}.update`` (extension, see :data:`HOST_EXTENSIONS`) -> 204."
+    )
+    return handler
+
+
 _EXTENSION_ROUTES: dict[str, tuple[Callable[..., Any], bool]] = {
     "bookkeeping.registerBooking": (_register_booking, True),
+    "companies.add": (_companies_add, True),
+    "companies.update": (_relation_update("company"), True),
+    "contacts.update": (_relation_update("contact"), True),
 }
 
 # ---------------------------------------------------------------------------------- public routes
