@@ -460,13 +460,16 @@ def tool_vat_codes(entity_id: EntityId) -> VatCodeList:
     status_code=202,
     responses=_responses(202, "Started.", 404, 409),
 )
-def start_sync(entity_id: EntityId) -> SyncStarted:
-    """Start a manual sync of one entity (202; 409 with the running ``run_id``)."""
+def start_sync(
+    entity_id: EntityId,
+    dry_run: Annotated[bool, Query(description="Run every component up to the write: record per document the entry it would book or why it would skip it; write nothing to the tool or the host product.")] = False,
+) -> SyncStarted:
+    """Start a manual sync of one entity (202; 409 with the running ``run_id``), or a dry run."""
     caller = _caller()
     ctx = _setup()
     entity = setup.require_entity(ctx, caller.account_id, entity_id)
     _require(caller.may_sync, "start a sync (it needs access to invoices, expenses or credit notes)")
-    run_id = activity.start_sync(services(), entity, user_id=caller.user_id, email=caller.email)
+    run_id = activity.start_sync(services(), entity, user_id=caller.user_id, email=caller.email, dry_run=dry_run)
     return SyncStarted(run_id=run_id)
 
 

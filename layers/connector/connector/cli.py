@@ -20,6 +20,7 @@ def main(argv: list[str] | None = None) -> int:
     demo.add_argument("--direction", choices=["outgoing", "incoming"], default="outgoing", help="load the UBL files as booked sales documents (default) or as approved incoming Peppol documents")
     demo.add_argument("--report", type=Path, help="write the JSON report to this file")
     demo.add_argument("--resync", action="store_true", help="run a second sync right after the first")
+    demo.add_argument("--dry-run", action="store_true", help="first run is a dry run: show the entries that would be booked, send nothing (with --resync the second run books)")
     demo.add_argument("--import-relations", action="store_true", help="the tool already holds some relations: import them into the host product before the first sync (linked / created / ambiguous) and check that the sync creates none twice")
     demo.add_argument("--email", type=Path, default=Path("out/last-sync-email.html"), help="write the HTML e-mail of the last manual sync here (default: out/last-sync-email.html)")
     faults = sub.add_parser("faults", help="crash a sync at every step boundary on each tool and check nothing is booked twice or lost")
@@ -51,7 +52,7 @@ def main(argv: list[str] | None = None) -> int:
         from connector.demo import run_demo
 
         tools = (args.tool,) if args.tool else ("exact", "octopus", "yuki")
-        return run_demo(tools=tools, documents=args.documents, report=args.report, resync=args.resync, console=console, email=args.email, direction=Direction(args.direction), import_relations=args.import_relations)
+        return run_demo(tools=tools, documents=args.documents, report=args.report, resync=args.resync, console=console, email=args.email, direction=Direction(args.direction), import_relations=args.import_relations, dry_run=args.dry_run)
     if args.command == "faults":
         from connector.faults import run_faults
 

@@ -44,6 +44,7 @@ class DocumentReport:
     reason: str | None = None
     hint: str | None = None
     flag: str | None = None
+    proposed: dict[str, Any] | None = None
     currency: str | None = None
     net: str | None = None
     vat: str | None = None
@@ -62,6 +63,8 @@ class RunReport:
     api_calls: dict[str, int]
     documents: list[DocumentReport] = field(default_factory=list)
     state_transitions: int = 0
+    dry_run: bool = False
+    audit: dict[str, Any] | None = None
 
     def as_json(self) -> dict[str, Any]:
         return {
@@ -72,6 +75,8 @@ class RunReport:
             "components": self.components,
             "api_calls": self.api_calls,
             "state_transitions": self.state_transitions,
+            "dry_run": self.dry_run,
+            "audit": self.audit,
             "documents": [d.__dict__ for d in self.documents],
         }
 
@@ -234,7 +239,7 @@ class DemoEnvironment:
 
     # ----------------------------------------------------------------------------------- sync
 
-    def sync(self, entity: DemoEntity, *, on_progress: Callable[[dict[str, Any]], None] | None = None) -> RunReport:
+    def sync(self, entity: DemoEntity, *, on_progress: Callable[[dict[str, Any]], None] | None = None, dry_run: bool = False) -> RunReport:
         """Run one manual sync of ``entity`` through the state machine; returns its report (amounts
         read back from the tool)."""
         from connector.runtime import services
@@ -242,7 +247,7 @@ class DemoEnvironment:
 
         svc = services()
         before = entity.sandbox.calls()
-        run_id = engine.start_sync(svc, self.account_id, entity.entity_id, trigger=Trigger.MANUAL, started_by=DEMO_USER, started_by_email=DEMO_EMAIL)
+        run_id = engine.start_sync(svc, self.account_id, entity.entity_id, trigger=Trigger.MANUAL, started_by=DEMO_USER, started_by_email=DEMO_EMAIL, dry_run=dry_run)
 
         def poll() -> None:
             if on_progress:
@@ -273,6 +278,8 @@ class DemoEnvironment:
             ],
             api_calls={"reads": after["reads"] - before["reads"], "writes": after["writes"] - before["writes"]},
             state_transitions=self.stack.state_transitions(run_id),
+            dry_run=dry_run,
+            audit=run.get("audit"),
         )
         report.documents = self._documents(entity, run_id)
         return report
@@ -311,6 +318,7 @@ class DemoEnvironment:
                         reason=result.get("reason") if status == "skipped" else None,
                         hint=result.get("hint") if status == "skipped" else None,
                         flag=result.get("flag"),
+                        proposed=result.get("proposed"),
                         currency=entry.currency if entry else None,
                         net=str(entry.net) if entry else None,
                         vat=str(entry.vat) if entry else None,
@@ -321,7 +329,7 @@ class DemoEnvironment:
         return reports
 
 
-def run_demo(*, tools: tuple[str, ...], documents: Path, report: Path | None, resync: bool, console: Any, email: Path | None = None, direction: Direction = Direction.OUTGOING, import_relations: bool = False) -> int:
+def run_demo(*, tools: tuple[str, ...], documents: Path, report: Path | None, resync: bool, console: Any, email: Path | None = None, direction: Direction = Direction.OUTGOING, import_relations: bool = False, dry_run: bool = False) -> int:
     """The ``connector demo`` command: one entity per tool in ``tools``, each synced (twice with
     ``resync``); prints the tables, writes the JSON report. With ``import_relations`` the tool's sandbox
     first holds some relations and the admin imports them before the first sync
@@ -363,7 +371,7 @@ def run_demo(*, tools: tuple[str, ...], documents: Path, report: Path | None, re
                                 console.print(f"  [{time.monotonic() - started:5.1f}s] {c.label}: {status}")
 
                 console.print(f"\n[bold]{entity.name}[/]: sync {attempt + 1} ({'re-sync' if attempt else 'first sync'})")
-                result = env.sync(entity, on_progress=progress)
+                result = env.sync(entity, on_progress=progress, dry_run=dry_run and attempt == 0)
                 runs.append(result)
                 _print_run(console, result, Table)
         checks = [demo_import.check_tool_relations(env, entity, before, done) for entity, done, before in imports]
@@ -407,5 +415,23 @@ def _print_run(console: Any, run: RunReport, table_cls: Any) -> None:
     for d in run.documents:
         if d.flag:
             console.print(f"[yellow]warning[/] {d.source} ({d.number}): {d.flag}")
-    counts = {s: sum(1 for d in run.documents if d.status == s) for s in ("synced", "already_synced", "skipped")}
-    console.print(f"[bold]{counts['synced']} synced, {counts['already_synced']} already synced, {counts['skipped']} skipped[/] of {len(run.documents)} documents")
+    if run.dry_run:
+        proposals = table_cls(title="Dry run: the entries that would be booked (nothing was sent)")
+        for col in ("document", "journal", "relation", "lines (ledger account / VAT code: base + VAT)", "net", "VAT", "gross"):
+            proposals.add_column(col, overflow="fold")
+        for d in run.documents:
+            if d.proposed:
+                p = d.proposed
+                lines = "; ".join(f"{l['gl_account']}/{l['vat_code']}: {l['net']} + {l['vat']}" for l in p["lines"])
+                proposals.add_row(d.source, p["journal"], str(p["relation"]), lines, p["net"], p["vat"], p["gross"])
+        console.print(proposals)
+    counts = {s: sum(1 for d in run.documents if d.status == s) for s in ("synced", "already_synced", "skipped", "would_sync")}
+    if run.dry_run:
+        console.print(f"[bold]dry run: {counts['would_sync']} would be booked, {counts['already_synced']} already synced, {counts['skipped']} would be skipped[/] of {len(run.documents)} documents")
+    else:
+        console.print(f"[bold]{counts['synced']} synced, {counts['already_synced']} already synced, {counts['skipped']} skipped[/] of {len(run.documents)} documents")
+    if run.audit:
+        audit = run.audit
+        console.print(f"[bold]books agree: {audit['documents']} documents, {audit['agree']} agree[/]")
+        for diff in audit["differences"]:
+            console.print(f"  [red]{diff['kind']}[/] {diff.get('number') or diff['document_id']}: {diff['detail']}. {diff['hint']}")

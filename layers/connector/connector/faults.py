@@ -254,7 +254,7 @@ def tool_world(
 # ----------------------------------------------------------------------------------------- driver
 
 
-def drive(svc: Any, account_id: str, entity_id: str, *, max_retries: int = 3) -> str:
+def drive(svc: Any, account_id: str, entity_id: str, *, max_retries: int = 3, dry_run: bool = False) -> str:
     """Run one sync the way the state machine does (see the module docstring); returns the run id.
 
     ``InjectedCrash`` of kind ``timeout`` retries the step (up to ``max_retries``), of kind ``exception``
@@ -267,7 +267,7 @@ def drive(svc: Any, account_id: str, entity_id: str, *, max_retries: int = 3) ->
     from connector.stores.dynamodb import LOCK_LEASE_SECONDS
 
     try:
-        run_id = engine.start_sync(svc, account_id, entity_id, trigger=Trigger.NIGHTLY)
+        run_id = engine.start_sync(svc, account_id, entity_id, trigger=Trigger.NIGHTLY, dry_run=dry_run)
     except SyncAlreadyRunning:
         engine.mark_stalled(svc, older_than=-1)  # the watchdog: the holder died mid-run
         try:

@@ -114,6 +114,7 @@ class DocumentOutcome(StrEnum):
     SYNCED = "synced"
     ALREADY_SYNCED = "already_synced"
     SKIPPED = "skipped"
+    WOULD_SYNC = "would_sync"  # a dry run: the entry that would be booked is recorded, nothing is sent
 
 
 class RelationKind(StrEnum):
@@ -506,3 +507,21 @@ class PaymentState(_Model):
     paid_on: date | None = None
 
     _v = field_validator("open_amount", mode="before")(_money)
+
+
+class PaymentInfo(_Model):
+    """A payment the host product has on an outgoing invoice it has as paid in full, as the paid status
+    host -> tool step (:mod:`connector.sync.paid_to_tool`) hands it to an adapter's
+    ``register_payments`` (seeds 001, 004: paid in the host -> paid in Octopus / Yuki).
+
+    ``amount`` is what the host has as paid (positive, ``Decimal``, document currency ``currency``);
+    ``paid_on`` the date of the (last) payment, host ``paid_at`` (host-api.md §4.1). The invoice is
+    paid **in full** in the host: an adapter settles the tool's whole open item, ``amount`` is
+    information (the two differ only when the tool's entry was edited there).
+    """
+
+    amount: Decimal
+    paid_on: date
+    currency: str
+
+    _v = field_validator("amount", mode="before")(_money)

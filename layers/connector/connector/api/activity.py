@@ -26,6 +26,7 @@ from connector.api.schemas import (
     RunView,
     SyncHistory,
     SyncsStarted,
+    AuditView,
 )
 from connector.api.setup import missing_for_connected
 from connector.models import COMPONENT_ORDER, Component, DocumentOutcome, Trigger
@@ -36,7 +37,7 @@ from connector.sync import engine
 _COMPONENTS = frozenset(c.value for c in Component)
 
 
-def start_sync(svc: engine.Services, entity: EntityRecord, *, user_id: str, email: str | None) -> str:
+def start_sync(svc: engine.Services, entity: EntityRecord, *, user_id: str, email: str | None, dry_run: bool = False) -> str:
     """Start a manual sync of ``entity`` (its status must be Connected); returns the run id.
 
     Raises :class:`Conflict` with the running run's ``run_id`` when one runs, or without one when the
@@ -45,7 +46,7 @@ def start_sync(svc: engine.Services, entity: EntityRecord, *, user_id: str, emai
         missing = ", ".join(missing_for_connected(entity.settings)) or "the connection to finish"
         raise Conflict(f"company entity {entity.entity_id} is not ready to sync (status {entity.status}); still missing: {missing}")
     try:
-        return engine.start_sync(svc, entity.account_id, entity.entity_id, trigger=Trigger.MANUAL, started_by=user_id, started_by_email=email)
+        return engine.start_sync(svc, entity.account_id, entity.entity_id, trigger=Trigger.MANUAL, started_by=user_id, started_by_email=email, dry_run=dry_run)
     except SyncAlreadyRunning as running:
         raise Conflict(f"a sync of company entity {entity.entity_id} is already running", run_id=running.run_id) from None
     except LookupError as error:
@@ -114,7 +115,9 @@ def run_view(run: dict[str, Any]) -> RunView:
         finished_at=_opt_str(run.get("finished_at")),
         started_by=_opt_str(run.get("started_by")),
         error=_opt_str(run.get("error")),
+        dry_run=bool(run.get("dry_run")),
         components=components,
+        audit=AuditView.model_validate(run["audit"]) if run.get("audit") else None,
     )
 
 
@@ -132,7 +135,7 @@ def run_details(stores: Stores, account_id: str, run_id: str) -> RunDetails:
         raise NotFound(f"sync {run_id} not found")
     details = []
     for result in stores.get_results(run_id):
-        if result.get("outcome") not in (DocumentOutcome.SKIPPED.value, "not_synced") and not result.get("flag"):
+        if result.get("outcome") not in (DocumentOutcome.SKIPPED.value, "not_synced", DocumentOutcome.WOULD_SYNC.value) and not result.get("flag"):
             continue
         details.append(
             DocumentDetail(
@@ -145,6 +148,7 @@ def run_details(stores: Stores, account_id: str, run_id: str) -> RunDetails:
                 flag=_opt_str(result.get("flag")),
                 subject_type=_opt_str(result.get("subject_type")),
                 subject_id=_opt_str(result.get("subject_id")),
+                proposed=result.get("proposed"),
             )
         )
     return RunDetails(run=run_view(run), details=details)

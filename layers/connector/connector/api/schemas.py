@@ -21,7 +21,7 @@ from __future__ import annotations
 import re
 from datetime import date
 from enum import StrEnum
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator
 
@@ -383,6 +383,40 @@ class ComponentView(_Response):
     resume_at: str | None = None
 
 
+class AuditDifference(_Response):
+    """One way the books don't agree: ``kind`` missing_in_tool / amounts_changed / booking_number_unknown /
+    booking_number_differs, the host document, and how to fix it."""
+
+    kind: str
+    document_id: str
+    subject_type: str
+    number: str | None = None
+    booking_number: str | None = None
+    detail: str
+    hint: str
+
+
+class AuditTotals(_Response):
+    """Count and net / VAT / gross (decimal strings) of one currency on one side."""
+
+    currency: str
+    count: int
+    net: str
+    vat: str
+    gross: str
+
+
+class AuditView(_Response):
+    """Books-agree audit after a sync: the documents the host has as synced since the start date
+    against the entries the tool holds for their booking numbers."""
+
+    documents: int
+    agree: int
+    host: list[AuditTotals]
+    tool: list[AuditTotals]
+    differences: list[AuditDifference]
+
+
 class RunView(_Response):
     """A sync run: overall status (Running, Success, Warning, Error, Stalled), trigger (manual,
     nightly, webhook), who started a manual one, and its components in order."""
@@ -396,7 +430,9 @@ class RunView(_Response):
     finished_at: str | None = None
     started_by: str | None = None
     error: str | None = None
+    dry_run: bool = False
     components: list[ComponentView]
+    audit: AuditView | None = None
 
 
 class SyncHistory(_Response):
@@ -422,6 +458,7 @@ class DocumentDetail(_Response):
     flag: str | None = None
     subject_type: str | None = None
     subject_id: str | None = None
+    proposed: dict[str, Any] | None = Field(default=None, description="Dry run: the entry that would be booked (journal, relation, lines with ledger account, VAT code, base and VAT amounts, totals).")
 
 
 class RunDetails(_Response):

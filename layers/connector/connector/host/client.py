@@ -50,7 +50,7 @@ from connector.host.mapping import (
     party_from_json,
     vat_rate_from_json,
 )
-from connector.models import Direction, Document, DocumentKind, Party, VatRate
+from connector.models import Direction, Document, DocumentKind, Party, PaymentInfo, VatRate
 from connector.ports import AdapterError
 
 PAGE_SIZE = 100
@@ -272,6 +272,11 @@ class HostClient:
                 "bookkeeping_status": row.get("bookkeeping_status"),
                 "peppol": (row.get("origin") or {}).get("type") == "peppolIncomingDocument",
                 "updated_at": row.get("updated_at"),
+                "totals": {
+                    "net": _money_amount((row.get("total") or {}).get("tax_exclusive")),
+                    "gross": _money_amount((row.get("total") or {}).get("tax_inclusive")),
+                    "currency": (row.get("currency") or {}).get("code"),
+                },
             }
             for row in rows
         ]
@@ -351,6 +356,48 @@ class HostClient:
             return False  # what is left is unknown without the payment list; the host keeps its own state
         self.request(f"{resource}.registerPayment", {"id": host_id, "payment": {"amount": total, "currency": (data.get("currency") or {}).get("code", "EUR")}, "paid_at": when}, write=True)
         return True
+
+    def paid_documents(self, kind: DocumentKind | str, ids: Sequence[str]) -> dict[str, PaymentInfo]:
+        """Of ``ids`` (outgoing documents of ``kind``), the ones the host has as **paid in full**, with
+        their payment: id -> :class:`~connector.models.PaymentInfo` (the paid status host -> tool step,
+        seeds 001 / 004).
+
+        Bulk read: ``invoices.list`` with ``filter {ids, department_id, status: ["matched"]}`` (§4.2),
+        one call per 100 ids (page size 100, so one page holds every answer). A row counts when its
+        ``status`` is ``matched`` and ``paid`` is true; partly paid invoices (``outstanding`` with
+        payments) do not. ``amount`` = ``total.payable`` minus ``total.due`` (what was paid), currency
+        from that Money object (list rows have no ``currency``, §4.2; the department's currency is not
+        assumed: ``EUR`` when the row says nothing), ``paid_on`` = the date of ``paid_at`` (today, by the
+        client's clock, when the host gives none). Credit notes: always ``{}`` (the host has no payments on
+        outgoing credit notes, §5). Ids of other departments or unknown ids are simply not returned."""
+        kind = _kind(kind)
+        wanted = list(dict.fromkeys(i for i in ids if i))
+        if kind is not DocumentKind.INVOICE or not wanted:
+            return {}
+        out: dict[str, PaymentInfo] = {}
+        for start in range(0, len(wanted), PAGE_SIZE):
+            chunk = wanted[start : start + PAGE_SIZE]
+            body = {
+                "filter": {"ids": chunk, "department_id": self.department_id, "status": ["matched"]},
+                "page": {"size": PAGE_SIZE, "number": 1},
+            }
+            for row in self.request("invoices.list", body).get("data") or []:
+                if row.get("id") not in chunk or row.get("status") != "matched" or not row.get("paid"):
+                    continue
+                total = row.get("total") or {}
+                payable = total.get("payable") or total.get("tax_inclusive")
+                amount = _money_amount(payable)
+                if amount is None:
+                    continue
+                due = _money_amount(total.get("due")) or Decimal(0)
+                currency = (payable.get("currency") if isinstance(payable, Mapping) else None) or row.get("currency") or "EUR"
+                paid_at = str(row.get("paid_at") or "")[:10]
+                try:
+                    paid_on = date.fromisoformat(paid_at)
+                except ValueError:
+                    paid_on = self.clock.utcnow().date()
+                out[row["id"]] = PaymentInfo(amount=amount - due, paid_on=paid_on, currency=str(currency))
+        return out
 
     # ------------------------------------------------------------------ more reads
 

@@ -323,7 +323,18 @@ def list_row_from_json(kind: DocumentKind, row: Mapping[str, Any]) -> dict[str, 
         "customer": dict(customer) if isinstance(customer, Mapping) else None,
         "booking_number": None if number is None else str(number),
         "updated_at": row.get("updated_at"),
+        "totals": _row_totals(row),
     }
+
+
+def _row_totals(row: Mapping[str, Any]) -> dict[str, Any] | None:
+    """``{"net", "gross", "currency"}`` of a list row's ``total`` (Money objects carry the currency,
+    §4.2), or ``None`` when the row has no totals."""
+    total = row.get("total") or {}
+    net, gross = total.get("tax_exclusive"), total.get("tax_inclusive")
+    if not isinstance(net, Mapping) or not isinstance(gross, Mapping):
+        return None
+    return {"net": Decimal(str(net.get("amount"))), "gross": Decimal(str(gross.get("amount"))), "currency": net.get("currency") or row.get("currency")}
 
 
 def document_customer(data: Mapping[str, Any]) -> tuple[str, str]:

@@ -761,6 +761,34 @@ class ExactSandbox:
         with self._lock:
             return [dict(row) for row in self._division(division).accounts.values()]
 
+    def bookkeeper_delete(self, entry_id: str) -> None:
+        """A bookkeeper deletes a sales / purchase entry in Exact (with its lines and open items)."""
+        with self._lock:
+            for div in self._divisions.values():
+                for store, lines in (("sales", "sales_lines"), ("purchases", "purchase_lines")):
+                    if entry_id in getattr(div, store):
+                        del getattr(div, store)[entry_id]
+                        for key in [k for k, v in getattr(div, lines).items() if v["EntryID"] == entry_id]:
+                            del getattr(div, lines)[key]
+                        return
+            raise KeyError(entry_id)
+
+    def bookkeeper_edit(self, entry_id: str, delta: Decimal | str) -> None:
+        """A bookkeeper changes the first line of an entry by ``delta`` (excl. VAT, entry's own sign);
+        the entry's totals follow."""
+        delta = Decimal(str(delta))
+        with self._lock:
+            for div in self._divisions.values():
+                for store, lines in (("sales", "sales_lines"), ("purchases", "purchase_lines")):
+                    entry = getattr(div, store).get(entry_id)
+                    if entry is None:
+                        continue
+                    line = next(v for v in getattr(div, lines).values() if v["EntryID"] == entry_id)
+                    line["AmountFC"] = Decimal(str(line["AmountFC"])) + delta
+                    entry["AmountFC"] = Decimal(str(entry["AmountFC"])) + delta
+                    return
+            raise KeyError(entry_id)
+
     def mark_paid(self, entry_id: str, paid_on: date | None = None, *, amount: Decimal | str | None = None) -> None:
         """Record a payment on the receivable (sales entry) or payable (purchase entry) ``entry_id``.
 

@@ -577,6 +577,25 @@ class OctopusSandbox:
             for token in self._dossier_tokens.values():
                 token.issued = past
 
+    def bookkeeper_delete(self, dossier: int, bookyear: int, journal: str, sequence_nr: int) -> None:
+        """A bookkeeper deletes a booking in Octopus (and its open item)."""
+        with self._lock:
+            d = self._dossier(dossier)
+            ident = (int(bookyear), journal, int(sequence_nr))
+            del d.bookings[ident]
+            d.open_items.pop(ident, None)
+
+    def bookkeeper_edit(self, dossier: int, bookyear: int, journal: str, sequence_nr: int, delta: Decimal | str) -> None:
+        """A bookkeeper changes the first line's base amount by ``delta`` (booking lines are positive);
+        the total follows in the booking's own sign."""
+        delta = Decimal(str(delta))
+        with self._lock:
+            booking = self._dossier(dossier).bookings[(int(bookyear), journal, int(sequence_nr))]
+            line = booking["bookingLines"][0]
+            line["baseAmount"] = Decimal(str(line["baseAmount"])) + delta
+            total = Decimal(str(booking["amount"]))
+            booking["amount"] = total + delta if total >= 0 else total - delta
+
     def mark_paid(
         self,
         dossier: int,

@@ -742,6 +742,23 @@ class YukiSandbox:
             for session in self._sessions.values():
                 session.expires = min(session.expires, _now())
 
+    def bookkeeper_delete(self, administration: str, document_id: str) -> None:
+        """A bookkeeper deletes an invoice in Yuki."""
+        with self._lock:
+            admin = self._admin(administration)
+            admin.invoices[:] = [i for i in admin.invoices if i["DocumentID"] != document_id.lower()]
+
+    def bookkeeper_edit(self, administration: str, document_id: str, delta: Decimal | str) -> None:
+        """A bookkeeper changes the first line of an invoice by ``delta`` (excl. VAT, Yuki's sign); the
+        totals follow."""
+        delta = Decimal(str(delta))
+        with self._lock:
+            inv = next(i for i in self._admin(administration).invoices if i["DocumentID"] == document_id.lower())
+            inv["Lines"][0]["LineAmount"] = Decimal(str(inv["Lines"][0]["LineAmount"])) + delta
+            for key in ("TotalAmountExclVAT", "TotalAmount", "OpenAmount"):
+                if inv.get(key) is not None:
+                    inv[key] = Decimal(str(inv[key])) + delta
+
     def mark_paid(
         self,
         reference: str | None = None,

@@ -22,6 +22,7 @@ import json
 import logging
 import uuid
 from collections.abc import Callable, Sequence
+from decimal import Decimal
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -116,10 +117,13 @@ def start_sync(
     trigger: Trigger,
     started_by: str | None = None,
     started_by_email: str | None = None,
+    dry_run: bool = False,
 ) -> str:
     """Start a sync of one company entity; returns the new run id.
 
     ``started_by`` / ``started_by_email`` identify the user of a manual run (the one notified).
+    ``dry_run``: every component runs up to the write and records, per document, the entry it would
+    book or why it would skip it; nothing is written to the tool or the host (seed-based issue 10).
 
     Raises :class:`~connector.stores.dynamodb.SyncAlreadyRunning` (with the running run's id) when one
     runs, ``LookupError`` when the entity has no connected integration.
@@ -138,6 +142,7 @@ def start_sync(
             trigger=trigger.value,
             started_by=started_by if trigger is Trigger.MANUAL else None,
             started_by_email=started_by_email if trigger is Trigger.MANUAL else None,
+            dry_run=dry_run,
         )
         svc.start_execution(run_id)
     except Exception:
@@ -270,7 +275,12 @@ def process_batch(svc: Services, run_id: str, component: str, batch: int) -> dic
     Raises :class:`ComponentFailed` after marking the component Error when the tool fails as a whole.
     """
     if component == PAYMENT_STATUS:
-        return {"synced": sync_payments(svc, run_id)["marked_paid"], "skipped": 0, "tool": None, "api_calls": {}}
+        run = svc.stores.get_run(run_id) or {}
+        if run.get("dry_run"):
+            return {"synced": 0, "skipped": 0, "tool": None, "api_calls": {}}
+        marked = sync_payments(svc, run_id)["marked_paid"]
+        audit_books(svc, run_id)
+        return {"synced": marked, "skipped": 0, "tool": None, "api_calls": {}}
     run, entity = _run_and_entity(svc, run_id)
     comp = Component(component)
     svc.stores.set_component(run_id, component, ComponentStatus.IN_PROGRESS, only_from=(ComponentStatus.PENDING,))
@@ -280,7 +290,10 @@ def process_batch(svc: Services, run_id: str, component: str, batch: int) -> dic
         if comp is Component.LEDGER_ACCOUNTS:
             results = _sync_metadata(svc, entity, adapter)
         elif comp in RELATION_COMPONENTS:
-            results = _sync_relations(svc, entity, adapter, ids, RELATION_COMPONENTS[comp])
+            if run.get("dry_run"):
+                results = _dry_relations(svc, entity, ids)
+            else:
+                results = _sync_relations(svc, entity, adapter, ids, RELATION_COMPONENTS[comp])
         elif comp in DOCUMENT_COMPONENTS:
             kind, direction = DOCUMENT_COMPONENTS[comp]
             results = _sync_documents(svc, run, entity, adapter, ids, kind, direction)
@@ -388,7 +401,7 @@ def _sync_documents(
     host = svc.host_for(entity)
     updates = [i[len(UPDATE_PREFIX):] for i in ids if i.startswith(UPDATE_PREFIX)]
     ids = [i for i in ids if not i.startswith(UPDATE_PREFIX)]
-    results: list[dict[str, Any]] = _update_documents(svc, run, entity, adapter, updates, kind, direction) if updates else []
+    results: list[dict[str, Any]] = _update_documents(svc, run, entity, adapter, updates, kind, direction) if updates and not run.get("dry_run") else []
     if not ids:
         return results
     records = stores.get_bookings(account, ent, record_kind, ids)
@@ -397,7 +410,7 @@ def _sync_documents(
     # Booked in an earlier run, but the host never got the booking number (crash after recording).
     for host_id, record in records.items():
         if record.get("state") == "booked":
-            note = _write_back(host, kind, direction, host_id, record["booking_number"])
+            note = None if run.get("dry_run") else _write_back(host, kind, direction, host_id, record["booking_number"])
             results.append({"id": host_id, "outcome": DocumentOutcome.ALREADY_SYNCED.value, "booking_number": record["booking_number"], "entry_id": record.get("entry_id"), "flag": note})
     todo = [i for i in ids if records.get(i, {}).get("state") != "booked"]
     if not todo:
@@ -413,6 +426,8 @@ def _sync_documents(
     if metadata is None:
         raise AdapterError("the accounting tool's ledger accounts, journals and VAT codes are not loaded")
     relations = stores.get_relations(account, ent, ROLE_OF[direction], [d.party.host_id for d in documents])
+    if run.get("dry_run"):  # a relation the run would create has no tool id yet: name it
+        relations = {d.party.host_id: relations.get(d.party.host_id) or f"(new relation: {d.party.name})" for d in documents if d.party.name.strip()} | relations
 
     entries: list[tuple[Document, BookingEntry]] = []
     for doc in documents:
@@ -421,6 +436,11 @@ def _sync_documents(
             results.append(_document_result(doc, DocumentOutcome.SKIPPED, reason=built.reason, hint=built.hint))
         else:
             entries.append((doc, built))
+
+    if run.get("dry_run"):
+        for doc, entry in entries:
+            results.append(_document_result(doc, DocumentOutcome.WOULD_SYNC, proposed=proposed_entry(entry)))
+        return results
 
     # A crash may have left entries booked in the tool without a recorded number: look them up first.
     uncertain = [entry for _, entry in entries if records.get(entry.host_id, {}).get("state") == "intent"]
@@ -485,6 +505,37 @@ def _update_documents(
     return results
 
 
+def proposed_entry(entry: BookingEntry) -> dict[str, Any]:
+    """The entry a dry run would book, as plain JSON: journal, relation, date, currency, lines (GL
+    account, VAT code, base and VAT amount), totals, and the sign (document's own; the adapter turns a
+    credit note into the tool's convention when it books)."""
+    return {
+        "journal": entry.journal,
+        "relation": entry.relation_id,
+        "reference": entry.reference,
+        "entry_date": entry.entry_date.isoformat(),
+        "currency": entry.currency,
+        "kind": entry.kind.value,
+        "direction": entry.direction.value,
+        "lines": [{"gl_account": l.gl_account, "vat_code": l.vat_code, "net": str(l.net_amount), "vat": str(l.vat_amount)} for l in entry.lines],
+        "net": str(entry.net),
+        "vat": str(entry.vat),
+        "gross": str(entry.gross),
+    }
+
+
+def _dry_relations(svc: Services, entity: EntityRecord, refs: Sequence[str]) -> list[dict[str, Any]]:
+    """Dry run of a relations component: what would be created or matched, nothing sent."""
+    host = svc.host_for(entity)
+    parties = host.get_parties([tuple(ref.split(":", 1)) for ref in refs])  # type: ignore[misc]
+    return [
+        {"id": f"{p.kind.value}:{p.host_id}", "number": p.name, "outcome": DocumentOutcome.WOULD_SYNC.value if p.name.strip() else DocumentOutcome.SKIPPED.value,
+         "detail": "would be found by its code or created in the tool" if p.name.strip() else None,
+         "reason": None if p.name.strip() else "it has no name", "subject_type": p.kind.value, "subject_id": p.host_id}
+        for p in parties
+    ]
+
+
 def relation_warning(adapter: AccountingAdapter, party: Any) -> str | None:
     """The adapter's warning about how a relation had to be sent (e.g. Octopus has no 'contractor' VAT
     type), for adapters that have ``relation_warning``; ``None`` otherwise."""
@@ -544,7 +595,7 @@ def complete_component(svc: Services, run_id: str, component: str) -> dict[str, 
     if run is None:
         raise RunNotFound(run_id)
     results = svc.stores.get_results(run_id, component)
-    synced = sum(1 for r in results if r["outcome"] == DocumentOutcome.SYNCED.value)
+    synced = sum(1 for r in results if r["outcome"] in (DocumentOutcome.SYNCED.value, DocumentOutcome.WOULD_SYNC.value))
     already = sum(1 for r in results if r["outcome"] == DocumentOutcome.ALREADY_SYNCED.value)
     skipped = sum(1 for r in results if r["outcome"] == DocumentOutcome.SKIPPED.value)
     flagged = sum(1 for r in results if r.get("flag"))
@@ -593,10 +644,10 @@ def finish_run(svc: Services, run_id: str, error: dict[str, Any] | None = None) 
         # The watchdog marked it Stalled meanwhile (and released the lock): keep that verdict.
         current = svc.stores.get_run(run_id) or run
         return {"run_id": run_id, "status": current["status"]}
-    if status is RunStatus.SUCCESS:
+    if status is RunStatus.SUCCESS and not run.get("dry_run"):
         svc.stores.keep_latest_success(run["account_id"], run["entity_id"], run_id)
     svc.stores.release_lock(run["account_id"], run["entity_id"], run_id)
-    if run.get("trigger") == Trigger.MANUAL.value and run.get("started_by") and svc.notify:
+    if run.get("trigger") == Trigger.MANUAL.value and run.get("started_by") and svc.notify and not run.get("dry_run"):
         finished = svc.stores.get_run(run_id) or run
         svc.notify(finished, svc.stores.get_results(run_id))
     follow_up = _follow_up(svc, run)
@@ -684,3 +735,72 @@ def sync_payments(svc: Services, run_id: str) -> dict[str, int]:
         svc.stores.mark_host_paid(account, ent, f"{ref.direction.value}_{ref.kind.value}", ref.host_id)
     svc.stores.update_run(run_id, payments={"checked": len(candidates), "marked_paid": marked})
     return {"checked": len(candidates), "marked_paid": marked}
+
+
+# --------------------------------------------------------------------------------------- audit
+
+
+def audit_books(svc: Services, run_id: str) -> dict[str, Any]:
+    """Books-agree audit (after each sync): every document the host has as synced since the start date
+    against the entry the tool holds for it — count and net / VAT / gross per currency on both sides,
+    and each difference with the host document and a fix hint: ``missing_in_tool`` (deleted there),
+    ``amounts_changed`` (edited there), ``booking_number_unknown`` (the host has a number the connector
+    never booked), ``booking_number_differs``. Reads in bulk only; stored on the run as ``audit``."""
+    run, entity = _run_and_entity(svc, run_id)
+    assert entity.settings is not None
+    host, adapter = svc.host_for(entity), svc.adapter_for(entity)
+    records = {(r["record_kind"], r["host_id"]): r for r in svc.stores.list_bookings(entity.account_id, entity.entity_id) if r.get("state") == "booked"}
+    differences: list[dict[str, Any]] = []
+    sides: dict[str, dict[str, list[Decimal]]] = {"host": {}, "tool": {}}
+    documents = agree = 0
+
+    def add(side: str, currency: str, net: Decimal, gross: Decimal) -> None:
+        totals = sides[side].setdefault(currency or "?", [Decimal(0), Decimal(0), Decimal(0), Decimal(0)])
+        totals[0] += 1
+        totals[1] += net
+        totals[2] += gross - net
+        totals[3] += gross
+
+    for component, (kind, direction) in DOCUMENT_COMPONENTS.items():
+        if direction is Direction.INCOMING:
+            rows = [r for r in host.list_incoming(kind, since=entity.settings.start_date) if r.get("booking_number")]  # type: ignore[attr-defined]
+        else:
+            rows = [r for r in host.list_documents(kind, since=entity.settings.start_date) if r.get("booking_number")]
+        if not rows:
+            continue
+        record_kind = booking_kind(kind, direction)
+        subject = _subject_type(kind, direction)
+        known = {r["id"]: records.get((record_kind, r["id"])) for r in rows}
+        entries = adapter.read_bookings([rec["entry_id"] for rec in known.values() if rec], kind, direction) if any(known.values()) else {}
+        for row in rows:
+            documents += 1
+            totals = row.get("totals") or {}
+            if totals.get("net") is not None and totals.get("gross") is not None:
+                add("host", totals.get("currency") or "", totals["net"], totals["gross"])
+            record = known[row["id"]]
+            base = {"document_id": row["id"], "subject_type": subject, "number": row.get("number"), "booking_number": row.get("booking_number")}
+            if record is None:
+                differences.append({**base, "kind": "booking_number_unknown", "detail": f"the host has booking number {row['booking_number']}, which this connector never booked",
+                                    "hint": "Check the document in the accounting tool; clear its booking number in the host product to have it booked by the next sync."})
+                continue
+            entry = entries.get(record["entry_id"])
+            if entry is None:
+                differences.append({**base, "kind": "missing_in_tool", "detail": f"entry {record['booking_number']} is no longer in the accounting tool",
+                                    "hint": "Book it again in the tool, or clear its booking number in the host product and sync."})
+                continue
+            add("tool", entry.currency, entry.net, entry.gross)
+            if str(entry.booking_number) != str(record["booking_number"]):
+                differences.append({**base, "kind": "booking_number_differs", "detail": f"the tool has booking number {entry.booking_number}, the host {record['booking_number']}",
+                                    "hint": "Correct the booking number in the host product."})
+            elif totals.get("net") is not None and (entry.net != totals["net"] or entry.gross != totals["gross"]):
+                differences.append({**base, "kind": "amounts_changed", "detail": f"the host has {totals['net']} + VAT = {totals['gross']}, the tool {entry.net} + VAT = {entry.gross}",
+                                    "hint": "Someone changed the entry in the accounting tool: correct it there (or the document in the host product)."})
+            else:
+                agree += 1
+
+    def listed(side: str) -> list[dict[str, Any]]:
+        return [{"currency": c, "count": int(t[0]), "net": str(t[1]), "vat": str(t[2]), "gross": str(t[3])} for c, t in sorted(sides[side].items())]
+
+    audit = {"documents": documents, "agree": agree, "host": listed("host"), "tool": listed("tool"), "differences": differences}
+    svc.stores.update_run(run_id, audit=audit)
+    return audit

@@ -1,0 +1,57 @@
+"""Books-agree audit (issue 10): after each sync the documents the host has as synced are checked
+against the tool's entries; an entry deleted and one edited by a bookkeeper in the tool are found."""
+
+from __future__ import annotations
+
+from decimal import Decimal
+
+import pytest
+
+from connector.clock import ScaledClock, set_clock
+from connector.faults import drive, synthetic_documents, tool_world
+from connector.models import DocumentKind
+
+
+@pytest.fixture(autouse=True)
+def scaled_clock():
+    previous = set_clock(ScaledClock(600.0))
+    yield
+    set_clock(previous)
+
+
+def _tamper(world, deleted: dict, edited: dict) -> None:
+    sandbox, conn = world.sandbox, world.connection
+    if world.tool == "exact":
+        sandbox.bookkeeper_delete(deleted["entry_id"])
+        sandbox.bookkeeper_edit(edited["entry_id"], "10.00")
+    elif world.tool == "octopus":
+        year, journal, seq = deleted["entry_id"].split("/")
+        sandbox.bookkeeper_delete(conn["dossier_id"], int(year), journal, int(seq))
+        year, journal, seq = edited["entry_id"].split("/")
+        sandbox.bookkeeper_edit(conn["dossier_id"], int(year), journal, int(seq), "10.00")
+    else:
+        sandbox.bookkeeper_delete(conn["administration_id"], deleted["entry_id"])
+        sandbox.bookkeeper_edit(conn["administration_id"], edited["entry_id"], "10.00")
+
+
+@pytest.mark.parametrize("tool", ["exact", "octopus", "yuki"])
+def test_the_audit_agrees_after_a_sync_and_finds_a_deleted_and_an_edited_entry(tool):
+    with tool_world(tool, synthetic_documents(16), None, batch_size=10) as world:
+        svc = world.services
+        first = svc.stores.get_run(drive(svc, world.account_id, world.entity_id))
+        audit = first["audit"]
+        assert audit["documents"] == 16 and audit["agree"] == 16 and audit["differences"] == []
+        assert audit["host"] == audit["tool"] and sum(t["count"] for t in audit["host"]) == 16
+
+        invoices = [i for i in world.loaded if i.kind == DocumentKind.INVOICE]
+        records = svc.stores.get_bookings(world.account_id, world.entity_id, "outgoing_invoice", [i.host_id for i in invoices[:2]])
+        deleted, edited = records[invoices[0].host_id], records[invoices[1].host_id]
+        _tamper(world, deleted, edited)
+
+        second = svc.stores.get_run(drive(svc, world.account_id, world.entity_id))["audit"]
+        assert second["documents"] == 16 and second["agree"] == 14
+        found = {d["kind"]: d for d in second["differences"]}
+        assert set(found) == {"missing_in_tool", "amounts_changed"}
+        assert found["missing_in_tool"]["document_id"] == invoices[0].host_id and found["missing_in_tool"]["hint"]
+        assert found["amounts_changed"]["document_id"] == invoices[1].host_id and "tool" in found["amounts_changed"]["detail"]
+        assert Decimal(second["tool"][0]["net"]) != Decimal(second["host"][0]["net"])
