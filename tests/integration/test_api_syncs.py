@@ -133,7 +133,7 @@ def test_view_details_lists_skipped_and_flagged_with_reason_hint_and_host_object
     assert details["run"]["run_id"] == run_id and details["run"]["status"] == "Running" and details["run"]["started_by"] == "u-1"
     by_id = {d["id"]: d for d in details["details"]}
     assert set(by_id) == {"d2", "d3", "company:c9"}
-    assert by_id["d2"] == {"component": "outgoing_invoices", "id": "d2", "number": "2025/2", "outcome": "skipped", "reason": "no VAT code for 21%", "hint": "Link the VAT rate in the settings.", "flag": None, "subject_type": "invoice", "subject_id": "d2", "proposed": None}
+    assert by_id["d2"] == {"component": "outgoing_invoices", "id": "d2", "number": "2025/2", "outcome": "skipped", "reason": "no VAT code for 21%", "hint": "Link the VAT rate in the settings.", "flag": None, "booking_number": None, "subject_type": "invoice", "subject_id": "d2", "proposed": None}
     assert by_id["d3"]["flag"].startswith("booked") and by_id["company:c9"]["subject_type"] == "company"
     assert api("GET", f"/v1/syncs/{run_id}", token(account="acc-2", rights=["admin"]))[0] == 404
     assert api("GET", f"/v1/syncs/{run_id}", token(rights=[]))[0] == 403

@@ -108,7 +108,8 @@ def test_list_documents_pages_filters_and_row_shape(world: World, client: HostCl
     assert [r["date"] for r in rows] == sorted(r["date"] for r in rows)
     assert rows[0] == {"id": rows[0]["id"], "number": rows[0]["number"], "date": rows[0]["date"],
                        "customer": {"type": "company", "id": world.company}, "booking_number": None,
-                       "updated_at": world.sb.invoice(rows[0]["id"])["updated_at"]}
+                       "updated_at": world.sb.invoice(rows[0]["id"])["updated_at"], "totals": rows[0]["totals"]}
+    assert rows[0]["totals"]["net"] == world.sb.invoice(rows[0]["id"])["total"]["tax_exclusive"]["amount"]
     assert world.sb.calls_by_action["invoices.list"] == 3
 
 

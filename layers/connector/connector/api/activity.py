@@ -146,6 +146,7 @@ def run_details(stores: Stores, account_id: str, run_id: str) -> RunDetails:
                 reason=_opt_str(result.get("reason")),
                 hint=_opt_str(result.get("hint")),
                 flag=_opt_str(result.get("flag")),
+                booking_number=_opt_str(result.get("booking_number")) if result.get("outcome") != DocumentOutcome.SKIPPED.value else None,
                 subject_type=_opt_str(result.get("subject_type")),
                 subject_id=_opt_str(result.get("subject_id")),
                 proposed=result.get("proposed"),

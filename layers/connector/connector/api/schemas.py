@@ -456,6 +456,7 @@ class DocumentDetail(_Response):
     reason: str | None = None
     hint: str | None = None
     flag: str | None = None
+    booking_number: str | None = Field(default=None, description="The tool's booking number of a document that was booked (e.g. a flagged one); null for skipped documents and for relations.")
     subject_type: str | None = None
     subject_id: str | None = None
     proposed: dict[str, Any] | None = Field(default=None, description="Dry run: the entry that would be booked (journal, relation, lines with ledger account, VAT code, base and VAT amounts, totals).")
