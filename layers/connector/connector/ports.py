@@ -62,6 +62,18 @@ class AccountingAdapter(Protocol):
     tool, read in bulk pages (Exact ``crm/Accounts`` with ``$select`` and ``__next``, Octopus ``GET
     /relations``, Yuki ``SearchContacts`` pages), for the import of relations at setup. Raises
     :class:`AdapterError`.
+
+    Optional (looked up with ``getattr`` by :mod:`connector.sync.paid_to_tool`, the paid status host ->
+    tool step of seeds 001 / 004):
+    ``register_payments(items: Sequence[tuple[BookedRef, connector.models.PaymentInfo]]) -> dict[str,
+    str | None]`` -- give the tool the paid status of outgoing invoices the host has as paid in full,
+    keyed by ``entry_id``: ``None`` = done (the tool's open item is settled now, or was already), a string
+    = the per-document reason it was not done (e.g. Exact: not supported, register the payment in Exact).
+    It reads the open items first (in bulk) and never settles an item twice, so calling it again for the
+    same documents writes nothing. Octopus: ``POST /balancings``; Yuki: a general journal through
+    ``ProcessJournal``; Exact: not supported (each document gets the reason). An adapter without it
+    can't take payments: the step reports that per document. Raises :class:`AdapterError` for
+    tool-level failures.
     """
 
     tool: str
@@ -102,7 +114,12 @@ class AccountingAdapter(Protocol):
 
 
 class HostProduct(Protocol):
-    """The host product's API as the sync needs it, for one account and company entity."""
+    """The host product's API as the sync needs it, for one account and company entity.
+
+    Optional (``getattr``, :mod:`connector.sync.paid_to_tool`): ``paid_documents(kind, ids) -> dict[str,
+    connector.models.PaymentInfo]`` -- of ``ids``, the outgoing documents the host has as paid in full,
+    read in bulk (``invoices.list`` filtered on ``ids`` and status ``matched``); credit notes never
+    (the host has no payments on them)."""
 
     def list_documents(self, kind: DocumentKind, *, since: Any) -> list[dict[str, Any]]:
         """Booked outgoing documents of ``kind`` dated on or after ``since`` (a ``date``): rows with at

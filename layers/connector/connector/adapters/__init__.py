@@ -27,7 +27,9 @@ class AdapterContext:
     ``connection`` holds the non-secret connection details chosen at connect time (Exact division,
     Octopus dossier, Yuki administration, base URL override); ``credentials`` the per-connection secret
     store; ``app_secret()`` returns the connector's own app credentials for that tool (OAuth client id
-    and secret, software-house id), read only when needed.
+    and secret, software-house id), read only when needed. ``budget`` is the call budget shared by every
+    entity on the same tool tenant (:mod:`connector.stores.budget`); the adapter takes one token before
+    each request to the tool.
     """
 
     tool: str
@@ -36,6 +38,7 @@ class AdapterContext:
     app_secret: Callable[[], dict[str, Any]]
     base_url: str | None = None
     transport: Any = None  # an httpx transport (tests, fault injection, benchmark); None = the network
+    budget: Any = None  # connector.stores.budget.TenantBudget of the entity's tool tenant; None = no shared budget
 
 
 def supports_updates(tool: str) -> bool:

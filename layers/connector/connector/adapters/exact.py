@@ -47,6 +47,17 @@ Choices where the reference is silent or (unconfirmed):
   the entry's sign as posted (credit notes negative; unconfirmed for Payments) and turned into the
   document's sign. Status 30 / 40 (selected / processed, not yet matched) count as open.
 - The header ``AmountFC`` / ``VATAmountFC`` are sent so Exact refuses an unbalanced entry.
+- Paid in the host -> Exact: **not supported**, reported per document (:data:`PAYMENT_NOT_SUPPORTED`,
+  :meth:`ExactOnlineAdapter.register_payments`). Exact closes a receivable only by *matching* it with a
+  financial (bank / cash) entry (``Status`` 50, §1.9); the reference documents no write for payments or
+  matching, only the reads. Posting a bank entry for a payment the host knows of would put money in the
+  bank ledger that the bank statement import (how Exact users reconcile) books a second time; a cash
+  entry would invent a cash receipt in a journal the admin never chose; and a general-journal entry on
+  the customer without matching leaves the receivable open (``Status`` 20), so it would write into the
+  books without the invoice ever showing paid. The sandbox has no matching rules to simulate either
+  faithfully. So nothing is written: each document gets the reason, unless Exact has it matched already
+  (then it counts as done). The seeds promise the host -> tool paid status for Octopus and Yuki only
+  (seeds 001, 004).
 - A refresh refused with ``Reason: Access Token not expired`` (the stored expiry was wrong) keeps the
   current access token and retries the refresh 30 s later at the earliest; after a ``401`` on an API
   call the same answer means the token is dead → ``CredentialsChanged``.
@@ -85,6 +96,7 @@ from connector.models import (
     GLAccount,
     Journal,
     Party,
+    PaymentInfo,
     PaymentState,
     ToolMetadata,
     VatCode,
@@ -93,6 +105,9 @@ from connector.onboarding import ToolRelation
 from connector.ports import AdapterError, CredentialsChanged, CredentialStore, RelationRejected, chunked
 
 __all__ = ["ExactOnlineAdapter", "create_adapter", "hint_for", "normalise_vat"]
+
+#: The per-document reason the paid status host -> Exact gives (see the module docstring for why).
+PAYMENT_NOT_SUPPORTED = "not supported in Exact Online: register the payment in Exact (bank reconciliation)"
 
 log = logging.getLogger(__name__)
 
@@ -296,6 +311,9 @@ class ExactOnlineAdapter:
         self._gl_codes: dict[str, str] = {}  # ID -> GL code
         self._vat_raw: dict[str, str] = {}  # stripped VAT code -> code as Exact stores it
         self._backoff = wait_exponential_jitter(initial=1, max=30, exp_base=2, jitter=1)
+        #: The division's shared call budget (:class:`connector.stores.budget.TenantBudget`): one token is
+        #: taken before every API request (not the token endpoint, which Exact counts apart, §1.2). None: off.
+        self.budget: Any = None
 
     def close(self) -> None:
         """Close the HTTP client."""
@@ -812,6 +830,21 @@ class ExactOnlineAdapter:
             open_amount = Decimal(0)  # no "-0" for a paid credit note
         return PaymentState(entry_id=ref.entry_id, paid=paid, open_amount=open_amount, paid_on=paid_on)
 
+    def register_payments(self, items: Sequence[tuple[BookedRef, PaymentInfo]]) -> dict[str, str | None]:
+        """The paid status host -> Exact, keyed by ``entry_id``: Exact can't take it (module docstring:
+        a receivable closes only by matching a bank / cash entry, which the connector must not invent),
+        so nothing is ever written. Each entry Exact already has matched in full (:meth:`read_payments`,
+        one bulk read per 40 entries) is ``None`` (done: nothing to do); every other gets
+        :data:`PAYMENT_NOT_SUPPORTED`, so the sync shows it per document instead of a silent no-op.
+        Raises :class:`AdapterError` (the read)."""
+        if not items:
+            return {}
+        states = self.read_payments([ref for ref, _ in items])
+        return {
+            ref.entry_id: None if (state := states.get(ref.entry_id)) is not None and state.paid else PAYMENT_NOT_SUPPORTED
+            for ref, _ in items
+        }
+
     def _booked_line(self, row: dict[str, Any], sign: int) -> BookingLine:
         gl_code = row.get("GLAccountCode") or self._gl_codes.get(str(row.get("GLAccount") or "").lower(), "")
         return BookingLine(
@@ -958,6 +991,8 @@ class ExactOnlineAdapter:
         if content is not None:
             headers["Content-Type"] = "application/json"
             headers["Prefer"] = "return=representation"
+        if self.budget is not None:
+            self.budget.take()  # the division's shared budget: AdapterError(resume_at) when the day is spent
         self.calls["writes" if write else "reads"] += 1
         path = url.split("?")[0]
         try:
@@ -1137,7 +1172,7 @@ def create_adapter(ctx: AdapterContext) -> ExactOnlineAdapter:
     ``ctx.connection["division"]`` is the Exact division chosen at connect time; the app's OAuth client
     id / secret come from ``ctx.app_secret()``; ``ctx.base_url`` overrides the Exact host (sandbox)."""
     app = ctx.app_secret()
-    return ExactOnlineAdapter(
+    adapter = ExactOnlineAdapter(
         ctx.base_url or DEFAULT_BASE_URL,
         int(ctx.connection["division"]),
         ctx.credentials,
@@ -1145,3 +1180,5 @@ def create_adapter(ctx: AdapterContext) -> ExactOnlineAdapter:
         client_secret=app["client_secret"],
         transport=ctx.transport,
     )
+    adapter.budget = getattr(ctx, "budget", None)
+    return adapter

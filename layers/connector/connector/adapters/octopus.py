@@ -83,6 +83,12 @@ Choices where the reference is silent or (unconfirmed):
   ``lastPaymentDate`` when paid. Bookings missing from the feed (deleted in Octopus) are left out; the
   connector never turns a document that is paid in the host back to unpaid (seed 001), that is the
   engine's rule, not this adapter's.
+- Paid in the host -> paid in Octopus (seed 001 "Note"): :meth:`OctopusAdapter.register_payments`
+  reads the open items (as ``read_payments``, in bulk), skips bookings already paid, and letters each
+  open one with ``POST /balancings`` (§2.7 names the endpoint; its body is the sandbox's design, see
+  :mod:`connector.sandbox.octopus`): one balancing per booking, ``balancingDate`` = the host's payment
+  date, one line settling the whole open amount. One call per booking so one refusal never sinks the
+  others. A lost answer is never blindly re-sent: the open item is read again first.
 - A ``403`` on a booking is a per-document refusal: "the booking period … is closed in Octopus" when
   Octopus speaks of a period or a book year, "journal … is closed in Octopus" for a journal. A refused
   post (``400``) with nothing at the identity is a :class:`~connector.models.BookingRejected` with
@@ -122,6 +128,7 @@ from connector.models import (
     GLAccount,
     Journal,
     Party,
+    PaymentInfo,
     PaymentState,
     ToolMetadata,
     VatCode,
@@ -341,6 +348,9 @@ class OctopusAdapter:
         self._relations: dict[str, tuple[Any, str]] = {}  # host id -> (fingerprint, relation id)
         self._list_quirk = False
         self._backoff = wait_exponential_jitter(initial=1, max=30, exp_base=2, jitter=1)
+        #: The dossier's shared call budget (:class:`connector.stores.budget.TenantBudget`): one token is
+        #: taken before every request, login calls included (no limit is documented, §2.8). None: off.
+        self.budget: Any = None
 
     def close(self) -> None:
         """Close the HTTP client."""
@@ -1077,6 +1087,83 @@ class OctopusAdapter:
                 )
         return result
 
+    def register_payments(self, items: Sequence[tuple[BookedRef, PaymentInfo]]) -> dict[str, str | None]:
+        """Give Octopus the paid status of outgoing invoices the host has as paid in full (seed 001: "when
+        an invoice has obtained the status Paid in Teamleader Focus, it will also receive the status Paid
+        in Octopus"), keyed by ``entry_id``: ``None`` = settled (now or before), a string = why not.
+
+        The open items of all ``items`` are read first (:meth:`read_payments`: one feed read per book
+        year). A booking already paid in Octopus is left alone (``None``: nothing is written, so a second
+        call is free and never pays twice); one Octopus no longer lists gets "the booking is no longer in
+        Octopus"; every other gets ``POST /balancings`` (sandbox design, §2.7 "the biggest gap")::
+
+            {"balancingServiceData": {"balancingDate": <paid_on>, "comment": "Paid in the host product: <ref>",
+              "balancingLines": [{"bookyearKey": {"id": y}, "journalKey": j, "documentSequenceNr": n,
+                                  "amount": <the whole open amount, positive>}]}}
+
+        Octopus's open amount is settled, not ``PaymentInfo.amount``: the host has the invoice paid in
+        full. A ``201`` is done; a refusal (``4xx``) is read back and counts as done when the item is paid
+        by now (e.g. a re-sent request), else the reason is Octopus's message; a lost answer (5xx /
+        timeout after sending) reads the item again before trying once more. Only outgoing documents are
+        taken (incoming ones get a reason). Raises :class:`AdapterError` for tool-level failures."""
+        out: dict[str, str | None] = {}
+        todo: list[tuple[BookedRef, PaymentInfo]] = []
+        for ref, info in items:
+            if ref.direction is not Direction.OUTGOING:
+                out[ref.entry_id] = "only sales documents can be marked paid in Octopus from the host product"
+            elif _parse_entry_id(ref.entry_id) is None:
+                out[ref.entry_id] = f"'{ref.entry_id}' is not an Octopus booking"
+            else:
+                todo.append((ref, info))
+        states = self.read_payments([ref for ref, _ in todo]) if todo else {}
+        for ref, info in todo:
+            state = states.get(ref.entry_id)
+            if state is None:
+                out[ref.entry_id] = "the booking is no longer in Octopus"
+            elif state.paid:
+                out[ref.entry_id] = None
+            else:
+                out[ref.entry_id] = self._balance(ref, info, state)
+        return out
+
+    def _balance(self, ref: BookedRef, info: PaymentInfo, state: PaymentState) -> str | None:
+        """One ``POST /balancings`` settling ``ref``'s open item; ``None`` when it is paid afterwards."""
+        ident = _parse_entry_id(ref.entry_id)
+        assert ident is not None
+        bookyear, journal, seq = ident
+        tries = 0
+        while True:
+            tries += 1
+            line = {"bookyearKey": {"id": bookyear}, "journalKey": journal, "documentSequenceNr": seq,
+                    "amount": abs(state.open_amount)}
+            data = {"balancingDate": info.paid_on, "comment": f"Paid in the host product: {ref.reference}"[:200],
+                    "balancingLines": [line]}
+            try:
+                response = self._api("POST", "balancings", content=_encode({"balancingServiceData": data}),
+                                     ambiguous_writes=True)
+            except _Ambiguous as exc:
+                log.warning("octopus: balancing of %s outcome unknown (%s), attempt %d", ref.entry_id, exc, tries)
+                if tries >= self.max_attempts:
+                    raise AdapterError(f"Octopus unavailable: POST balancings failed {tries} times ({exc})") from None
+                get_clock().sleep(self._backoff_seconds(tries))
+                now = self.read_payments([ref]).get(ref.entry_id)
+                if now is None:
+                    return "the booking is no longer in Octopus"
+                if now.paid:
+                    return None
+                state = now
+                continue
+            if response.status_code in (200, 201, 204):
+                return None
+            if 400 <= response.status_code < 500:
+                message = _error_message(response)
+                now = self.read_payments([ref]).get(ref.entry_id)
+                if now is not None and now.paid:
+                    return None
+                return f"Octopus refused the payment: {message}"
+            self._check(response, "balancings")
+            return f"Octopus answered HTTP {response.status_code} to the payment"
+
     def _booking_at(self, bookyear: int, journal: str, seq: int) -> dict[str, Any] | None:
         """The booking at one identity (§2.5 ``GET /buysellbookings``; the modified feed when that answers
         400), or ``None``."""
@@ -1198,6 +1285,8 @@ class OctopusAdapter:
         headers = {"dossierToken": token}
         if content is not None:
             headers["Content-Type"] = "application/json"
+        if self.budget is not None:
+            self.budget.take()  # the dossier's shared budget (per-minute bucket)
         self.calls["writes" if write else "reads"] += 1
         path = url.split("?")[0]
         try:
@@ -1302,6 +1391,8 @@ class OctopusAdapter:
     def _auth_call(self, method: str, path: str, *, content: str, headers: dict[str, str],
                    params: dict[str, str] | None = None) -> httpx.Response:
         def once() -> httpx.Response:
+            if self.budget is not None:
+                self.budget.take()
             try:
                 response = self._http.request(method, path, params=params, content=content, headers=headers)
             except httpx.TransportError as exc:
@@ -1334,10 +1425,12 @@ def create_adapter(ctx: AdapterContext) -> OctopusAdapter:
     from ``ctx.app_secret()["software_house_uuid"]``; ``ctx.base_url`` overrides the Octopus URL
     (sandbox). The user / password live in ``ctx.credentials``."""
     app = ctx.app_secret()
-    return OctopusAdapter(
+    adapter = OctopusAdapter(
         ctx.base_url or DEFAULT_BASE_URL,
         int(ctx.connection["dossier_id"]),
         ctx.credentials,
         software_house_uuid=str(app["software_house_uuid"]),
         transport=ctx.transport,
     )
+    adapter.budget = getattr(ctx, "budget", None)
+    return adapter

@@ -68,8 +68,19 @@ Rules followed (``shared/reference/accounting-apis.md`` §3, seed 004 "How do I 
   document absent from the open items is paid, a listed one is open (partly paid when
   ``0 < open < original``). The host never un-pays a document (seed 004), so the engine should ask only
   about documents it does not yet show as paid.
+- Paid in the host -> paid in Yuki (seed 004 "When an invoice has received the status Paid in
+  Teamleader Focus, it will also receive the status Paid in Yuki"): no documented Yuki operation marks
+  an invoice paid (§3.8), so :meth:`YukiAdapter.register_payments` books a **general journal**
+  (``Accounting.asmx ProcessJournal``, §3.4) per chunk of invoices: per invoice a credit of its open
+  amount on the debtors account with the customer's ``ContactCode`` and the invoice number in the
+  ``Reference`` element (a sandbox extension of ``JournalEntry``: what Yuki matches the entry to the
+  open item on is unconfirmed), and the same amount debited on a transit account ("payments to be
+  processed"). The transit account, not the bank, because the real bank line arrives later through the
+  bank feed and is then booked against the transit account by the bookkeeper: booking the bank here
+  would count the money twice. Accounts are found in the GL scheme by subtype (:data:`DEBTORS_SUBTYPES`,
+  :data:`TRANSIT_SUBTYPES`); without them every document gets the reason.
 - ``calls`` counts requests sent (retries included): ``reads`` (``Authenticate`` included) and
-  ``writes`` (``ProcessSalesInvoices``, ``ProcessPurchaseInvoices``, ``UpdateContact``).
+  ``writes`` (``ProcessSalesInvoices``, ``ProcessPurchaseInvoices``, ``UpdateContact``, ``ProcessJournal``).
 
 Metadata: the GL account scheme (``GetGLAccountScheme``; the API's misspelled ``descripton``), the VAT
 types of :data:`VAT_TYPES` (no Yuki operation lists them, §3.4: 1 and 2 are sourced, the rest is the
@@ -108,6 +119,7 @@ from connector.models import (
     GLAccount,
     Journal,
     Party,
+    PaymentInfo,
     PaymentState,
     RelationKind,
     ToolMetadata,
@@ -128,6 +140,13 @@ SOAP11 = "http://schemas.xmlsoap.org/soap/envelope/"
 NS_SALES = "urn:xmlns:http://www.theyukicompany.com:salesinvoices"
 NS_PURCHASE = "urn:xmlns:http://www.theyukicompany.com:purchaseinvoices"
 NS_CONTACT = "urn:xmlns:http://www.theyukicompany.com:contact"
+NS_JOURNAL = "urn:xmlns:http://www.theyukicompany.com:journal"
+JOURNAL_CHUNK = 50  # invoices settled per ProcessJournal call (two entries each)
+#: GL ``subtype`` (GetGLAccountScheme) of the receivables control account and of the transit account
+#: ("payments to be processed" / kruisposten) a payment registered elsewhere is booked against. Yuki's
+#: subtype texts are unconfirmed (§3.4): the sandbox's demo scheme uses these.
+DEBTORS_SUBTYPES = ("debtors",)
+TRANSIT_SUBTYPES = ("transit",)
 
 SESSION_TTL = 24 * 3600.0  # seconds a session lives (§3.2, client-obs.)
 SESSION_MARGIN = 600.0  # re-authenticate this long before the assumed expiry
@@ -341,6 +360,9 @@ class YukiAdapter:
         self._resume_at: tuple[float, str] | None = None  # (epoch, ISO) until which the budget is spent
         self._metadata: ToolMetadata | None = None
         self._backoff = wait_exponential_jitter(initial=1, max=30, exp_base=2, jitter=1)
+        #: The domain's shared call budget (:class:`connector.stores.budget.TenantBudget`): one token is
+        #: taken before every request, ``Authenticate`` included (it counts against the domain, §3.3). None: off.
+        self.budget: Any = None
 
     def close(self) -> None:
         """Close the HTTP client."""
@@ -1095,6 +1117,136 @@ class YukiAdapter:
                                                      open_amount=_signed(sign, item["OpenAmount"]))
         return out
 
+    def register_payments(self, items: Sequence[tuple[BookedRef, PaymentInfo]]) -> dict[str, str | None]:
+        """Give Yuki the paid status of outgoing invoices the host has as paid in full (seed 004), keyed by
+        ``entry_id``: ``None`` = settled (now or before), a string = why not.
+
+        Calls: one ``OutstandingDebtorItems`` (open items, matched as in :meth:`read_payments`: on
+        ``DocumentID``, else a unique ``Reference``); an invoice no longer listed is paid already →
+        ``None`` with nothing written (so a second call never pays twice). When something is open: one
+        ``GetGLAccountScheme`` (the debtors and transit accounts, by subtype) and one ``ProcessJournal``
+        per :data:`JOURNAL_CHUNK` invoices, ``<Journal xmlns="urn:xmlns:http://www.theyukicompany.com:journal">``
+        with ``AdministrationID``, ``DocumentSubject``, ``JournalType`` ``GeneralJournal`` and per
+        invoice two ``JournalEntry`` (§3.4): ``{ContactCode, EntryDate = paid_on, GLAccount = debtors,
+        Amount = −open (Yuki's sign), Description, Reference = invoice number}`` and ``{EntryDate,
+        GLAccount = transit, Amount = +open, Description}``. Yuki's open amount is settled, not
+        ``PaymentInfo.amount`` (the host has the invoice paid in full).
+
+        A journal refused as a whole (``Succeeded`` false) of several invoices is sent again one invoice
+        at a time; a refused single invoice is read back (paid meanwhile → ``None``) else gets Yuki's
+        ``Message`` (e.g. a closed period). Only outgoing documents are taken. Raises
+        :class:`AdapterError` for call-level failures (budget spent, faults)."""
+        out: dict[str, str | None] = {}
+        todo: list[tuple[BookedRef, PaymentInfo]] = []
+        for ref, info in items:
+            if ref.direction is not Direction.OUTGOING:
+                out[ref.entry_id] = "only sales invoices can be marked paid in Yuki from the host product"
+            elif not ref.entry_id.strip():
+                out[ref.entry_id] = "the invoice has no Yuki document id"
+            else:
+                todo.append((ref, info))
+        if not todo:
+            return out
+
+        def open_items() -> dict[str, dict[str, Any]]:
+            items_ = self._outstanding_items(Direction.OUTGOING)
+            by_id = {i["DocumentID"].lower(): i for i in items_ if i["DocumentID"]}
+            by_reference: dict[str, list[dict[str, Any]]] = {}
+            for i in items_:
+                by_reference.setdefault(i["Reference"], []).append(i)
+            found = {}
+            for ref, _ in todo:
+                item = by_id.get(ref.entry_id.strip().lower())
+                if item is None:
+                    same = by_reference.get(ref.reference.strip(), [])
+                    item = same[0] if len(same) == 1 else None
+                if item is not None and item["OpenAmount"] != 0:
+                    found[ref.entry_id] = item
+            return found
+
+        opened = open_items()
+        pending = []
+        for ref, info in todo:
+            item = opened.get(ref.entry_id)
+            if item is None:
+                out[ref.entry_id] = None  # not listed as open: paid in Yuki already
+            elif not item["ContactCode"]:
+                out[ref.entry_id] = "the customer of this invoice has no relation code in Yuki"
+            else:
+                pending.append((ref, info, item))
+        if not pending:
+            return out
+        debtors = transit = None
+        for row in _children(self._call("AccountingInfo", "GetGLAccountScheme", [("administrationID", self.administration_id)])):
+            subtype, enabled = _text(row, "subtype").casefold(), _text(row, "isEnabled")
+            if enabled and not _bool(enabled):
+                continue
+            if debtors is None and subtype in DEBTORS_SUBTYPES:
+                debtors = _text(row, "code")
+            if transit is None and subtype in TRANSIT_SUBTYPES:
+                transit = _text(row, "code")
+        if not debtors or not transit:
+            missing = "debtors account" if not debtors else "transit account (payments to be processed)"
+            for ref, _, _ in pending:
+                out[ref.entry_id] = f"Yuki's GL scheme has no {missing} to book the payment on"
+            return out
+
+        def journal(chunk: Sequence[tuple[BookedRef, PaymentInfo, dict[str, Any]]]) -> tuple[bool, str]:
+            E = f"{{{NS_JOURNAL}}}"
+            root = etree.Element(E + "Journal", nsmap={None: NS_JOURNAL})
+
+            def add(parent: etree._Element, name: str, value: Any) -> etree._Element:
+                el = etree.SubElement(parent, E + name)
+                if value is not None:
+                    el.text = _fmt(value) if isinstance(value, Decimal) else str(value)
+                return el
+
+            add(root, "AdministrationID", self.administration_id)
+            add(root, "DocumentSubject", "Payments registered in the host product")
+            add(root, "JournalType", "GeneralJournal")
+            for ref, info, item in chunk:
+                text = f"Paid in the host product: {item['Reference'] or ref.reference}"[:250]
+                for account, amount, with_contact in ((debtors, -item["OpenAmount"], True), (transit, item["OpenAmount"], False)):
+                    entry = add(root, "JournalEntry", None)
+                    if with_contact:
+                        add(entry, "ContactCode", item["ContactCode"])
+                    add(entry, "EntryDate", info.paid_on.isoformat())
+                    add(entry, "GLAccount", account)
+                    add(entry, "Amount", amount)
+                    add(entry, "Description", text)
+                    if with_contact:
+                        add(entry, "Reference", item["Reference"] or ref.reference)
+            result = self._call("Accounting", "ProcessJournal",
+                                [("administrationID", self.administration_id), ("xmlDoc", root)], write=True)
+            response = next((c for c in result.iter() if isinstance(c.tag, str) and _local(c) == "JournalImportResponse"), result)
+            return _bool(_text(response, "Succeeded")), _text(response, "Message")
+
+        singles: list[tuple[BookedRef, PaymentInfo, dict[str, Any]]] = []
+        for chunk in chunked(pending, JOURNAL_CHUNK):
+            ok, message = journal(chunk)
+            if ok:
+                out.update({ref.entry_id: None for ref, _, _ in chunk})
+            elif len(chunk) > 1:
+                singles.extend(chunk)
+            else:
+                singles.append((chunk[0][0], chunk[0][1], {**chunk[0][2], "_message": message}))
+        refused: dict[str, str] = {}
+        for ref, info, item in singles:
+            if "_message" in item:
+                refused[ref.entry_id] = item["_message"]
+                continue
+            ok, message = journal([(ref, info, item)])
+            if ok:
+                out[ref.entry_id] = None
+            else:
+                refused[ref.entry_id] = message
+        if refused:
+            still_open = open_items()
+            for entry_id, message in refused.items():
+                out[entry_id] = (f"Yuki refused the payment: {message or 'no reason given'}"
+                                 if entry_id in still_open else None)
+        return out
+
     def _outstanding_items(self, direction: Direction) -> list[dict[str, Any]]:
         """The open items of one side (``OutstandingDebtorItems`` / ``OutstandingCreditorItems``), one call."""
         operation = "OutstandingDebtorItems" if direction is Direction.OUTGOING else "OutstandingCreditorItems"
@@ -1192,6 +1344,8 @@ class YukiAdapter:
         return self._parse(operation, response, params)
 
     def _send_once(self, service: str, operation: str, body: bytes, write: bool) -> httpx.Response:
+        if self.budget is not None:
+            self.budget.take()  # the domain's shared daily budget: AdapterError(resume_at) when spent
         self.calls["writes" if write else "reads"] += 1
         headers = {"Content-Type": "text/xml; charset=utf-8", "SOAPAction": f'"{NS}{operation}"'}
         try:
@@ -1340,10 +1494,12 @@ def create_adapter(ctx: AdapterContext) -> YukiAdapter:
     the host (sandbox). The access key is in ``ctx.credentials``; Yuki needs no app secret."""
     connection = ctx.connection
     default = BE_BASE_URL if str(connection.get("country") or "").upper() == "BE" else DEFAULT_BASE_URL
-    return YukiAdapter(
+    adapter = YukiAdapter(
         ctx.base_url or connection.get("base_url") or default,
         str(connection["administration_id"]),
         ctx.credentials,
         domain_id=connection.get("domain_id"),
         transport=ctx.transport,
     )
+    adapter.budget = getattr(ctx, "budget", None)
+    return adapter

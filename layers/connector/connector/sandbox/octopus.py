@@ -98,6 +98,22 @@ Behaviour chosen where the reference marks a fact (unconfirmed) or is silent:
   payment, as reconciling a CODA line with the customer or supplier would ("Reconcile customers" /
   "Reconcile suppliers", seed 001); :meth:`OctopusSandbox.undo_payments` undoes the reconciliation (the
   booking is open in full again), i.e. "a later change of the payment status in Octopus".
+- Balancings (§2.7 lists ``POST /balancings``, body unknown: **a sandbox design**). ``POST
+  /dossiers/{id}/balancings`` with ``{"balancingServiceData": {"balancingDate": "YYYY-MM-DD",
+  "comment": str?, "balancingLines": [{"bookyearKey": {"id"}, "journalKey", "documentSequenceNr",
+  "amount"}]}}`` letters (settles) the named buy/sell bookings' open items: each line's ``amount``
+  (positive, at most 2 decimals, booking currency) reduces that booking's ``openAmount`` towards 0
+  (a credit note's too), ``lastPaymentDate`` becomes ``balancingDate``, and the payment feed shows the
+  change. This is how a payment made outside Octopus (paid in the host product, seeds 001 / 004) is
+  recorded without a CODA line. Every line is checked before any is applied (all or nothing): ``400``
+  for a body without ``balancingServiceData``, no lines, an unknown booking (``errorCode`` 201), a
+  booking named twice, a non-positive amount or one above what is open (``errorCode`` 203, "exceeds the
+  open amount": so a lost answer re-sent can never settle twice); ``500`` for a malformed date or
+  number. Answers ``201 {"balancingKey": {"id"}}``. ``GET /dossiers/{id}/balancings/modified?
+  modifiedTimeStamp=`` lists the balancings created at or after the timestamp (``balancingKey``,
+  ``balancingDate``, ``comment``, ``balancingLines``, ``modifiedTimeStamp``).
+  :meth:`OctopusSandbox.undo_payments` also removes the balancings naming the booking (the lettering is
+  undone, as ``DELETE /balancings/document/delete`` would).
 - VAT codes: ``type`` 1 = sales, 2 = purchase, 3 = both (meaning unconfirmed); ``basePercentage`` in
   percent (``21.00``). Currencies: ``GET /currencies`` → ``[{"code","description","exchangeRate"}]``
   (shape unconfirmed); a booking without ``exchangeRate`` gets the dossier's rate for its currency.
@@ -313,6 +329,8 @@ class _Dossier:
     bookings: dict[tuple[int, str, int], dict[str, Any]] = field(default_factory=dict)
     open_items: dict[tuple[int, str, int], dict[str, Any]] = field(default_factory=dict)
     next_relation: int = 1
+    balancings: dict[int, dict[str, Any]] = field(default_factory=dict)
+    next_balancing: int = 1
 
 
 @dataclass
@@ -375,6 +393,8 @@ class OctopusSandbox:
                 Rule(f"{d}/relations/modified", endpoint="relations/modified", methods=["GET"]),
                 Rule(f"{d}/buysellbookings", endpoint="buysellbookings", methods=["GET", "POST", "PUT"]),
                 Rule(f"{d}/buysellbookings/modified", endpoint="buysellbookings/modified", methods=["GET"]),
+                Rule(f"{d}/balancings", endpoint="balancings", methods=["POST"]),
+                Rule(f"{d}/balancings/modified", endpoint="balancings/modified", methods=["GET"]),
             ],
             strict_slashes=False,
         )
@@ -632,6 +652,14 @@ class OctopusSandbox:
             ident = (int(bookyear), journal, int(sequence_nr))
             item = d.open_items[ident]
             item.update(openAmount=d.bookings[ident]["amount"], lastPaymentDate=None, modified=_now_dt())
+            d.balancings = {key: b for key, b in d.balancings.items() if ident not in b["_idents"]}
+
+    def balancings(self, dossier: int) -> list[dict[str, Any]]:
+        """Balancings of ``dossier`` (copies, by ``balancingKey.id``) as ``GET /balancings/modified``
+        shows them."""
+        with self._lock:
+            d = self._dossier(dossier)
+            return [self._balancing_row(b) for _, b in sorted(d.balancings.items())]
 
     # -------------------------------------------------------------------------------- faults, counters
 
@@ -874,6 +902,12 @@ class OctopusSandbox:
             return self._modified_bookings(request, d)
         if name == "bookyears/bookings/modified":
             return self._payment_feed(request, d, int(args["bookyear"]))
+        if name == "balancings":
+            return self._json({"balancingKey": {"id": self._write_balancing(d, self._body(request))}}, 201)
+        if name == "balancings/modified":
+            since = _parse_stamp(request.args.get("modifiedTimeStamp") or "2000-01-01 00:00:00.000")
+            rows = [self._balancing_row(b) for _, b in sorted(d.balancings.items()) if b["_modified"] >= since]
+            return self._json(rows, 200)
         raise _Reject(404, E_NOT_FOUND, f"Not found: {name}")  # pragma: no cover - routing covers all
 
     # ------------------------------------------------------------------------------------- relations
@@ -1197,6 +1231,67 @@ class OctopusSandbox:
         rows = [self._booking_row(b) for (y, j, _), b in sorted(d.bookings.items())
                 if bookyear in (-1, y) and journal in (None, j) and b["_modified"] >= since]
         return self._json(rows, 200)
+
+    def _write_balancing(self, d: _Dossier, body: Mapping[str, Any]) -> int:
+        """``POST /balancings`` (module docstring, a sandbox design): check every line, then settle."""
+        data = body.get("balancingServiceData")
+        if not isinstance(data, Mapping):
+            raise _bad("balancingServiceData is required")
+        when = _date(data.get("balancingDate"), "balancingDate")
+        assert when is not None
+        comment = data.get("comment")
+        if comment is not None and not isinstance(comment, str):
+            raise _bad(f"comment: {comment!r} is not a string")
+        raw_lines = data.get("balancingLines")
+        if not isinstance(raw_lines, list) or not raw_lines:
+            raise _bad("balancingLines is required (at least one line)")
+        plan: list[tuple[tuple[int, str, int], Decimal]] = []
+        for number, raw in enumerate(raw_lines, 1):
+            if not isinstance(raw, Mapping):
+                raise _bad(f"balancingLines[{number}] is not an object")
+            key = raw.get("bookyearKey")
+            bookyear = _int(key.get("id") if isinstance(key, Mapping) else None, f"bookyearKey.id (line {number})")
+            journal = raw.get("journalKey")
+            if not isinstance(journal, str) or not journal:
+                raise _bad(f"journalKey (line {number}) is required")
+            seq = _int(raw.get("documentSequenceNr"), f"documentSequenceNr (line {number})")
+            assert bookyear is not None and seq is not None
+            ident = (bookyear, journal, seq)
+            if ident not in d.bookings:
+                raise _Reject(400, E_UNKNOWN, f"Unknown booking {bookyear}/{journal}/{seq}", "balancing line")
+            if any(ident == seen for seen, _ in plan):
+                raise _bad(f"booking {bookyear}/{journal}/{seq} is named twice")
+            amount = _amount(raw.get("amount"), f"amount (line {number})")
+            open_amount: Decimal = d.open_items[ident]["openAmount"]
+            if amount <= 0:
+                raise _bad(f"amount (line {number}) must be positive")
+            if amount > abs(open_amount):
+                raise _bad(f"The amount {amount} exceeds the open amount {abs(open_amount)} of booking "
+                           f"{bookyear}/{journal}/{seq}", E_BALANCE, "balancing exceeds open amount")
+            plan.append((ident, amount))
+        now = _now_dt()
+        for ident, amount in plan:
+            item = d.open_items[ident]
+            open_amount = item["openAmount"]
+            item["openAmount"] = open_amount - amount if open_amount >= 0 else open_amount + amount
+            item.update(lastPaymentDate=when.isoformat(), modified=now)
+        key_id = d.next_balancing
+        d.next_balancing += 1
+        d.balancings[key_id] = {
+            "balancingKey": {"id": key_id}, "balancingDate": when.isoformat(), "comment": comment,
+            "balancingLines": [{"bookyearKey": {"id": y}, "journalKey": j, "documentSequenceNr": s, "amount": a}
+                               for (y, j, s), a in plan],
+            "_idents": {ident for ident, _ in plan}, "_modified": now,
+        }
+        return key_id
+
+    @staticmethod
+    def _balancing_row(row: Mapping[str, Any]) -> dict[str, Any]:
+        out = {k: v for k, v in row.items() if not k.startswith("_")}
+        out["balancingKey"] = dict(row["balancingKey"])
+        out["balancingLines"] = [{**ln, "bookyearKey": dict(ln["bookyearKey"])} for ln in row["balancingLines"]]
+        out["modifiedTimeStamp"] = _stamp(row["_modified"])
+        return out
 
     def _payment_feed(self, request: Request, d: _Dossier, bookyear: int) -> Response:
         """§2.7, a sandbox design: one row per booking of the book year whose booking or payment changed

@@ -14,7 +14,7 @@ Services (§3.1), at ``/ws/{Service}.asmx`` (case-insensitive), namespace ``http
 - ``Accounting.asmx``: ``Authenticate(accessKey)``, ``Administrations(sessionID)``,
   ``AdministrationID(sessionID, administrationName)``, ``CheckOutstandingItem(sessionID, Reference)``,
   ``OutstandingDebtorItems`` / ``OutstandingCreditorItems(sessionID, administrationID,
-  includeBankTransactions, sortOrder)``.
+  includeBankTransactions, sortOrder)``, ``ProcessJournal(sessionID, administrationID, xmlDoc)``.
 - ``AccountingInfo.asmx``: ``Authenticate``, ``Administrations``, ``GetCurrentDomain(sessionID)``,
   ``GetGLAccountScheme(sessionID, administrationID)`` (typed ``GlAccount`` rows with the API's misspelled
   ``descripton``, §3.4) and ``SearchInvoices`` (the read-back, see below).
@@ -114,6 +114,28 @@ Behaviour chosen where the reference marks a fact (unconfirmed) or is silent:
   ``OutstandingDebtorItems`` (sales) / ``OutstandingCreditorItems`` (purchase), which list **open items
   only**, ``Item ID="{DocumentID}"`` with ``OpenAmount`` and ``OriginalAmount``; a partly paid item has
   ``0 < |OpenAmount| < |OriginalAmount|``. No operation tells when an item was paid.
+- General journals (§3.4 ``ProcessJournal``; its answer and any link to open items are unconfirmed: **a
+  sandbox design**). ``xmlDoc`` = ``<Journal xmlns="urn:xmlns:http://www.theyukicompany.com:journal">``
+  with ``AdministrationID`` / ``AdministrationCoCNumber``, ``DocumentSubject``, ``JournalType``
+  (``GeneralJournal``, the default), ``ProjectID``, ``ProjectCode`` and repeated ``JournalEntry{ContactName,
+  ContactCode, EntryDate, GLAccount, Amount (debit +, credit −), Description, Reference}``; ``Reference``
+  is a **sandbox extension**: the sales invoice number an entry on the debtors account is allocated to.
+  The journal is checked as a whole and booked all or nothing: the structure (as invoices, a failure
+  answers "XML validation failed: …"), an ``AdministrationID`` other than the call's, a ``JournalType``
+  other than ``GeneralJournal``, fewer than two entries, entries that don't sum to 0, an ``EntryDate``
+  missing or in the closed period, an unknown or blocked ``GLAccount``, an amount with more than 2
+  decimals or 10 integer digits, an unknown ``ContactCode`` / ``ContactName``, an entry on a debtors
+  account (GL ``subtype`` ``Debtors``) without a contact. An entry on a debtors account **with a**
+  ``Reference`` settles that contact's open sales item with that reference (Yuki's matching of a
+  payment to an invoice): ``-Amount`` is paid off, so a credit of 121.00 pays an invoice of 121.00; it is
+  refused when the contact has no open sales item with that reference, or the entry is of the wrong sign
+  or above what is open (so a journal sent twice can never settle twice). ``LastPaymentDate`` becomes
+  the entry's ``EntryDate``. Entries without ``Reference`` and on other accounts only book. The answer is
+  ``<JournalImportResponse>`` with ``TimeStamp``, ``AdministrationId``, ``Succeeded``, ``TotalEntries``,
+  ``DocumentID`` (GUID of the booked journal, empty when refused) and ``Message`` (HTTP 200 either way,
+  like the invoice imports, §3.10). :meth:`YukiSandbox.journals` lists booked journals;
+  :meth:`YukiSandbox.undo_payments` re-opens an item in full ("a later change of the payment status in
+  Yuki", seed 004).
 - VAT types (§3.4; only 1 and 2 are sourced): :data:`VAT_TYPES` — 1 high 21 %, 2 low 6 %, 3 zero 0 %,
   4 reverse charge 0 %, 5 exempt 0 %, 6 not subject 0 %, 7 export outside the EU 0 %, 8 intra-EU 0 %,
   9 low 9 % (NL), 10 middle 12 % (BE), and 11–27 OSS rates of other EU states (5 … 27 %).
@@ -165,6 +187,7 @@ NS_SALES_RESPONSE = "urn:xmlns:http://www.theyukicompany.com:salesinvoicesrespon
 NS_PURCHASE = "urn:xmlns:http://www.theyukicompany.com:purchaseinvoices"
 NS_PURCHASE_RESPONSE = "urn:xmlns:http://www.theyukicompany.com:purchaseinvoicesresponse"
 NS_CONTACT = "urn:xmlns:http://www.theyukicompany.com:contact"
+NS_JOURNAL = "urn:xmlns:http://www.theyukicompany.com:journal"
 
 SESSION_TTL = 24 * 3600  # seconds (§3.2, client-obs.)
 DAILY_LIMIT = 1000  # calls per domain per UTC day (§3.3)
@@ -380,6 +403,18 @@ _PURCHASE_INVOICE: _Spec = {
     "DocumentBase64": ("string", False, False), "Contact": (_PURCHASE_CONTACT, True, False),
     "InvoiceLines": ({"InvoiceLine": (_PURCHASE_LINE, True, True)}, True, False),
 }
+_JOURNAL_ENTRY: _Spec = {
+    "ContactName": ("string", False, False), "ContactCode": ("string", False, False),
+    "EntryDate": ("date", False, False), "GLAccount": ("string", False, False),
+    "Amount": ("decimal", True, False), "Description": ("string", False, False),
+    "Reference": ("string", False, False),  # sandbox extension: the sales invoice an entry settles
+}
+_JOURNAL: _Spec = {
+    "AdministrationID": ("string", False, False), "AdministrationCoCNumber": ("string", False, False),
+    "DocumentSubject": ("string", False, False), "JournalType": ("string", False, False),
+    "ProjectID": ("string", False, False), "ProjectCode": ("string", False, False),
+    "JournalEntry": (_JOURNAL_ENTRY, True, True),
+}
 _CONTACT_DOC: _Spec = {
     name: ("string", False, False)
     for name in ("ID", "Code", "FullName", "FirstName", "MiddleName", "LastName", "AddressLine_1",
@@ -482,6 +517,7 @@ _SERVICES: dict[str, dict[str, _Op]] = {
             optional="includeBankTransactions sortOrder"),
         _op("OutstandingCreditorItems", "sessionID administrationID includeBankTransactions:boolean sortOrder",
             optional="includeBankTransactions sortOrder"),
+        _op("ProcessJournal", "sessionID administrationID xmlDoc:xml", kind="write"),
     )},
     "AccountingInfo": {o.name: o for o in (
         _AUTH, _ADMINS,
@@ -534,6 +570,7 @@ class _Admin:
     gl_accounts: dict[str, dict[str, Any]] = field(default_factory=dict)
     invoices: list[dict[str, Any]] = field(default_factory=list)
     sequences: Counter[tuple[str, int]] = field(default_factory=Counter)  # (side, year) -> last number
+    journals: list[dict[str, Any]] = field(default_factory=list)  # booked ProcessJournal documents
 
 
 @dataclass
@@ -811,7 +848,41 @@ class YukiSandbox:
             inv["LastPaymentDate"] = paid_on or _now_dt().date()
             return inv["OpenAmount"]
 
+    def undo_payments(self, reference: str | None = None, *, document_id: str | None = None,
+                      administration: str | None = None) -> None:
+        """Undo every payment of one processed invoice (the reconciliation is removed in Yuki): its
+        ``OpenAmount`` is its ``TotalAmount`` again and ``LastPaymentDate`` is cleared; it is listed in
+        ``CheckOutstandingItem`` / ``Outstanding…Items`` again. Picked by ``document_id`` or ``reference``
+        (as :meth:`mark_paid`, in ``administration`` or any). ``KeyError`` when none matches,
+        ``ValueError`` when several do."""
+        if reference is None and document_id is None:
+            raise ValueError("give a reference or a document_id")
+        with self._lock:
+            matches = [
+                inv
+                for admin in self._admins.values()
+                if administration is None or admin.id == administration.lower()
+                for inv in admin.invoices
+                if inv["Processed"]
+                and (document_id is None or inv["DocumentID"] == document_id.lower())
+                and (reference is None or inv["Reference"] == reference or inv["DocumentID"] == reference.lower())
+            ]
+            if not matches:
+                raise KeyError(reference or document_id)
+            if len(matches) > 1:
+                raise ValueError(f"{len(matches)} invoices match {reference!r}: give document_id")
+            matches[0].update(OpenAmount=matches[0]["TotalAmount"], LastPaymentDate=None)
+
     # ------------------------------------------------------------------------------- state accessors
+
+    def journals(self, administration: str) -> list[dict[str, Any]]:
+        """General journals booked with ``ProcessJournal`` in ``administration`` (copies, in order):
+        ``DocumentID``, ``Subject``, ``Entries`` (``ContactCode``, ``EntryDate``, ``GLAccount``,
+        ``Amount``, ``Description``, ``Reference``) and ``Settled`` (``[(invoice DocumentID, amount paid
+        off, Yuki's sign)]``)."""
+        with self._lock:
+            return [{**j, "Entries": [dict(e) for e in j["Entries"]], "Settled": list(j["Settled"])}
+                    for j in self._admin(administration).journals]
 
     def invoices(self, administration: str) -> list[dict[str, Any]]:
         """Invoices of ``administration`` (copies, import order), sales and purchase (``Type``), with
@@ -1122,6 +1193,106 @@ class YukiSandbox:
             ("PaymentMethod", inv["PaymentMethod"] or "Unspecified"), ("AdministrationID", admin.id),
         ):
             _sub(item, name, value)
+
+    def _op_ProcessJournal(self, domain: _Domain, session: _Session, args: dict[str, Any]) -> tuple[Any, int]:
+        """``ProcessJournal`` (module docstring, "General journals"): check the whole journal, then book it
+        and settle the open sales items its debtor entries name. One failed document counts as a 4xx."""
+        admin = self._admin_for(domain, args["administrationID"])
+        root = etree.Element("JournalImportResponse")
+        _sub(root, "TimeStamp", _stamp())
+        _sub(root, "AdministrationId", admin.id)
+        doc = args["xmlDoc"]
+        errors: list[str] = []
+        if not isinstance(doc, etree._Element):
+            errors.append("xmlDoc must contain the journal as XML elements, not as text")
+        elif doc.tag != _q("Journal", NS_JOURNAL):
+            errors.append(f"root element {{{_ns(doc)}}}{_local(doc)} not expected, Journal in {NS_JOURNAL} is")
+        else:
+            _check_structure(doc, _JOURNAL, NS_JOURNAL, "Journal", errors)
+        try:
+            if errors:
+                raise _Invalid("XML validation failed: " + "; ".join(errors[:10]))
+            assert isinstance(doc, etree._Element)
+            record = self._book_journal(domain, admin, doc)
+        except _Invalid as invalid:
+            for name, value in (("Succeeded", False), ("TotalEntries", 0), ("DocumentID", ""), ("Message", str(invalid))):
+                _sub(root, name, value)
+            return root, 1
+        for name, value in (("Succeeded", True), ("TotalEntries", len(record["Entries"])),
+                            ("DocumentID", record["DocumentID"]), ("Message", "")):
+            _sub(root, name, value)
+        return root, 0
+
+    def _book_journal(self, domain: _Domain, admin: _Admin, doc: etree._Element) -> dict[str, Any]:
+        given = (_value(doc, "AdministrationID") or "").strip().lower()
+        if given and given != admin.id:
+            raise _Invalid("AdministrationID does not match the administration of the call")
+        journal_type = _value(doc, "JournalType") or "GeneralJournal"
+        if journal_type != "GeneralJournal":
+            raise _Invalid(f"JournalType '{journal_type}' is not supported (GeneralJournal)")
+        entries_el = [c for c in doc if isinstance(c.tag, str) and _local(c) == "JournalEntry"]
+        if len(entries_el) < 2:
+            raise _Invalid("A journal needs at least two entries")
+        entries, settle = [], []
+        for n, el in enumerate(entries_el, 1):
+            where = f"entry {n}"
+            amount = Decimal(_value(el, "Amount") or "0")
+            if not _amount_ok(amount):
+                raise _Invalid(f"{where}: Amount {amount}: at most 10 integer digits and 2 decimals are allowed")
+            day_text = _value(el, "EntryDate")
+            if not day_text:
+                raise _Invalid(f"{where}: EntryDate is required")
+            day = date.fromisoformat(day_text)
+            if admin.closed_until is not None and day <= admin.closed_until:
+                raise _Invalid(f"{where}: Period closed: the period of {day.isoformat()} is closed in this administration")
+            code = _value(el, "GLAccount") or ""
+            gl = admin.gl_accounts.get(code)
+            if gl is None:
+                raise _Invalid(f"{where}: GL account '{code}' does not exist in this administration")
+            if not gl["isEnabled"]:
+                raise _Invalid(f"{where}: GL account '{code}' is blocked")
+            contact_code, contact_name = _value(el, "ContactCode"), _value(el, "ContactName")
+            contact = None
+            if contact_code:
+                same = [c for c in domain.contacts if c["Code"] == contact_code]
+                if not same:
+                    raise _Invalid(f"{where}: contact code '{contact_code}' is unknown")
+                contact = max(same, key=lambda c: c["_seq"])
+            elif contact_name:
+                same = [c for c in domain.contacts if (c["FullName"] or "") == contact_name]
+                if not same:
+                    raise _Invalid(f"{where}: contact '{contact_name}' is unknown")
+                contact = max(same, key=lambda c: c["_seq"])
+            debtors = str(gl.get("subtype") or "").casefold() == "debtors"
+            if debtors and contact is None:
+                raise _Invalid(f"{where}: an entry on debtors account '{code}' needs a contact")
+            reference = _value(el, "Reference")
+            if debtors and reference:
+                assert contact is not None
+                item = next((i for i in admin.invoices if i["Type"] == "Sales" and i["Processed"]
+                             and i["Reference"] == reference and i["ContactID"] == contact["ID"]), None)
+                if item is None or item["OpenAmount"] == 0:
+                    raise _Invalid(f"{where}: contact '{contact['Code'] or contact['FullName']}' has no open sales "
+                                   f"item with reference {reference}")
+                paid = -amount
+                already = sum((a for i, a, _ in settle if i is item), Decimal(0))
+                open_amount = item["OpenAmount"] - already
+                if paid == 0 or (paid > 0) != (open_amount > 0) or abs(paid) > abs(open_amount):
+                    raise _Invalid(f"{where}: {amount} does not settle the open item {reference} "
+                                   f"({open_amount} open; a credit pays off a positive item)")
+                settle.append((item, paid, day))
+            entries.append({"ContactCode": contact["Code"] if contact else None, "EntryDate": day, "GLAccount": code,
+                            "Amount": amount, "Description": _value(el, "Description") or "", "Reference": reference})
+        total = sum((e["Amount"] for e in entries), Decimal(0))
+        if total != 0:
+            raise _Invalid(f"The journal does not balance: the entries sum to {total}")
+        for item, paid, day in settle:
+            item["OpenAmount"] -= paid
+            item["LastPaymentDate"] = day
+        record = {"DocumentID": str(uuid.uuid4()), "Subject": _value(doc, "DocumentSubject") or "",
+                  "Entries": entries, "Settled": [(i["DocumentID"], paid) for i, paid, _ in settle]}
+        admin.journals.append(record)
+        return record
 
     def _op_SearchInvoices(self, domain: _Domain, session: _Session, args: dict[str, Any]) -> tuple[Any, int]:
         admin = self._admin_for(domain, args["administrationID"])
@@ -1662,7 +1833,8 @@ def vat_type_for(rate: HostRate) -> str | None:
 def demo_administration(sandbox: YukiSandbox, request: AdminRequest) -> Administration:
     """Set up a domain and administration as the demo's admin would, for sales and purchases.
 
-    GL accounts: 130000 debtors, 160000 creditors, 840000 sales discounts, 740000 purchase discounts
+    GL accounts: 130000 debtors, 160000 creditors, 199000 payments to be processed (transit: the paid
+    status host -> Yuki books there, :meth:`YukiAdapter.register_payments`), 840000 sales discounts, 740000 purchase discounts
     received, and per host VAT rate (n = 01, 02, … in ``request.rates`` order) one revenue account
     ``8000nn`` and one cost account ``7000nn`` (cost of sales, Yuki's 7-series; the demo's choice).
     Integration settings: each host rate linked to its VAT type (:func:`vat_type_for`; rates no type fits
@@ -1681,6 +1853,7 @@ def demo_administration(sandbox: YukiSandbox, request: AdminRequest) -> Administ
     sandbox.add_access_key(key, domain)
     sandbox.add_gl_account(admin, "130000", "Trade debtors", "B", subtype="Debtors", vat_applicable=False)
     sandbox.add_gl_account(admin, "160000", "Trade creditors", "B", subtype="Creditors", vat_applicable=False)
+    sandbox.add_gl_account(admin, "199000", "Payments to be processed", "B", subtype="Transit", vat_applicable=False)
     sandbox.add_gl_account(admin, "840000", "Sales discounts", "W", subtype="Revenue")
     sandbox.add_gl_account(admin, "740000", "Purchase discounts received", "W", subtype="Cost of sales")
     settings = Administration(

@@ -224,6 +224,25 @@ class Stores:
             ExpressionAttributeValues={":t": True},
         )
 
+    def mark_tool_paid(self, account_id: str, entity_id: str, kind: str, host_id: str, *, run_id: str | None = None) -> bool:
+        """The tool has this document paid because the host had it paid (paid status host -> tool,
+        :mod:`connector.sync.paid_to_tool`): it is never pushed again. Sets ``tool_paid``,
+        ``tool_paid_at`` (ISO), ``tool_paid_run`` and ``host_paid`` too: the host has it paid, so the tool
+        -> host step doesn't check it again either. Only a ``booked`` record is updated (conditional);
+        returns False when there is none."""
+        try:
+            self.settings.update_item(
+                Key={"pk": entity_key(account_id, entity_id), "sk": f"DOC#{kind}#{host_id}"},
+                UpdateExpression="SET tool_paid = :t, host_paid = :t, tool_paid_at = :now, tool_paid_run = :run",
+                ConditionExpression=Attr("state").eq("booked"),
+                ExpressionAttributeValues={":t": True, ":now": now_iso(), ":run": run_id or ""},
+            )
+        except ClientError as error:
+            if error.response["Error"]["Code"] != "ConditionalCheckFailedException":
+                raise
+            return False
+        return True
+
     def clear_intent(self, account_id: str, entity_id: str, kind: str, host_id: str) -> None:
         """Forget an intent the tool refused (nothing was booked); a ``booked`` record is kept."""
         try:

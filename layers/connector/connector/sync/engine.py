@@ -278,7 +278,16 @@ def process_batch(svc: Services, run_id: str, component: str, batch: int) -> dic
         run = svc.stores.get_run(run_id) or {}
         if run.get("dry_run"):
             return {"synced": 0, "skipped": 0, "tool": None, "api_calls": {}}
-        marked = sync_payments(svc, run_id)["marked_paid"]
+        from connector.sync.paid_to_tool import push_host_payments
+
+        pushed = push_host_payments(svc, run_id)  # host -> tool first (seeds 001/004); never raises AdapterError
+        notes = [{**item, "outcome": "payment_not_pushed", "flag": item["reason"]} for item in pushed.get("not_supported") or []]
+        if pushed.get("error"):
+            notes.append({"id": "payments", "outcome": "payment_not_pushed", "flag": f"paid status could not be sent to the tool: {pushed['error']}", "hint": "It is tried again at the next sync."})
+        if notes:
+            svc.stores.put_results(run_id, PAYMENT_STATUS, notes)
+        marked = sync_payments(svc, run_id)["marked_paid"]  # tool -> host
+        svc.stores.update_run(run_id, payments_pushed=int(pushed.get("pushed") or 0))
         audit_books(svc, run_id)
         return {"synced": marked, "skipped": 0, "tool": None, "api_calls": {}}
     run, entity = _run_and_entity(svc, run_id)
