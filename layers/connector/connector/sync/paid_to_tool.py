@@ -77,8 +77,11 @@ def push_host_payments(svc: Any, run_id: str) -> dict[str, Any]:
     result["checked"] = len(records)
     if not records:
         return result
+    read_paid = getattr(svc.host_for(entity), "paid_documents", None)
+    if read_paid is None:  # optional in the HostProduct port: a host that can't tell has nothing to push
+        return result
     try:
-        paid: dict[str, PaymentInfo] = svc.host_for(entity).paid_documents(DocumentKind.INVOICE, list(records))
+        paid: dict[str, PaymentInfo] = read_paid(DocumentKind.INVOICE, list(records))
     except AdapterError as error:
         result["error"] = f"the host product's payments could not be read: {error}"
         return result
