@@ -143,7 +143,7 @@ class FakeTool:
 
         return {b.entry_id: PaymentState(entry_id=b.entry_id, paid=b.entry_id in self.paid_in_tool, open_amount=Decimal(0)) for b in bookings if b.entry_id in self.entries}
 
-    def read_bookings(self, booking_ids: Sequence[str], kind: DocumentKind, direction: Any = None) -> dict[str, BookedEntry]:
+    def read_bookings(self, booking_ids: Sequence[str], kind: DocumentKind, direction: Any = None, *, lines: bool = True) -> dict[str, BookedEntry]:
         return {
             i: BookedEntry(entry_id=i, booking_number=self.numbers[i], reference=e.reference, currency=e.currency, net=e.net, vat=e.vat, gross=e.gross)
             for i, e in self.entries.items()

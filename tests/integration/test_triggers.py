@@ -197,3 +197,20 @@ def test_a_stuck_run_becomes_stalled_and_releases_its_lock(world):
     assert svc.stores.get_run(stuck)["status"] == "Stalled"
     svc.start_execution = lambda run_id: None
     assert engine.start_sync(svc, "acc-1", "ent-1", trigger=Trigger.MANUAL, started_by="u")
+
+
+def test_a_late_batch_of_a_stalled_run_books_nothing(world):
+    stack, svc, host, tool, sched = world
+    svc.stores.put_entity("acc-1", "ent-1", name="A", tool="exact", status="Connected", settings=SETTINGS, connection={"division": 1})
+    svc.start_execution = lambda run_id: None  # the steps are driven by hand below
+    run_id = engine.start_sync(svc, "acc-1", "ent-1", trigger=Trigger.NIGHTLY)
+    plan = engine.plan_run(svc, run_id)
+    for component in ("ledger_accounts", "customers"):
+        for batch in next(c["batches"] for c in plan["components"] if c["name"] == component):
+            engine.process_batch(svc, run_id, component, batch)
+    svc.stores.update_run(run_id, progress_at=int(get_clock().now()) - 3 * 3600)
+    assert engine.mark_stalled(svc, older_than=1800) == [run_id]  # the watchdog gives up on it...
+    with pytest.raises(engine.ComponentFailed, match="no longer running"):
+        engine.process_batch(svc, run_id, "outgoing_invoices", 0)  # ...and its late Lambda still runs
+    assert tool.entries == {} and host.booking_numbers == {}
+    assert svc.stores.list_bookings("acc-1", "ent-1") == []

@@ -34,6 +34,11 @@ def main(argv: list[str] | None = None) -> int:
     sandbox.add_argument("--env-file", type=Path, help="also write the URLs and credentials as shell export lines to this file")
     sandbox.add_argument("--speed", type=float, default=1.0, help="run the sandboxes' clock this many times faster than real time (default 1)")
     sandbox.add_argument("--exact-page-size", type=int, default=None, help="rows per OData page of the Exact Online sandbox (default 60, as Exact)")
+    night = sub.add_parser("night", help="simulate a night of nightly syncs (calibrated on a few real syncs per tool): finish time, 429s, concurrency per tenant, AWS cost")
+    night.add_argument("--entities", type=int, default=5000, help="company entities to simulate (default 5000)")
+    night.add_argument("--accounts", type=int, default=None, help="accounts they belong to (default: one per five entities, at most 1000)")
+    night.add_argument("--seed", type=int, default=11, help="seed of the simulated population (default 11)")
+    night.add_argument("--report", type=Path, help="write the JSON report (measured and modelled figures, assumptions) to this file")
     serve = sub.add_parser("serve", help="the local API (same handlers as API Gateway) with the sandboxes, and the console page at /console")
     serve.add_argument("--port", type=int, default=8080, help="port of the API and the console on 127.0.0.1 (default 8080; 0: a free port)")
     serve.add_argument("--documents", type=Path, default=DEFAULT_DOCUMENTS, help="folder of UBL invoices / credit notes loaded into the host product (default: the sample data)")
@@ -41,6 +46,12 @@ def main(argv: list[str] | None = None) -> int:
     serve.add_argument("--speed", type=float, default=30.0, help="run the sandboxes' clock this many times faster than real time (default 30, as the demo)")
     serve.add_argument("--env-file", type=Path, help="also write the console URL, API, TOKEN and the sandboxes' credentials as shell export lines to this file")
     serve.add_argument("--verbose", action="store_true", help="show the functions' logs and metrics")
+    bench = sub.add_parser("bench", help="benchmark: tool calls per document, rate-limited wall time, CPU, memory, state transitions, handler import times")
+    bench.add_argument("--sizes", default="100,1000,10000", help="comma-separated document counts (default 100,1000,10000)")
+    bench.add_argument("--report", type=Path, help="write the figures as JSON to this file")
+    bench.add_argument("--tool", choices=["exact", "octopus", "yuki"], action="append", help="this tool only (repeatable; default: all three)")
+    bench.add_argument("--wall-max", type=int, default=1000, help="measure the rate-limited wall time up to this many documents (default 1000)")
+    bench.add_argument("--jobs", type=int, help="measurements side by side in worker processes (default: one per CPU, at most 3)")
     args = parser.parse_args(argv)
 
     from rich.console import Console
@@ -58,6 +69,12 @@ def main(argv: list[str] | None = None) -> int:
 
         tools = (args.tool,) if args.tool else ("exact", "octopus", "yuki")
         return run_faults(tools=tools, documents=args.documents, report=args.report, console=console)
+    if args.command == "night":
+        if args.entities < 1:
+            parser.error("--entities must be at least 1")
+        from connector.night import run_night
+
+        return run_night(args.entities, args.report, console, accounts=args.accounts, seed=args.seed)
     if args.command in ("sandbox", "serve") and not args.documents.is_dir():
         parser.error(f"--documents: {args.documents} is not a folder")
     if args.command == "sandbox":
@@ -72,6 +89,16 @@ def main(argv: list[str] | None = None) -> int:
         from connector.console.serve import run_console
 
         return run_console(args.port, args.documents, console, env_file=args.env_file, speed=args.speed, sandbox_port=args.sandbox_port, verbose=args.verbose)
+    if args.command == "bench":
+        from connector.bench import TOOLS, run_bench
+
+        try:
+            sizes = [int(part) for part in args.sizes.split(",") if part.strip()]
+        except ValueError:
+            parser.error(f"--sizes: {args.sizes!r} is not a comma-separated list of numbers")
+        if not sizes or min(sizes) < 1:
+            parser.error("--sizes: give at least one positive document count")
+        return run_bench(sizes, args.report, console, tools=tuple(args.tool or TOOLS), wall_max=args.wall_max, jobs=args.jobs)
     return 2
 
 

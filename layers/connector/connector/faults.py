@@ -188,8 +188,9 @@ def tool_world(
     from connector.adapters import AdapterContext, create_adapter
     from connector.demo import TOOL_SANDBOXES
     from connector.host.client import HostClient
-    from connector.local.template import load_template, resources_of_type
+    from connector.local.moto_dynamodb import serialized_dynamodb
     from connector.local.stack import PROJECT_ROOT
+    from connector.local.template import create_tables
     from connector.sandbox.admin import AdminRequest, HostRate
     from connector.sandbox.host import HostSandbox
     from connector.sandbox.loader import load_documents
@@ -198,14 +199,8 @@ def tool_world(
     from connector.stores.triggers import TriggerStore
     from connector.sync import engine
 
-    with mock_aws():
-        dynamodb = boto3.client("dynamodb", region_name="eu-west-1")
-        names = {}
-        for name, resource in resources_of_type(load_template(PROJECT_ROOT / "template.yaml"), "AWS::DynamoDB::Table").items():
-            props = resource["Properties"]
-            kwargs = {k: props[k] for k in ("AttributeDefinitions", "KeySchema", "GlobalSecondaryIndexes") if k in props}
-            dynamodb.create_table(TableName=name, BillingMode="PAY_PER_REQUEST", **kwargs)
-            names[name] = name
+    with mock_aws(), serialized_dynamodb():
+        names = create_tables(boto3.client("dynamodb", region_name="eu-west-1"), PROJECT_ROOT / "template.yaml")
         stores = Stores(boto3.resource("dynamodb", region_name="eu-west-1"), names["SettingsTable"], names["RunsTable"], names["NotificationsTable"])
 
         host = HostSandbox()
@@ -345,13 +340,13 @@ BOUNDARIES = (
     "before:stores.record_intents", "after:stores.record_intents",
     "before:adapter.find_bookings", "after:adapter.find_bookings",
     "before:adapter.post_bookings", "tool-accepted-write", "after:adapter.post_bookings",
-    "before:stores.record_booked", "after:stores.record_booked",
+    "before:stores.record_booked_many", "after:stores.record_booked_many",
     "before:host.register_booking", "after:host.register_booking",
     "before:stores.put_results", "after:stores.put_results",
     "before:stores.set_component", "after:stores.set_component",
     "before:stores.close_run", "after:stores.close_run", "before:stores.release_lock",
 )
-TIMEOUT_BOUNDARIES = ("after:stores.record_intents", "tool-accepted-write", "after:adapter.post_bookings", "after:stores.record_booked", "after:host.register_booking")
+TIMEOUT_BOUNDARIES = ("after:stores.record_intents", "tool-accepted-write", "after:adapter.post_bookings", "after:stores.record_booked_many", "after:host.register_booking")
 
 
 def run_tool(tool: str, documents: int = 200, *, batch_size: int = 25, seed: int = 7) -> FaultReport:

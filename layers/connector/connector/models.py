@@ -19,6 +19,7 @@ from __future__ import annotations
 from datetime import date
 from decimal import Decimal
 from enum import StrEnum
+from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
@@ -393,6 +394,9 @@ class ToolMetadata(_Model):
     vat_codes: tuple[VatCode, ...] = ()
     currencies: tuple[str, ...] = ()
     company_currency: str = "EUR"
+    #: Tool-specific reference rows the adapter wants back in later batches through its ``use_metadata``
+    #: (Octopus: its ``/bookyears`` rows with their periods); opaque to the engine, JSON-serialisable.
+    tool_rows: dict[str, Any] = Field(default_factory=dict)
 
     def gl_account(self, code: str) -> GLAccount | None:
         return next((a for a in self.gl_accounts if a.code == code), None)

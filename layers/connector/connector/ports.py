@@ -74,6 +74,10 @@ class AccountingAdapter(Protocol):
     ``ProcessJournal``; Exact: not supported (each document gets the reason). An adapter without it
     can't take payments: the step reports that per document. Raises :class:`AdapterError` for
     tool-level failures.
+
+    Optional (``getattr``, :func:`connector.sync.engine.prime_adapter`): ``use_metadata(metadata:
+    ToolMetadata) -> None`` -- take the metadata this run's ledger-accounts component fetched (stored by
+    the engine) instead of reading it again in each batch, so metadata reads are paid once per sync.
     """
 
     tool: str
@@ -101,9 +105,11 @@ class AccountingAdapter(Protocol):
         :class:`BookingRejected`; a tool-level failure raises :class:`AdapterError`."""
         ...
 
-    def read_bookings(self, booking_ids: Sequence[str], kind: DocumentKind, direction: Direction = Direction.OUTGOING) -> dict[str, BookedEntry]:
+    def read_bookings(self, booking_ids: Sequence[str], kind: DocumentKind, direction: Direction = Direction.OUTGOING, *, lines: bool = True) -> dict[str, BookedEntry]:
         """Read entries back by the tool's entry id (report and audit); sales entries for outgoing,
-        purchase entries for incoming documents. Raises :class:`AdapterError`."""
+        purchase entries for incoming documents. ``lines=False``: totals only (``lines`` may come back
+        empty), for a tool where the lines cost reads of their own (the audit compares totals). Reads in
+        bulk, never one call per entry. Raises :class:`AdapterError`."""
         ...
 
     def read_payments(self, bookings: Sequence[BookedRef]) -> dict[str, PaymentState]:

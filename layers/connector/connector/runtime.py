@@ -32,10 +32,13 @@ def use(svc: Services | None) -> None:
 @functools.cache
 def _build() -> Services:
     import boto3
+    import httpx
 
     from connector.adapters import AdapterContext, create_adapter
+    from connector.http import tls_context
     from connector.host.client import HostClient
     from connector.notify import Notifier
+    from connector.stores.budget import BudgetedTransport, budget_for, host_budget
     from connector.stores.dynamodb import EntityRecord, Stores, entity_key
     from connector.stores.secrets import SecretCredentialStore
     from connector.stores.triggers import TriggerStore
@@ -60,6 +63,7 @@ def _build() -> Services:
             credentials=credentials,
             app_secret=lambda: read_secret(config.secret_id("app", entity.tool or "")),
             base_url=entity.connection.get("base_url") or config.tool_base_urls.get(entity.tool),
+            budget=budget_for(stores.settings, entity.tool, entity.connection),  # shared per tool tenant
         )
         return create_adapter(ctx)
 
@@ -67,7 +71,9 @@ def _build() -> Services:
         key = entity.key
         if key not in hosts:
             token = read_secret(config.secret_id(entity.account_id, "host"))["access_token"]
-            hosts[key] = HostClient(config.host_api_base_url, token, entity.entity_id, tool=entity.tool)
+            # every request to the host API draws from the account's budget (200 a minute per account)
+            transport = BudgetedTransport(httpx.HTTPTransport(verify=tls_context()), host_budget(stores.settings, entity.account_id), httpx.URL(config.host_api_base_url).host)
+            hosts[key] = HostClient(config.host_api_base_url, token, entity.entity_id, tool=entity.tool, transport=transport)
         return hosts[key]
 
     sfn = boto3.client("stepfunctions", region_name=config.region)

@@ -49,6 +49,17 @@ def supports_updates(tool: str) -> bool:
     return bool(module_name and getattr(importlib.import_module(module_name), "UPDATES_BOOKINGS", False))
 
 
+def documents_per_batch(tool: str, default: int) -> int:
+    """How many documents one ProcessBatch invocation books for ``tool``: the adapter module's
+    ``DOCUMENTS_PER_BATCH`` when it sets one, else ``default`` (the stack's ``BatchSize``). Yuki sets 100:
+    one SOAP import call carries a whole batch (accounting-apis.md §3.3: "several per call", counted once)
+    and its calls are budgeted per day, so bigger batches mean fewer calls (issue 8's floor: one call per
+    batch). Exact and Octopus post one document per call, so the default keeps their batches short."""
+    module_name = ADAPTER_MODULES.get(tool)
+    size = getattr(importlib.import_module(module_name), "DOCUMENTS_PER_BATCH", None) if module_name else None
+    return int(size) if size else default
+
+
 def create_adapter(ctx: AdapterContext) -> AccountingAdapter:
     """Build the adapter for ``ctx.tool``; ``KeyError`` names an unknown tool."""
     try:

@@ -80,6 +80,7 @@ from typing import Any
 import httpx
 from tenacity import RetryCallState, Retrying, retry_if_exception_type, stop_after_attempt, wait_exponential_jitter
 
+from connector.http import tls_context
 from connector.adapters import AdapterContext
 from connector.clock import get_clock
 from connector.models import (
@@ -298,6 +299,7 @@ class ExactOnlineAdapter:
         self._http = httpx.Client(
             base_url=self.base_url,
             transport=transport,
+            verify=tls_context(),  # built once per process (connector.http)
             timeout=httpx.Timeout(timeout, connect=10.0),
             headers={"Accept": "application/json"},
         )
@@ -407,6 +409,16 @@ class ExactOnlineAdapter:
             book_years=book_years,
         )
         return self._metadata
+
+    def use_metadata(self, metadata: ToolMetadata) -> None:
+        """Take the metadata this run's ledger-accounts component already fetched (and the engine stored)
+        instead of reading it again in every batch: GL account IDs from :attr:`GLAccount.id`, VAT codes
+        padded as Exact stores them (left-aligned to 3 characters, §1.6). Issue 8: metadata reads are paid
+        once per sync, not per batch."""
+        self._metadata = metadata
+        self._gl_ids = {a.code: a.id for a in metadata.gl_accounts if a.id}
+        self._gl_codes = {a.id.lower(): a.code for a in metadata.gl_accounts if a.id}
+        self._vat_raw = {v.code: v.code.ljust(3) for v in metadata.vat_codes}
 
     def _ensure_metadata(self) -> ToolMetadata:
         return self._metadata if self._metadata is not None else self.fetch_metadata()
@@ -727,10 +739,11 @@ class ExactOnlineAdapter:
         return {"EntryNumber": result.booking_number, "EntryID": result.entry_id}
 
     def read_bookings(
-        self, booking_ids: Sequence[str], kind: DocumentKind, direction: Direction = Direction.OUTGOING
+        self, booking_ids: Sequence[str], kind: DocumentKind, direction: Direction = Direction.OUTGOING, *, lines: bool = True
     ) -> dict[str, BookedEntry]:
         """Read entries back by ``EntryID``: sales entries for ``direction`` outgoing, purchase entries
-        for incoming (§1.7), with their lines (40 ids per request), in the document's own sign: an entry
+        for incoming (§1.7), with their lines unless ``lines=False`` (40 ids per request, and as many for
+        their lines), in the document's own sign: an entry
         of Type 21 / 31 is negated back (credit note positive). ``net`` = ``AmountFC - VATAmountFC``,
         ``vat`` = ``VATAmountFC``, ``gross`` = ``AmountFC`` (document currency). ``kind`` is not needed
         to read (Exact's Type says it). Returns id (as given) → :class:`BookedEntry`; ids that are not
@@ -745,7 +758,7 @@ class ExactOnlineAdapter:
             )
             if not rows:
                 continue
-            line_rows = self._get_all(
+            line_rows = [] if not lines else self._get_all(
                 lines_path,
                 {
                     "$filter": " or ".join(f"EntryID eq guid'{r['EntryID']}'" for r in rows),
@@ -757,7 +770,7 @@ class ExactOnlineAdapter:
                 entry_id = str(row["EntryID"]).lower()
                 sign = -1 if int(row.get("Type") or 0) in (21, 31) else 1
                 gross, vat = _dec(row.get("AmountFC")), _dec(row.get("VATAmountFC"))
-                lines = sorted(
+                own = sorted(
                     (ln for ln in line_rows if str(ln.get("EntryID")).lower() == entry_id),
                     key=lambda ln: int(ln.get("LineNumber") or 0),
                 )
@@ -769,7 +782,7 @@ class ExactOnlineAdapter:
                     net=sign * (gross - vat),
                     vat=sign * vat,
                     gross=sign * gross,
-                    lines=tuple(self._booked_line(ln, sign) for ln in lines),
+                    lines=tuple(self._booked_line(ln, sign) for ln in own),
                 )
         return result
 

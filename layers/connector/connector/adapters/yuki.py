@@ -104,6 +104,7 @@ import httpx
 from lxml import etree
 from tenacity import Retrying, retry_if_exception_type, stop_after_attempt, wait_exponential_jitter
 
+from connector.http import tls_context
 from connector.adapters import AdapterContext
 from connector.clock import get_clock
 from connector.models import (
@@ -351,7 +352,8 @@ class YukiAdapter:
         self.batch_size = batch_size
         self.calls: dict[str, int] = {"reads": 0, "writes": 0}
         self._http = httpx.Client(
-            base_url=self.base_url, transport=transport, timeout=httpx.Timeout(timeout, connect=10.0)
+            base_url=self.base_url, transport=transport, timeout=httpx.Timeout(timeout, connect=10.0),
+            verify=tls_context(),  # built once per process (connector.http)
         )
         self._parser = etree.XMLParser(
             resolve_entities=False, no_network=True, load_dtd=False, dtd_validation=False, huge_tree=False
@@ -1035,10 +1037,10 @@ class YukiAdapter:
         return any(r["ContactCode"] == entry.relation_id for r in rows)
 
     def read_bookings(
-        self, booking_ids: Sequence[str], kind: DocumentKind, direction: Direction = Direction.OUTGOING
+        self, booking_ids: Sequence[str], kind: DocumentKind, direction: Direction = Direction.OUTGOING, *, lines: bool = True
     ) -> dict[str, BookedEntry]:
         """Read invoices back by ``DocumentID`` (the ``entry_id``; ``SearchInvoices``, 100 per call), with
-        their lines, in the document's own sign: ``kind`` credit note → Yuki's negative amounts are
+        their lines (``lines`` changes nothing: they come in the same call), in the document's own sign: ``kind`` credit note → Yuki's negative amounts are
         negated back. ``direction`` picks the side: sales invoices for outgoing, purchase invoices for
         incoming documents; an id of the other side, or unknown, is left out. Keyed by the id as given.
         Raises :class:`AdapterError`."""
@@ -1487,6 +1489,12 @@ class YukiAdapter:
         return session
 
 
+#: Documents per ProcessBatch invocation and per import call (:func:`connector.adapters.documents_per_batch`):
+#: §3.3 allows several invoices per ``xmlDoc`` (maximum unconfirmed; 100 is our choice, well inside a
+#: Lambda's time and SOAP message size) and one call counts once against the domain's daily budget.
+DOCUMENTS_PER_BATCH = 100
+
+
 def create_adapter(ctx: AdapterContext) -> YukiAdapter:
     """Registry hook (``connector.adapters.ADAPTER_MODULES``): the adapter for one entity's Yuki
     administration. ``ctx.connection`` holds ``administration_id`` and ``domain_id`` (optional) chosen at
@@ -1500,6 +1508,7 @@ def create_adapter(ctx: AdapterContext) -> YukiAdapter:
         ctx.credentials,
         domain_id=connection.get("domain_id"),
         transport=ctx.transport,
+        batch_size=DOCUMENTS_PER_BATCH,
     )
     adapter.budget = getattr(ctx, "budget", None)
     return adapter

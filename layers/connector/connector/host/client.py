@@ -37,6 +37,7 @@ from typing import Any
 import httpx
 from tenacity import RetryError, Retrying, retry_if_exception_type, stop_after_attempt, wait_exponential
 
+from connector.http import tls_context
 from connector.clock import Clock, get_clock
 from connector.host.mapping import (
     HOST_KINDS,
@@ -143,6 +144,7 @@ class HostClient:
         self._http = httpx.Client(
             base_url=base_url.rstrip("/"),
             transport=transport,
+            verify=tls_context(),  # built once per process (connector.http)
             timeout=timeout,
             headers={
                 "Authorization": f"Bearer {access_token}",
@@ -150,8 +152,9 @@ class HostClient:
                 "Content-Type": "application/json",
             },
         )
+        self._retrying: dict[int, Retrying] = {}
         # Temporary file locations (files.download) may live on another host: never send them our token.
-        self._files_http = httpx.Client(transport=transport, timeout=timeout)
+        self._files_http = httpx.Client(transport=transport, timeout=timeout, verify=tls_context())
 
     # ------------------------------------------------------------------ lifecycle
 
@@ -542,12 +545,14 @@ class HostClient:
         """
         payload = encode_json(body or {})
         attempts = self._max_attempts if retry else 1
-        retrying = Retrying(
-            stop=stop_after_attempt(attempts),
-            wait=wait_exponential(multiplier=self._backoff, max=8),
-            retry=retry_if_exception_type(_Transient),
-            sleep=lambda seconds: self.clock.sleep(seconds),
-        )
+        retrying = self._retrying.get(attempts)
+        if retrying is None:  # built once per client and attempt count: tenacity keeps per-call state thread-locally
+            retrying = self._retrying[attempts] = Retrying(
+                stop=stop_after_attempt(attempts),
+                wait=wait_exponential(multiplier=self._backoff, max=8),
+                retry=retry_if_exception_type(_Transient),
+                sleep=lambda seconds: self.clock.sleep(seconds),
+            )
         try:
             response = retrying(self._send, action, payload, write)
         except RetryError as exc:

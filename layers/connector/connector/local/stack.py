@@ -21,6 +21,7 @@ from unittest import mock
 
 from connector.clock import get_clock
 from connector.local.lambda_shim import LambdaDispatcher
+from connector.local.moto_dynamodb import serialized_dynamodb
 from connector.local.template import (
     Resolver,
     functions,
@@ -134,6 +135,7 @@ class LocalStack:
         self.dispatcher = LambdaDispatcher(specs, self.root)
         patches = [
             self.dispatcher.patched(),
+            serialized_dynamodb(),  # invocations run side by side in threads; DynamoDB is atomic per request
             # Retry intervals of the state machine follow the process clock (scaled in tests and the demo).
             mock.patch.object(retrier_decl, "time", SimpleNamespace(sleep=lambda s: get_clock().sleep(s))),
         ]

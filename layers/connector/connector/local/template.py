@@ -59,6 +59,19 @@ def resources_of_type(template: dict[str, Any], type_name: str) -> dict[str, dic
     return {name: res for name, res in template["Resources"].items() if res["Type"] == type_name}
 
 
+def create_tables(dynamodb_client: Any, path: Path) -> dict[str, str]:
+    """Create the template's DynamoDB tables (keys and GSIs as declared, on-demand) under their logical
+    names with ``dynamodb_client`` (a boto3 client, normally moto's) and return ``{logical name: table
+    name}``; for in-process worlds that don't need the whole local stack (faults, tenancy, night)."""
+    names = {}
+    for name, resource in resources_of_type(load_template(path), "AWS::DynamoDB::Table").items():
+        props = resource["Properties"]
+        kwargs = {k: props[k] for k in ("AttributeDefinitions", "KeySchema", "GlobalSecondaryIndexes") if k in props}
+        dynamodb_client.create_table(TableName=name, BillingMode="PAY_PER_REQUEST", **kwargs)
+        names[name] = name
+    return names
+
+
 def functions(template: dict[str, Any]) -> dict[str, FunctionSpec]:
     """Every ``AWS::Serverless::Function`` with Globals merged in (function values win)."""
     globals_ = template.get("Globals", {}).get("Function", {})

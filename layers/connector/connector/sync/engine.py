@@ -41,9 +41,10 @@ from connector.models import (
     DocumentOutcome,
     RunStatus,
     Skip,
+    ToolMetadata,
     Trigger,
 )
-from connector.adapters import supports_updates
+from connector.adapters import documents_per_batch, supports_updates
 from connector.vat import vat_number_warning
 from connector.ports import AccountingAdapter, AdapterError, HostProduct, RelationRejected, chunked
 from connector.clock import get_clock
@@ -212,9 +213,10 @@ def plan_run(svc: Services, run_id: str) -> dict[str, Any]:
         plan[RELATION_COMPONENT_OF[direction]] = [ref for ref in refs if ref.split(":", 1)[1] not in mapped]
 
     components = []
+    document_batch = documents_per_batch(entity.tool or "", svc.batch_size)
     for component in COMPONENT_ORDER:
         ids = plan[component]
-        batches = [list(chunk) for chunk in chunked(ids, svc.batch_size)]
+        batches = [list(chunk) for chunk in chunked(ids, document_batch if component in DOCUMENT_COMPONENTS else svc.batch_size)]
         svc.stores.put_batches(run_id, component.value, batches)
         svc.stores.set_component(run_id, component.value, ComponentStatus.PENDING, total=len(ids))
         components.append({"name": component.value, "batches": list(range(len(batches)))})
@@ -280,15 +282,17 @@ def process_batch(svc: Services, run_id: str, component: str, batch: int) -> dic
             return {"synced": 0, "skipped": 0, "tool": None, "api_calls": {}}
         from connector.sync.paid_to_tool import push_host_payments
 
-        pushed = push_host_payments(svc, run_id)  # host -> tool first (seeds 001/004); never raises AdapterError
+        entity = svc.stores.get_entity(run["account_id"], run["entity_id"]) if run else None
+        bookings = svc.stores.list_bookings(entity.account_id, entity.entity_id) if entity else None  # read once for the three steps
+        pushed = push_host_payments(svc, run_id, bookings)  # host -> tool first (seeds 001/004); never raises AdapterError
         notes = [{**item, "outcome": "payment_not_pushed", "flag": item["reason"]} for item in pushed.get("not_supported") or []]
         if pushed.get("error"):
             notes.append({"id": "payments", "outcome": "payment_not_pushed", "flag": f"paid status could not be sent to the tool: {pushed['error']}", "hint": "It is tried again at the next sync."})
         if notes:
             svc.stores.put_results(run_id, PAYMENT_STATUS, notes)
-        marked = sync_payments(svc, run_id)["marked_paid"]  # tool -> host
+        marked = sync_payments(svc, run_id, bookings)["marked_paid"]  # tool -> host
         svc.stores.update_run(run_id, payments_pushed=int(pushed.get("pushed") or 0))
-        audit_books(svc, run_id)
+        audit_books(svc, run_id, bookings)
         return {"synced": marked, "skipped": 0, "tool": None, "api_calls": {}}
     run, entity = _run_and_entity(svc, run_id)
     comp = Component(component)
@@ -330,6 +334,15 @@ def process_batch(svc: Services, run_id: str, component: str, batch: int) -> dic
         "tool": entity.tool,
         "api_calls": {"reads": int(calls.get("reads", 0)), "writes": int(calls.get("writes", 0)), "throttled": int(calls.get("throttled", 0))},
     }
+
+
+def prime_adapter(adapter: AccountingAdapter, metadata: ToolMetadata) -> None:
+    """Hand ``metadata`` (what this run's ledger-accounts component fetched and stored; the same the
+    engine validates against) to an adapter that can use it (optional ``use_metadata``), so a batch
+    doesn't read GL accounts, journals and VAT codes again (issue 8: once per sync, not per batch)."""
+    use = getattr(adapter, "use_metadata", None)
+    if use is not None:
+        use(metadata)
 
 
 def _sync_metadata(svc: Services, entity: EntityRecord, adapter: AccountingAdapter) -> list[dict[str, Any]]:
@@ -434,6 +447,7 @@ def _sync_documents(
     metadata = stores.get_metadata(account, ent)
     if metadata is None:
         raise AdapterError("the accounting tool's ledger accounts, journals and VAT codes are not loaded")
+    prime_adapter(adapter, metadata)
     relations = stores.get_relations(account, ent, ROLE_OF[direction], [d.party.host_id for d in documents])
     if run.get("dry_run"):  # a relation the run would create has no tool id yet: name it
         relations = {d.party.host_id: relations.get(d.party.host_id) or f"(new relation: {d.party.name})" for d in documents if d.party.name.strip()} | relations
@@ -455,15 +469,24 @@ def _sync_documents(
     uncertain = [entry for _, entry in entries if records.get(entry.host_id, {}).get("state") == "intent"]
     found = adapter.find_bookings(uncertain) if uncertain else {}
     to_post = [(doc, entry) for doc, entry in entries if entry.host_id not in found]
+    if to_post:
+        # A run the watchdog closed (Stalled) meanwhile has lost its lock: its late Lambda writes nothing.
+        current = stores.get_run(run["run_id"]) or {}
+        if current.get("status") != RunStatus.RUNNING.value:
+            raise AdapterError(f"the run is no longer running ({current.get('status') or 'gone'}): nothing was booked by this late batch")
     stores.record_intents(account, ent, record_kind, [(e.host_id, e.reference) for _, e in to_post], run["run_id"])
     posted = adapter.post_bookings([entry for _, entry in to_post]) if to_post else []
 
     outcomes: dict[str, BookingResult | BookingRejected] = dict(found)
     outcomes.update({result.host_id: result for result in posted})
+    # Every booking of the batch recorded in bulk before the host hears of any (intents cover a crash).
+    stores.record_booked_many(account, ent, record_kind, [
+        {"host_id": doc.host_id, "booking_number": result.booking_number, "entry_id": result.entry_id, "source_updated_at": doc.updated_at, "reference": entry.reference}
+        for doc, entry in entries if isinstance(result := outcomes.get(entry.host_id), BookingResult)
+    ], run["run_id"])
     for doc, entry in entries:
         result = outcomes.get(entry.host_id)
         if isinstance(result, BookingResult):
-            stores.record_booked(account, ent, record_kind, doc.host_id, booking_number=result.booking_number, entry_id=result.entry_id, run_id=run["run_id"], source_updated_at=doc.updated_at, reference=entry.reference)
             note = " ".join(w for w in (_write_back(host, kind, direction, doc.host_id, result.booking_number), relation_warning(adapter, doc.party), vat_number_warning(doc.party.vat_number)) if w) or None
             status = DocumentOutcome.ALREADY_SYNCED if doc.host_id in found else DocumentOutcome.SYNCED
             results.append(_document_result(doc, status, booking_number=result.booking_number, entry_id=result.entry_id, flag=note))
@@ -495,6 +518,7 @@ def _update_documents(
     metadata = stores.get_metadata(account, ent)
     if metadata is None:
         raise AdapterError("the accounting tool's ledger accounts, journals and VAT codes are not loaded")
+    prime_adapter(adapter, metadata)
     relations = stores.get_relations(account, ent, ROLE_OF[direction], [d.party.host_id for d in documents])
     results: list[dict[str, Any]] = []
     items: list[tuple[Document, BookingEntry, str]] = []
@@ -708,19 +732,24 @@ def _error_message(error: dict[str, Any]) -> str:
 # ------------------------------------------------------------------------------------ payments
 
 
-def sync_payments(svc: Services, run_id: str) -> dict[str, int]:
+def sync_payments(svc: Services, run_id: str, bookings: list[dict[str, Any]] | None = None) -> dict[str, int]:
     """Bring payment status back: every document the connector booked that the host doesn't have as
     paid yet is checked in the tool (bulk reads) and, when the tool has it paid in full (reconciled),
     marked paid in the host. A payment is never removed: a later change in the tool never un-pays a
-    document in the host (seeds 001, 002, 004). Returns ``{"checked", "marked_paid"}``."""
+    document in the host (seeds 001, 002, 004). A document booked by this very run is not asked about:
+    its open item in the tool is seconds old, and the next sync checks it (issue 8: the first sync of N
+    new documents pays no payment reads for them). ``bookings``: the entity's booking records when the
+    caller read them already (one read for the payment-status step). Returns ``{"checked", "marked_paid"}``."""
     run, entity = _run_and_entity(svc, run_id)
     account, ent = entity.account_id, entity.entity_id
     candidates = []
-    for record in svc.stores.list_bookings(account, ent):
+    for record in svc.stores.list_bookings(account, ent) if bookings is None else bookings:
         direction_value, kind_value = record["record_kind"].split("_", 1)
         kind, direction = DocumentKind(kind_value), Direction(direction_value)
         if record.get("state") != "booked" or record.get("host_paid") or (direction is Direction.OUTGOING and kind is DocumentKind.CREDIT_NOTE):
             continue  # the host has no payments on outgoing credit notes (host-api.md §5)
+        if record.get("run_id") == run_id:
+            continue  # booked seconds ago by this run: checked from the next sync on
         candidates.append(
             BookedRef(host_id=record["host_id"], kind=kind, direction=direction, entry_id=record["entry_id"], booking_number=record["booking_number"], reference=record.get("reference") or "")
         )
@@ -749,16 +778,22 @@ def sync_payments(svc: Services, run_id: str) -> dict[str, int]:
 # --------------------------------------------------------------------------------------- audit
 
 
-def audit_books(svc: Services, run_id: str) -> dict[str, Any]:
+def audit_books(svc: Services, run_id: str, bookings: list[dict[str, Any]] | None = None) -> dict[str, Any]:
     """Books-agree audit (after each sync): every document the host has as synced since the start date
     against the entry the tool holds for it — count and net / VAT / gross per currency on both sides,
     and each difference with the host document and a fix hint: ``missing_in_tool`` (deleted there),
     ``amounts_changed`` (edited there), ``booking_number_unknown`` (the host has a number the connector
-    never booked), ``booking_number_differs``. Reads in bulk only; stored on the run as ``audit``."""
+    never booked), ``booking_number_differs``. Reads in bulk only; stored on the run as ``audit``.
+    ``bookings``: the entity's booking records when the caller read them already."""
     run, entity = _run_and_entity(svc, run_id)
     assert entity.settings is not None
     host, adapter = svc.host_for(entity), svc.adapter_for(entity)
-    records = {(r["record_kind"], r["host_id"]): r for r in svc.stores.list_bookings(entity.account_id, entity.entity_id) if r.get("state") == "booked"}
+    metadata = svc.stores.get_metadata(entity.account_id, entity.entity_id)
+    if metadata is not None:
+        prime_adapter(adapter, metadata)
+    if bookings is None:
+        bookings = svc.stores.list_bookings(entity.account_id, entity.entity_id)
+    records = {(r["record_kind"], r["host_id"]): r for r in bookings if r.get("state") == "booked"}
     differences: list[dict[str, Any]] = []
     sides: dict[str, dict[str, list[Decimal]]] = {"host": {}, "tool": {}}
     documents = agree = 0
@@ -780,7 +815,7 @@ def audit_books(svc: Services, run_id: str) -> dict[str, Any]:
         record_kind = booking_kind(kind, direction)
         subject = _subject_type(kind, direction)
         known = {r["id"]: records.get((record_kind, r["id"])) for r in rows}
-        entries = adapter.read_bookings([rec["entry_id"] for rec in known.values() if rec], kind, direction) if any(known.values()) else {}
+        entries = adapter.read_bookings([rec["entry_id"] for rec in known.values() if rec], kind, direction, lines=False) if any(known.values()) else {}
         for row in rows:
             documents += 1
             totals = row.get("totals") or {}

@@ -47,10 +47,11 @@ NOT_SUPPORTED_HINT = "The invoice is paid in the host product; register the paym
 RECORD_KIND = f"{Direction.OUTGOING.value}_{DocumentKind.INVOICE.value}"
 
 
-def push_host_payments(svc: Any, run_id: str) -> dict[str, Any]:
+def push_host_payments(svc: Any, run_id: str, bookings: list[dict[str, Any]] | None = None) -> dict[str, Any]:
     """Give the tool the paid status of the entity's outgoing invoices the host has as paid in full
     (module docstring: steps, rules, idempotency). ``svc`` is :class:`connector.sync.engine.Services`;
-    ``run_id`` the sync run it is part of (its entity; ``dry_run`` honoured).
+    ``run_id`` the sync run it is part of (its entity; ``dry_run`` honoured). ``bookings``: the entity's
+    booking records when the caller has read them already (``Stores.list_bookings``), else read here.
 
     Returns ``{"checked": n records asked about, "paid_in_host": n, "pushed": n marked tool_paid now,
     "not_supported": [{"id", "number", "booking_number", "reason", "hint", "subject_type": "invoice",
@@ -70,7 +71,7 @@ def push_host_payments(svc: Any, run_id: str) -> dict[str, Any]:
     result: dict[str, Any] = {"checked": 0, "paid_in_host": 0, "pushed": 0, "not_supported": [], "error": None}
     records = {
         r["host_id"]: r
-        for r in svc.stores.list_bookings(account, ent)
+        for r in (svc.stores.list_bookings(account, ent) if bookings is None else bookings)
         if r.get("record_kind") == RECORD_KIND and r.get("state") == "booked" and r.get("entry_id")
         and not r.get("tool_paid") and not r.get("host_paid")
     }

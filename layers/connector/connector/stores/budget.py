@@ -1,0 +1,383 @@
+"""One call budget per tool tenant, shared by every entity, run, batch and Lambda that calls it.
+
+Entities that book into the same Exact division, Octopus dossier or Yuki domain share that tenant's rate
+limits (``shared/reference/accounting-apis.md`` §1.10: Exact counts 60 calls a minute and 5,000 a day
+*per app per company*; §3.3: Yuki 1,000 calls a day *per domain*; §2.8: Octopus documents none), however
+their syncs were started. Each adapter therefore takes a token from :class:`TenantBudget` right before
+every HTTP request it sends to the tool, so concurrent syncs (and the four batches one sync runs side by
+side) never exceed the tenant's limits together.
+
+The budget is a token bucket plus a daily counter, kept in ONE item of the settings table
+(``TENANT#{tenant_key}`` / ``BUDGET``) and changed only by conditional writes (optimistic concurrency on
+a version number), so any number of Lambdas share it without a lock:
+
+- **Per minute**: a bucket of ``burst`` tokens refilled at ``rate = (per_minute - burst - headroom) / 60``
+  tokens a second, stored in its virtual-scheduling form (GCRA: one timestamp, see :func:`plan_take`).
+  Whatever the alignment of the tool's own minute window (fixed, sliding), no 60-second span then holds
+  more than ``burst + 60 * rate = per_minute - headroom`` calls; the headroom absorbs the time between
+  a take and the request's arrival. ``take()`` reserves the next free slot with one conditional write,
+  then sleeps (through :func:`connector.clock.get_clock`) until it: waiters are served in order.
+- **Per day**: calls counted per UTC day (Exact and Yuki reset at UTC midnight in the sandboxes; Exact
+  also says when in ``X-RateLimit-Reset``). When the day's budget is spent, ``take()`` raises
+  :class:`~connector.ports.AdapterError` with ``resume_at`` = the next UTC midnight at once: the engine
+  ends that component in Error with the resume time, the later components stay Pending.
+
+Defaults (:data:`TOOL_LIMITS`; a connection may override them with ``budget_per_minute`` /
+``budget_per_day``, e.g. a Yuki domain on the 5,000- or 10,000-call plan):
+
+============  ==========  =========  =====  ========  ============================================
+tool          per minute  per day    burst  headroom  sustained rate
+============  ==========  =========  =====  ========  ============================================
+``exact``     60          5,000      4      2         54 calls a minute (never more than 58 in any 60 s)
+``octopus``   600         none       20     60        520 a minute: Octopus documents no limit (§2.8)
+                                                      but may cut off a software house for misuse; 10
+                                                      calls a second per dossier is our safe default
+``yuki``      none        1,000      —      —         no minute limit documented; the day counts
+============  ==========  =========  =====  ========  ============================================
+
+What counts: every request to the tool's API, retries included (a retried request is a request). Exact's
+token endpoint has its own limit (200 a day, §1.2) and is not counted here; Yuki's ``Authenticate`` counts
+against the domain's budget (the sandbox counts it, §3.2 "very likely counts"); Octopus's login calls are
+counted (no documented limit: the conservative choice).
+
+The host product's API has a limit of its own: 200 requests per sliding minute *per account*
+(``host-api.md`` §1), shared by all the account's entities and the four batches of each sync.
+:data:`HOST_LIMITS` and :class:`BudgetedTransport` put the host client on the same kind of budget
+(tenant ``host:account:{id}``), wired in :mod:`connector.runtime`.
+
+Cost: one conditional ``PutItem`` per call in the steady state (the adapter keeps the item it last wrote
+and tries the next version directly); a ``GetItem`` (strongly consistent) more when another invocation
+wrote in between.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, replace
+from datetime import UTC, datetime
+from decimal import Decimal
+from typing import Any
+
+import httpx
+from botocore.exceptions import ClientError
+
+from connector.clock import get_clock
+from connector.ports import AdapterError
+
+DAY = 86400
+#: A reserved slot of a block may still be used this fraction of a refill interval after its time.
+BLOCK_GRACE = 0.25
+
+
+@dataclass(frozen=True)
+class TenantLimits:
+    """A tool tenant's limits: ``per_minute`` calls in any 60 s (``None``: none), ``per_day`` calls per
+    UTC day (``None``: none), the bucket's ``burst`` and the ``headroom`` kept free under the minute
+    limit (see the module docstring). ``block``: slots one budget reservation takes at once (one
+    DynamoDB write for ``block`` requests; each request still waits for its own slot, so the limits hold
+    as with single takes); at most ``burst``. Slots a batch reserved and did not use are lost to the
+    tenant's minute and day (at most ``block - 1`` per adapter), so a tool budgeted per day keeps small
+    blocks."""
+
+    per_minute: int | None
+    per_day: int | None
+    burst: int = 4
+    headroom: int = 2
+    block: int = 1
+
+    def __post_init__(self) -> None:
+        if self.per_minute is not None and self.per_minute - self.burst - self.headroom <= 0:
+            raise ValueError("per_minute must exceed burst + headroom")
+        if self.burst < 1:
+            raise ValueError("burst must be at least 1")
+        if not 1 <= self.block <= max(self.burst, 1):
+            raise ValueError("block must be between 1 and burst")
+
+    @property
+    def rate(self) -> float | None:
+        """Tokens added per second (``None``: no minute limit)."""
+        if self.per_minute is None:
+            return None
+        return (self.per_minute - self.burst - self.headroom) / 60.0
+
+    @property
+    def max_per_minute(self) -> int | None:
+        """The most calls any 60-second span can hold: ``burst + 60 * rate``."""
+        return None if self.per_minute is None else self.per_minute - self.headroom
+
+
+#: Default limits per tool (accounting-apis.md §1.10, §2.8, §3.3; see the module docstring).
+TOOL_LIMITS: dict[str, TenantLimits] = {
+    "exact": TenantLimits(per_minute=60, per_day=5000, burst=4, headroom=2, block=4),
+    "octopus": TenantLimits(per_minute=600, per_day=None, burst=20, headroom=60, block=10),
+    "yuki": TenantLimits(per_minute=None, per_day=1000, burst=1, headroom=0, block=1),
+}
+
+
+def limits_for(tool: str | None, connection: dict[str, Any] | None = None) -> TenantLimits:
+    """The limits of ``tool`` (:data:`TOOL_LIMITS`), with the connection's overrides
+    ``budget_per_minute`` / ``budget_per_day`` when set. An unknown tool gets Octopus's safe default."""
+    base = TOOL_LIMITS.get(tool or "", TOOL_LIMITS["octopus"])
+    connection = connection or {}
+    per_minute, per_day = base.per_minute, base.per_day
+    if connection.get("budget_per_minute") is not None:
+        per_minute = int(connection["budget_per_minute"])
+    if connection.get("budget_per_day") is not None:
+        per_day = int(connection["budget_per_day"])
+    if (per_minute, per_day) == (base.per_minute, base.per_day):
+        return base
+    burst = base.burst if per_minute is None else max(1, min(base.burst, per_minute // 10))
+    headroom = base.headroom if per_minute is None else min(base.headroom, max(0, per_minute - burst - 1))
+    return TenantLimits(per_minute=per_minute, per_day=per_day, burst=burst, headroom=headroom, block=min(base.block, burst))
+
+
+@dataclass(frozen=True)
+class BucketState:
+    """The stored state: the bucket as its *theoretical arrival time* ``tat`` (epoch s, see
+    :func:`plan_take`), ``used`` calls on UTC day ``day``, and the item's ``version`` (0: no item yet)."""
+
+    tat: float
+    day: int
+    used: int
+    version: int = 0
+
+
+@dataclass(frozen=True)
+class Decision:
+    """What :func:`plan_take` decided: the ``new`` state to write (the call is reserved) and the
+    ``wait`` in seconds before it may be sent; or the day is spent until ``spent_until`` (epoch s)."""
+
+    new: BucketState | None = None
+    wait: float = 0.0
+    spent_until: float | None = None
+
+
+def plan_take(state: BucketState | None, limits: TenantLimits, now: float, n: int = 1) -> Decision:
+    """The token bucket's arithmetic, shared by :class:`TenantBudget` and the night simulation
+    (:mod:`connector.night`).
+
+    The bucket is kept in its *virtual scheduling* form (GCRA; the same bucket of ``burst`` tokens
+    refilled at ``rate``): ``tat`` is when the bucket would be full again. A call at ``now`` may be sent
+    at ``max(now, tat - (burst - 1) / rate)`` and moves ``tat`` to ``max(tat, now) + n / rate``. So a
+    take *reserves* its slot with one write and then waits for it: waiters are served in the order they
+    reserved (no one starves), and no 60 s span holds more than ``burst + 60 * rate`` calls. The day's
+    count is checked and incremented in the same write."""
+    day = int(now // DAY)
+    if state is None:
+        state = BucketState(tat=now, day=day, used=0, version=0)
+    used = state.used if state.day == day else 0
+    if limits.per_day is not None and used + n > limits.per_day:
+        return Decision(spent_until=float((day + 1) * DAY))
+    rate = limits.rate
+    if rate is None:
+        send_at, tat = now, now
+    else:
+        interval = 1.0 / rate
+        tat = max(state.tat, now)
+        send_at = max(now, tat - (limits.burst - 1) * interval)
+        tat += n * interval
+    wait = send_at - now
+    return Decision(new=BucketState(tat=tat, day=max(day, state.day), used=used + n, version=state.version + 1), wait=wait if wait > 1e-6 else 0.0)
+
+
+#: The host product's API: 200 requests per sliding minute per account (host-api.md §1); 180 a minute
+#: sustained, never more than 190 in any 60 s.
+HOST_LIMITS = TenantLimits(per_minute=200, per_day=None, burst=10, headroom=10, block=10)
+
+
+def _iso(ts: float) -> str:
+    return datetime.fromtimestamp(ts, tz=UTC).isoformat()
+
+
+class TenantBudget:
+    """The shared call budget of one tool tenant (``tenant`` = :func:`connector.triggers.tenant_key`),
+    stored in ``table`` (the settings table). Build one per adapter (cheap); all instances with the same
+    tenant share the item.
+
+    ``take(n)`` reserves ``n`` calls and waits until they may be sent, or raises
+    :class:`~connector.ports.AdapterError`: with ``resume_at`` (next UTC midnight) when the day's budget
+    is spent; without when the next free slot is more than ``max_wait`` seconds away (the tenant is
+    overbooked). Counters for reports: ``taken``, ``waited`` (seconds), ``conflicts`` (lost races),
+    ``reads`` / ``writes`` (DynamoDB requests)."""
+
+    def __init__(self, table: Any, tenant: str, limits: TenantLimits, *, max_wait: float = 120.0) -> None:
+        self.table = table
+        self.tenant = tenant
+        self.limits = limits
+        self.max_wait = max_wait
+        self.key = {"pk": f"TENANT#{tenant}", "sk": "BUDGET"}
+        self._state: BucketState | None = None
+        self._loaded = False
+        self._block_tat = 0.0  # the reserved block's first slot as a theoretical arrival time
+        self._block_next = 0  # next slot of the block to hand out
+        self._block_size = 0
+        self._wasted = 0  # reserved slots that expired unused: given back to the day at the next write
+        self.taken = 0
+        self.waited = 0.0
+        self.conflicts = 0
+        self.reads = 0
+        self.writes = 0
+
+    def take(self, n: int = 1) -> float:
+        """Reserve ``n`` calls in the budget (one conditional write) and sleep (clock) until they may
+        be sent. Returns the seconds waited. Raises :class:`~connector.ports.AdapterError` (see the
+        class docstring)."""
+        if n > self.limits.burst and self.limits.rate is not None:
+            raise ValueError(f"can't take {n} calls at once from a bucket of {self.limits.burst}")
+        clock = get_clock()
+        if n == 1:
+            self._expire_block(clock.now())
+            if self._block_next < self._block_size:
+                return self._from_block(clock)
+        block = self.limits.block if n == 1 else 0
+        while True:
+            if not self._loaded:
+                self._state = self._read()
+            size = n
+            if block > 1:  # a whole block in this write, capped by what is left of the day
+                used = self._state.used if self._state is not None and self._state.day == int(clock.now() // DAY) else 0
+                size = max(1, min(block, self.limits.per_day - used)) if self.limits.per_day is not None else block
+            decision = plan_take(self._state, self.limits, clock.now(), size)
+            if decision.new is not None and self._wasted:  # give the day back what expired unused
+                decision = Decision(new=replace(decision.new, used=max(0, decision.new.used - self._wasted)), wait=decision.wait)
+            if decision.spent_until is not None:
+                raise AdapterError(
+                    f"the daily call budget of this {self._what()} is spent ({self.limits.per_day} calls a day, shared by every company entity on it)",
+                    resume_at=_iso(decision.spent_until),
+                )
+            if decision.wait > self.max_wait:
+                raise AdapterError(f"the call budget of this {self._what()} is booked for more than {self.max_wait:.0f} s ahead: too many syncs share it")
+            assert decision.new is not None
+            if self._write(self._state, decision.new):
+                self._state = decision.new
+                self._wasted = 0
+                if size > 1:  # hand out the first slot now, the others from the block
+                    rate = self.limits.rate
+                    self._block_tat = decision.new.tat - size / rate if rate else 0.0
+                    self._block_next, self._block_size = 0, size
+                    return self._from_block(clock)
+                self.taken += n
+                if decision.wait > 0:
+                    clock.sleep(decision.wait)
+                    self.waited += decision.wait
+                return decision.wait
+            self.conflicts += 1
+            self._loaded = False  # someone else reserved meanwhile: read the item again
+
+    def _slot_time(self, i: int) -> float:
+        rate = self.limits.rate
+        return self._block_tat + (i - (self.limits.burst - 1)) / rate if rate else 0.0
+
+    def _expire_block(self, now: float) -> None:
+        """Drop the block's slots whose theoretical arrival time is more than :data:`BLOCK_GRACE` of an
+        interval past (GCRA: a request may come early within the burst, never late): a late
+        request must not land on time another reservation was given (the bound of the minute would no
+        longer hold), so it reserves anew. What expired is given back to the day's count."""
+        rate = self.limits.rate
+        if rate is None:
+            return
+        # slot i's theoretical arrival time is block_tat + i / rate (GCRA): arriving later than that would
+        # push the bucket past what the other reservations were given
+        while self._block_next < self._block_size and now - (self._block_tat + self._block_next / rate) > BLOCK_GRACE / rate:
+            self._block_next += 1
+            self._wasted += 1
+
+    def _from_block(self, clock: Any) -> float:
+        """The next slot of the reserved block: slot *i* may go at ``tat + i / rate - (burst - 1) / rate``
+        (what *i* single takes after the block's first would have been given), never before now."""
+        rate = self.limits.rate
+        i = self._block_next
+        self._block_next += 1
+        self.taken += 1
+        now = clock.now()
+        send_at = now if rate is None else max(now, self._slot_time(i))
+        wait = send_at - now
+        if wait > 1e-6:
+            clock.sleep(wait)
+            self.waited += wait
+            return wait
+        return 0.0
+
+    def remaining_today(self) -> int | None:
+        """Calls left today according to the stored item (``None``: no daily limit)."""
+        if self.limits.per_day is None:
+            return None
+        state = self._read()
+        day = int(get_clock().now() // DAY)
+        used = state.used if state is not None and state.day == day else 0
+        return max(0, self.limits.per_day - used)
+
+    def _what(self) -> str:
+        tool, _, rest = self.tenant.partition(":")
+        field, _, value = rest.partition(":")
+        names = {"division": "Exact Online division", "dossier_id": "Octopus dossier", "domain_id": "Yuki domain", "administration_id": "Yuki administration", "account": "host product account"}
+        return f"{names.get(field, tool + ' tenant')} {value}".strip()
+
+    def _read(self) -> BucketState | None:
+        self.reads += 1
+        item = self.table.get_item(Key=self.key, ConsistentRead=True).get("Item")
+        self._loaded = True
+        if not item:
+            return None
+        return BucketState(tat=float(item["tat"]), day=int(item["day"]), used=int(item["used"]), version=int(item["version"]))
+
+    def _write(self, old: BucketState | None, new: BucketState) -> bool:
+        self.writes += 1
+        item = {
+            **self.key,
+            "tenant": self.tenant,
+            "tat": Decimal(math.ceil(new.tat * 1000)) / 1000,  # rounded up to the ms: never earlier
+            "day": new.day,
+            "used": new.used,
+            "version": new.version,
+        }
+        if old is None or old.version == 0:
+            condition, values = "attribute_not_exists(pk)", None
+        else:
+            condition, values = "version = :v", {":v": old.version}
+        kwargs: dict[str, Any] = {"Item": item, "ConditionExpression": condition}
+        if values:
+            kwargs["ExpressionAttributeValues"] = values
+        try:
+            self.table.put_item(**kwargs)
+            return True
+        except ClientError as error:
+            if error.response["Error"]["Code"] != "ConditionalCheckFailedException":
+                raise
+            return False
+
+
+class BudgetedTransport(httpx.BaseTransport):
+    """An httpx transport that takes one call from ``budget`` before each request to ``host`` (any host
+    when ``None``) and then hands it to ``inner``: how the host client draws from the account's budget
+    without knowing about it (requests elsewhere, e.g. temporary file downloads, are not counted)."""
+
+    def __init__(self, inner: httpx.BaseTransport, budget: TenantBudget, host: str | None = None) -> None:
+        self.inner = inner
+        self.budget = budget
+        self.host = host
+
+    def handle_request(self, request: httpx.Request) -> httpx.Response:
+        if self.host is None or request.url.host == self.host:
+            self.budget.take()
+        return self.inner.handle_request(request)
+
+    def close(self) -> None:
+        self.inner.close()
+
+
+def host_budget(table: Any, account_id: str) -> TenantBudget:
+    """The budget of the host product's API for one account (:data:`HOST_LIMITS`), shared by all its
+    entities' syncs."""
+    return TenantBudget(table, f"host:account:{account_id}", HOST_LIMITS)
+
+
+def budget_for(table: Any, tool: str | None, connection: dict[str, Any]) -> TenantBudget:
+    """The budget of the tenant an entity with this ``tool`` and ``connection`` books into (its
+    :func:`connector.triggers.tenant_key`), with :func:`limits_for` its limits."""
+    from connector.triggers import tenant_key
+
+    return TenantBudget(table, tenant_key(tool, connection), limits_for(tool, connection))
+
+
+__all__ = ["HOST_LIMITS", "TOOL_LIMITS", "BucketState", "BudgetedTransport", "Decision", "TenantBudget", "TenantLimits", "budget_for", "host_budget", "limits_for", "plan_take"]

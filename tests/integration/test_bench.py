@@ -1,0 +1,71 @@
+"""The benchmark's own logic (``connector bench``, issue 8) at small sizes: what it counts and how it
+judges. No speed is asserted here (the figures live in the benchmark's report, not in timed tests)."""
+
+from __future__ import annotations
+
+import pytest
+
+from connector import bench
+
+
+def test_exact_floor_counts_clock_minutes_and_the_utc_day():
+    # 60 a clock minute: 120 requests from the start of a minute need the next minute too
+    assert bench._tool_schedule(120, 0.0, 60, 5000) == 60.0
+    assert bench._tool_schedule(60, 0.0, 60, 5000) == 0.0
+    # 5,001 requests: the last one waits for the next UTC day
+    assert bench._tool_schedule(5001, 0.0, 60, 5000) == 86400.0
+    # no limit at all: no floor
+    assert bench._tool_schedule(10_000, 0.0, None, None) == 0.0
+
+
+def test_the_host_binds_when_it_needs_more_minutes_than_the_tool():
+    # Yuki: 30 requests (no minute limit) but 401 host requests: 200 per sliding minute -> 120 s
+    assert bench.floor_seconds("yuki", 30, 401, 0.0) == (120.0, "host")
+    assert bench.floor_seconds("exact", 600, 401, 0.0) == (540.0, "tool")
+
+
+def test_transitions_grow_with_batches_not_documents():
+    seven = [1] * 7
+    assert bench.transitions_formula(seven) == 4 + 14 + 7
+    # 40 more batches of outgoing invoices: 40 more transitions, whatever the batch size
+    assert bench.transitions_formula([1, 1, 41, 1, 1, 1, 1]) - bench.transitions_formula(seven) == 40
+
+
+def test_synthetic_documents_are_deterministic_and_balanced():
+    first, again = bench.synthetic_documents(60), bench.synthetic_documents(60)
+    assert [d.host_id for d in first] == [d.host_id for d in again]
+    assert len({d.party.host_id for d in first}) == 6  # one customer per ten documents
+    for doc in first:
+        assert sum(s.taxable_amount for s in doc.vat_breakdown) == doc.totals.net
+        assert sum(s.vat_amount for s in doc.vat_breakdown) == doc.totals.vat
+        assert doc.totals.net + doc.totals.vat == doc.totals.gross == doc.totals.payable
+
+
+@pytest.mark.parametrize("tool", bench.TOOLS)
+def test_a_resync_reads_in_bulk_and_new_documents_cost_one_write_each(tool):
+    small, large = bench.measure_size(tool, 25, wall=False), bench.measure_size(tool, 125, wall=False)
+    for row in (small, large):
+        assert row["status"] == {"first_sync": "Success", "resync": "Success"}
+        assert row["skipped"] == 0
+    # 100 more documents: the re-sync (nothing new) reads them in bulk pages, never one call each
+    assert large["resync_calls"] - small["resync_calls"] <= 100 / 20
+    # ...and the first sync pays at most the target per extra new document (metadata once per sync)
+    per_new = (large["first_sync_calls"] - small["first_sync_calls"]) / 100
+    assert per_new <= bench.TARGETS["calls_per_document"][tool]
+
+
+def test_state_transitions_read_from_the_history_match_the_formula():
+    row = bench.measure_size("yuki", 30, wall=True)
+    assert row["transitions_from"] == "execution history"
+    assert row["state_transitions"] == row["transitions_formula"]
+    assert row["throttled"] == 0
+
+
+def test_a_missed_target_is_reported_and_an_unmeasured_one_is_not_judged():
+    row = {"tool": "exact", "documents": 1000, "calls_per_document": 1.2, "throttled": 0, "wall_to_floor": 1.02, "wall": {"host_throttled": 0},
+           "cpu_ms_per_document": 1.0, "peak_mb": 20.0}
+    checks = bench.check_targets([row], [{"handler": "api", "ms": 120.0}, {"handler": "webhook", "ms": 450.0}])
+    missed = {(c["target"], c["tool"]) for c in checks if c["ok"] is False}
+    assert missed == {("calls per new document at 1,000 documents", "exact"), ("handler import time", "webhook")}
+    unjudged = [c for c in checks if c["ok"] is None]
+    assert {c["target"] for c in unjudged} == {"connector CPU per document at 10,000 documents", "peak memory of a batch invocation at 10,000 documents"}

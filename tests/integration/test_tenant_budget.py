@@ -1,0 +1,215 @@
+"""Issue 11: entities sharing a tool tenant share one call budget (``connector.stores.budget``); Yuki
+sessions and Octopus tokens are reused, never fetched per document."""
+
+from __future__ import annotations
+
+import threading
+from datetime import UTC, datetime
+
+import boto3
+import pytest
+from moto import mock_aws
+
+from connector.clock import ScaledClock, get_clock, set_clock
+from connector.faults import drive, synthetic_documents, tool_world
+from connector.ports import AdapterError
+from connector.stores.budget import HOST_LIMITS, TOOL_LIMITS, TenantBudget, TenantLimits, limits_for, plan_take
+from connector.local.moto_dynamodb import serialized_dynamodb
+from connector.tenancy import drive_concurrently, shared_tenant_world
+
+
+@pytest.fixture
+def scaled():
+    """A clock 40 times faster than real time: Exact's minute passes in 1.5 s."""
+    previous = set_clock(ScaledClock(40.0))
+    yield get_clock()
+    set_clock(previous)
+
+
+def _table():
+    ddb = boto3.resource("dynamodb", region_name="eu-west-1")
+    return ddb.create_table(
+        TableName="settings", BillingMode="PAY_PER_REQUEST",
+        KeySchema=[{"AttributeName": "pk", "KeyType": "HASH"}, {"AttributeName": "sk", "KeyType": "RANGE"}],
+        AttributeDefinitions=[{"AttributeName": "pk", "AttributeType": "S"}, {"AttributeName": "sk", "AttributeType": "S"}],
+    )
+
+
+def _max_in_any_minute(times: list[float]) -> int:
+    times = sorted(times)
+    best, start = 0, 0
+    for end, t in enumerate(times):
+        while t - times[start] >= 60.0:
+            start += 1
+        best = max(best, end - start + 1)
+    return best
+
+
+# ------------------------------------------------------------------------------------ the bucket
+
+
+def test_the_bucket_arithmetic_never_allows_more_than_the_limit_in_any_60_seconds():
+    limits = TOOL_LIMITS["exact"]
+    state, now, times = None, 1_700_000_000.0, []
+    while now < 1_700_000_000.0 + 600:  # ten minutes of a caller sending as fast as it may
+        decision = plan_take(state, limits, now)
+        state = decision.new
+        now += decision.wait  # it waits for its slot, then sends
+        times.append(now)
+        now += 0.01
+    assert _max_in_any_minute(times) <= limits.max_per_minute == 58
+    assert 10 * 54 <= len(times) <= 10 * 54 + limits.burst  # sustained 54 a minute
+
+
+def test_waiters_are_served_in_the_order_they_reserved():
+    limits = TOOL_LIMITS["exact"]
+    state, now, slots = None, 1_700_000_000.0, []
+    for _ in range(12):  # twelve callers arrive at the same instant
+        decision = plan_take(state, limits, now)
+        state = decision.new
+        slots.append(decision.wait)
+    assert slots[:4] == [0.0] * 4  # the burst
+    assert all(b > a for a, b in zip(slots[3:], slots[4:], strict=False))  # then one slot each, in order
+    assert slots[-1] == pytest.approx(8 / limits.rate)
+
+
+@pytest.mark.parametrize(("block", "work"), [(1, 0.0), (4, 0.0), (4, 2.5)], ids=["one write per call", "one write per block of 4", "blocks, slow callers"])
+def test_concurrent_takers_in_dynamodb_share_one_bucket(scaled, block, work):
+    limits = TenantLimits(per_minute=60, per_day=None, burst=4, headroom=2, block=block)
+    budgets: list[TenantBudget] = []
+    times: list[float] = []
+    lock = threading.Lock()
+    with mock_aws(), serialized_dynamodb():  # DynamoDB's conditional writes are atomic; moto's need a lock
+        _table()
+
+        def taker() -> None:
+            table = boto3.session.Session().resource("dynamodb", region_name="eu-west-1").Table("settings")
+            budget = TenantBudget(table, "exact:division:1", limits)
+            budgets.append(budget)
+            for n in range(30):
+                budget.take()
+                with lock:
+                    times.append(get_clock().now())
+                if work and n % 3 == 0:
+                    get_clock().sleep(work)  # a caller busy between requests: its reserved slots expire
+
+        threads = [threading.Thread(target=taker) for _ in range(4)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+        item = boto3.resource("dynamodb", region_name="eu-west-1").Table("settings").get_item(Key={"pk": "TENANT#exact:division:1", "sk": "BUDGET"})["Item"]
+    assert len(times) == 120
+    # every slot counted once; blocks may leave at most block - 1 reserved slots unused per taker
+    assert 120 <= int(item["used"]) <= 120 + 4 * (block - 1)
+    assert _max_in_any_minute(times) <= limits.max_per_minute + 1  # +1: the time read after the take
+    writes = sum(b.writes for b in budgets) - sum(b.conflicts for b in budgets)
+    if not work:
+        assert writes == -(-int(item["used"]) // block) if block > 1 else writes == 120  # one successful write per block
+    else:
+        assert writes < 120  # fewer writes than calls, though some reserved slots expired (and went back to the day)
+
+
+def test_a_spent_day_raises_at_once_with_the_next_utc_midnight(clock):
+    with mock_aws():
+        table = _table()
+        budget = TenantBudget(table, "yuki:domain_id:d1", TenantLimits(per_minute=None, per_day=3, burst=1, headroom=0))
+        for _ in range(3):
+            budget.take()
+        with pytest.raises(AdapterError) as spent:
+            TenantBudget(table, "yuki:domain_id:d1", budget.limits).take()  # another entity on the domain
+        midnight = (int(clock.now() // 86400) + 1) * 86400
+        assert spent.value.resume_at == datetime.fromtimestamp(midnight, tz=UTC).isoformat()
+        assert "Yuki domain d1" in str(spent.value)
+        clock.advance(midnight - clock.now() + 1)  # a new UTC day: the budget is back
+        assert budget.take() == 0.0
+
+
+def test_limits_per_tool_and_connection_overrides():
+    assert (TOOL_LIMITS["exact"].per_minute, TOOL_LIMITS["exact"].per_day) == (60, 5000)
+    assert (TOOL_LIMITS["yuki"].per_minute, TOOL_LIMITS["yuki"].per_day) == (None, 1000)
+    assert TOOL_LIMITS["octopus"].per_day is None and TOOL_LIMITS["octopus"].max_per_minute == 540
+    assert limits_for("yuki", {"budget_per_day": 5000}).per_day == 5000  # a paid Yuki plan
+    assert HOST_LIMITS.max_per_minute == 190  # the host product: 200 per sliding minute per account
+
+
+# --------------------------------------------------------------------- shared Exact division
+
+
+def _booked_everything(world) -> bool:
+    return all(
+        world.host.booking_number("invoice" if doc.kind == "invoice" else "creditNote", doc.host_id)
+        for entity in world.entities
+        for doc in entity.loaded
+    )
+
+
+def test_two_concurrent_syncs_on_one_exact_division_get_no_429(scaled):
+    docs = [synthetic_documents(50, seed=1), synthetic_documents(50, seed=2)]
+    with shared_tenant_world("exact", docs) as world:
+        world.sandbox.reset_calls()
+        runs = drive_concurrently(world)
+        statuses = [e.services.stores.get_run(r)["status"] for e, r in zip(world.entities, runs, strict=True)]
+        calls = world.sandbox.calls()
+        assert calls["429"] == 0, calls
+        assert calls["4xx"] == 0, calls
+        assert statuses == ["Success", "Success"]
+        assert _booked_everything(world)
+        assert len(world.sandbox.sales_entries(world.connection["division"])) == 100
+        # both entities drew from the one budget item, which counted every API call the division saw
+        assert all(sum(b.taken for b in e.budgets) > 0 for e in world.entities)
+        assert sum(b.taken for e in world.entities for b in e.budgets) == calls["reads"] + calls["writes"]
+
+
+def test_without_the_shared_budget_the_same_two_syncs_are_throttled(scaled):
+    """The control: each adapter alone only learns the division's remaining calls from Exact's answers,
+    so two syncs side by side overrun the minute (a lower limit makes it certain on any machine)."""
+    docs = [synthetic_documents(20, seed=1), synthetic_documents(20, seed=2)]
+    with shared_tenant_world("exact", docs, shared_budget=False, sandbox_options={"minute_limit": 20}) as world:
+        world.sandbox.reset_calls()
+        drive_concurrently(world)
+        assert world.sandbox.calls()["429"] > 0
+
+
+# ------------------------------------------------------------------------ shared Yuki domain
+
+
+def test_a_yuki_domain_spent_by_another_entity_stops_the_next_with_a_resume_time(scaled):
+    docs = [synthetic_documents(30, seed=1), synthetic_documents(30, seed=2)]
+    with shared_tenant_world("yuki", docs, batch_size=10, connection_overrides={"budget_per_day": 12}, sandbox_options={"daily_limit": 12}) as world:
+        first, second = world.entities
+        run1 = first.services.stores.get_run(drive(first.services, first.account_id, first.entity_id))
+        assert run1["status"] == "Success"
+        run2 = second.services.stores.get_run(drive(second.services, second.account_id, second.entity_id))
+        assert run2["status"] == "Error"
+        errored = [name for name, c in run2["components"].items() if c["status"] == "Error"]
+        assert len(errored) == 1
+        component = run2["components"][errored[0]]
+        assert component["resume_at"].endswith("T00:00:00+00:00") and "Yuki domain" in component["error"]
+        order = list(run2["components"])
+        assert all(run2["components"][name]["status"] == "Pending" for name in order[order.index(errored[0]) + 1 :])
+        assert world.sandbox.calls()["429"] == 0  # the connector stopped itself: Yuki never had to refuse
+        assert world.sandbox.budget_used(world.connection["domain_id"]) == 12
+
+
+def test_a_yuki_session_is_reused_across_runs(scaled):
+    with tool_world("yuki", synthetic_documents(30), None) as world:
+        for _ in range(2):
+            assert world.services.stores.get_run(drive(world.services, world.account_id, world.entity_id))["status"] == "Success"
+        assert world.sandbox.calls("Authenticate")["authenticate"] == 1
+
+
+# ------------------------------------------------------------------------------- Octopus tokens
+
+
+def test_octopus_authenticates_once_in_a_200_document_run():
+    previous = set_clock(ScaledClock(30.0))  # the run (~4 simulated minutes, host rate limit included) fits in a token's 9
+    try:
+        with tool_world("octopus", synthetic_documents(200), None) as world:
+            run = world.services.stores.get_run(drive(world.services, world.account_id, world.entity_id))
+            assert run["status"] == "Success"
+            assert world.sandbox.calls("authentication")["auth"] == 1  # not per document, batch or component
+            assert world.sandbox.calls("dossiertoken")["auth"] == 1
+            assert world.sandbox.calls()["writes"] >= 200
+    finally:
+        set_clock(previous)
