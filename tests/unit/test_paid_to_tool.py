@@ -15,7 +15,8 @@ import httpx
 import pytest
 
 from connector.adapters.exact import PAYMENT_NOT_SUPPORTED, ExactOnlineAdapter
-from connector.adapters.octopus import OctopusAdapter, _encode
+from connector.adapters.octopus import OctopusAdapter
+from connector.jsontext import json_text
 from connector.adapters.yuki import YukiAdapter
 from connector.host.client import HostClient
 from connector.models import (
@@ -172,13 +173,13 @@ def test_octopus_sandbox_refuses_a_balancing_above_the_open_amount(octopus):
     ref = octopus.book("i1")
     year, journal, seq = ref.entry_id.split("/")
     line = {"bookyearKey": {"id": int(year)}, "journalKey": journal, "documentSequenceNr": int(seq), "amount": Decimal("121.01")}
-    body = _encode({"balancingServiceData": {"balancingDate": "2025-03-20", "balancingLines": [line]}})
+    body = json_text({"balancingServiceData": {"balancingDate": "2025-03-20", "balancingLines": [line]}})
 
     response = octopus.adapter._api("POST", "balancings", content=body)
 
     assert response.status_code == 400 and "exceeds the open amount" in response.json()["errorMessage"]
     line["amount"] = Decimal("21.00")
-    body = _encode({"balancingServiceData": {"balancingDate": "2025-03-20",
+    body = json_text({"balancingServiceData": {"balancingDate": "2025-03-20",
                                               "balancingLines": [line, {**line, "documentSequenceNr": 999}]}})
     response = octopus.adapter._api("POST", "balancings", content=body)
     assert response.status_code == 400 and "Unknown booking" in response.json()["errorMessage"]

@@ -26,7 +26,7 @@ sandbox by the real handlers, on the moto local stack. Each size gets fresh envi
   httpx. ``cpu_ms_per_document`` = that total over the whole first sync / N. For driven runs a
   statistical profile (:class:`CpuSampler`) says where it goes (``cpu_breakdown``).
 - Memory: ``tracemalloc`` peak of one ProcessBatch invocation over the memory held before it: a batch of
-  25 new invoices, and the payment-status invocation (which reads every booking of the entity). The
+  new invoices (25; Yuki 100), and the payment-status invocation (which reads every booking of the entity). The
   sandboxes and moto run in the same thread, so this is an upper bound for the connector alone.
 
 **B. Wall time** (the real limits: Exact 60 calls/min and 5,000/day per division, Yuki 1,000 calls/day per
@@ -66,7 +66,7 @@ import tracemalloc
 from collections import Counter
 from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import date, timedelta
 from decimal import ROUND_HALF_UP, Decimal
 from typing import Any
@@ -272,45 +272,25 @@ class _TimedApp:
             return sum(self._by_thread.values())
 
 
-class _Router:
-    """An httpx transport answering requests for the sandboxes' loopback addresses in-process
-    (``httpx.WSGITransport``: no socket, no server thread, zero latency) and sending anything else through
-    the client's own transport, which is still built as the connector builds it (TLS context included)."""
-
-    def __init__(self, real: Any, routes: dict[str, Any]) -> None:
-        self.real = real
-        self.routes = routes
-
-    def handle_request(self, request: Any) -> Any:
-        route = self.routes.get(f"{request.url.host}:{request.url.port}")
-        return route.handle_request(request) if route is not None else self.real.handle_request(request)
-
-    def close(self) -> None:
-        self.real.close()
-
-    def __enter__(self) -> _Router:
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.close()
-
-
 @contextlib.contextmanager
 def in_process_http(apps: dict[str, Any]) -> Iterator[None]:
-    """While active, every ``httpx.Client`` created sends requests for ``apps`` (``"http://127.0.0.1:port"``
-    -> WSGI app) to the app in-process (:class:`_Router`); the connector's code paths are unchanged down
-    to httpx's transport."""
+    """While active, every request that reaches the network transport (``httpx.HTTPTransport``) for one of
+    ``apps`` (``"http://127.0.0.1:port"`` -> WSGI app) is answered by the app in-process
+    (``httpx.WSGITransport``: no socket, no server thread, zero latency). Everything the connector puts in
+    front of the network transport still runs: the host client's :class:`~connector.stores.budget
+    .BudgetedTransport` (the account's budget), retries, TLS set-up."""
     from unittest import mock
 
     import httpx
 
     routes = {url.split("://", 1)[1]: httpx.WSGITransport(app=app) for url, app in apps.items()}
-    original = httpx.Client._init_transport
+    original = httpx.HTTPTransport.handle_request
 
-    def init_transport(client: Any, *args: Any, **kwargs: Any) -> Any:
-        return _Router(original(client, *args, **kwargs), routes)
+    def handle_request(transport: Any, request: Any) -> Any:
+        route = routes.get(f"{request.url.host}:{request.url.port}")
+        return route.handle_request(request) if route is not None else original(transport, request)
 
-    with mock.patch.object(httpx.Client, "_init_transport", init_transport):
+    with mock.patch.object(httpx.HTTPTransport, "handle_request", handle_request):
         yield
 
 
@@ -384,6 +364,7 @@ class BenchEnvironment(DemoEnvironment):
         self.limits = limits
         self.in_process = in_process
         self._http_patch: Any = None
+        self._host_limits: Any = None
 
     def __enter__(self) -> BenchEnvironment:
         import importlib
@@ -437,6 +418,10 @@ class BenchEnvironment(DemoEnvironment):
         try:
             super().__exit__(*exc)
         finally:
+            if self._host_limits is not None:
+                from connector.stores import budget
+
+                budget.HOST_LIMITS, self._host_limits = self._host_limits, None
             if self._http_patch is not None:
                 self._http_patch.__exit__(None, None, None)
                 self._http_patch = None
@@ -451,8 +436,13 @@ class BenchEnvironment(DemoEnvironment):
         stores = services().stores
         record = stores.get_entity(self.account_id, self.entity.entity_id)
         assert record is not None
-        connection = {**record.connection, "budget_per_minute": NO_LIMIT, "budget_per_day": NO_LIMIT}
+        connection = {**record.connection, "budget_per_minute": 0, "budget_per_day": 0}  # 0: no such limit
         stores.put_entity(self.account_id, self.entity.entity_id, name=record.name, tool=record.tool, status=record.status, settings=record.settings, connection=connection)
+        # the host sandbox has no limit here either: its budget is taken (in blocks, as in production) without waits
+        from connector.stores import budget
+
+        self._host_limits = budget.HOST_LIMITS
+        budget.HOST_LIMITS = dataclasses.replace(budget.HOST_LIMITS, per_minute=None)
 
     def _count_host_429s(self) -> None:
         """The host sandbox does not count the requests it refuses: count its 429 answers here."""
@@ -874,7 +864,7 @@ def measure_size(tool: str, n: int, *, wall: bool, say: Callable[[str], None] = 
         def around(component: str, batch: int, call: Callable[[], Any]) -> Any:
             if not component.startswith("outgoing_"):
                 return call()
-            if not traced["done"]:  # the memory probe: one batch of 25 documents under tracemalloc
+            if not traced["done"]:  # the memory probe: one batch of documents under tracemalloc
                 traced["done"] = True
                 meter.enabled, sampler.active = False, False
                 try:
@@ -1180,7 +1170,9 @@ def _fmt(value: Any, spec: str = "") -> str:
 def print_tool_table(console: Any, tool: str, rows: list[dict[str, Any]]) -> None:
     from rich.table import Table
 
-    table = Table(title=f"{TOOL_NAMES[tool]}: {BATCH_SIZE} documents a batch, customers mapped before the first sync")
+    from connector.adapters import documents_per_batch
+
+    table = Table(title=f"{TOOL_NAMES[tool]}: {documents_per_batch(tool, BATCH_SIZE)} documents a batch, customers mapped before the first sync")
     for col, justify in (("documents", "right"), ("calls / doc\n(first sync)", "right"), ("re-sync\ncalls", "right"), ("customer\nrequests", "right"),
                          ("throttled\n(tool/host)", "right"), ("wall / floor", "right"), ("CPU\nms / doc", "right"), ("peak MB\n(batch / pay.)", "right"), ("state\ntransitions", "right")):
         table.add_column(col, justify=justify)
@@ -1236,7 +1228,7 @@ NOTES = (
     "customers are mapped before the first sync by the engine's relations step; their requests are 'customer requests'",
     "state transitions: from the execution history (state machine runs) or 4 + 2 x components + batches (driven runs)",
     "CPU: handler thread CPU minus moto's and the in-process sandboxes' CPU on that thread",
-    "peak MB: tracemalloc peak of one ProcessBatch invocation (25 new invoices / payment status); includes moto and the sandboxes in the same thread",
+    "peak MB: tracemalloc peak of one ProcessBatch invocation (a batch of new invoices: 25, Yuki 100 / payment status); includes moto and the sandboxes in the same thread",
     "wall / floor: simulated time of the first sync under the real limits / the earliest those limits allow its requests",
 )
 

@@ -80,7 +80,9 @@ from typing import Any
 import httpx
 from tenacity import RetryCallState, Retrying, retry_if_exception_type, stop_after_attempt, wait_exponential_jitter
 
+from connector.adapters.signals import Ambiguous as _Ambiguous, Throttled as _Throttled, Transient as _Transient
 from connector.http import tls_context
+from connector.jsontext import json_text
 from connector.adapters import AdapterContext
 from connector.clock import get_clock
 from connector.models import (
@@ -143,42 +145,7 @@ _HINTS: tuple[tuple[str, str], ...] = (
 DEFAULT_BASE_URL = "https://start.exactonline.nl"
 
 
-class _Transient(Exception):
-    """A failure worth retrying (5xx, connection, timeout)."""
-
-
-class _Throttled(Exception):
-    """A 429 on the minutely budget: retry after ``wait`` seconds."""
-
-    def __init__(self, wait: float) -> None:
-        super().__init__(f"throttled for {wait:.1f} s")
-        self.wait = wait
-
-
-class _Ambiguous(Exception):
-    """A write whose outcome is unknown (5xx or timeout after the request went out)."""
-
-
 # ------------------------------------------------------------------------------------------ helpers
-
-
-def _encode(value: Any) -> str:
-    """JSON text with ``Decimal`` as a number (never via float); dates as ISO 8601."""
-    if value is None or isinstance(value, bool | str):
-        return json.dumps(value)
-    if isinstance(value, Decimal):
-        if not value.is_finite():
-            raise ValueError("non-finite amount")
-        return format(value, "f")
-    if isinstance(value, int):
-        return str(value)
-    if isinstance(value, datetime | date):
-        return json.dumps(value.isoformat())
-    if isinstance(value, dict):
-        return "{" + ",".join(f"{json.dumps(str(k))}:{_encode(v)}" for k, v in value.items()) + "}"
-    if isinstance(value, list | tuple):
-        return "[" + ",".join(_encode(v) for v in value) + "]"
-    raise TypeError(f"cannot serialise {type(value).__name__}")
 
 
 def _loads(content: bytes) -> Any:
@@ -616,7 +583,7 @@ class ExactOnlineAdapter:
         raise RelationRejected(f"Exact Online refused relation {code} ({party.name}): {message}")
 
     def _update_account(self, account_id: str, changes: dict[str, Any]) -> None:
-        response = self._api("PUT", f"crm/Accounts(guid'{account_id}')", content=_encode(changes))
+        response = self._api("PUT", f"crm/Accounts(guid'{account_id}')", content=json_text(changes))
         if response.status_code == 400:
             raise RelationRejected(f"Exact Online refused to update relation {account_id}: {_error_message(response)}")
         self._check(response, "crm/Accounts")
@@ -901,7 +868,7 @@ class ExactOnlineAdapter:
     ) -> tuple[int, Any]:
         """POST ``body``; ``(201, entity)`` or ``(400, message)``. When the answer is lost (5xx /
         timeout), look the object up with ``find`` before posting again (no duplicates, §1.12)."""
-        content = _encode(body)
+        content = json_text(body)
         for attempt in range(1, self.max_attempts + 1):
             try:
                 response = self._api("POST", path, content=content, ambiguous_writes=True)

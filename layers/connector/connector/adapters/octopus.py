@@ -113,7 +113,9 @@ from typing import Any
 import httpx
 from tenacity import RetryCallState, Retrying, retry_if_exception_type, stop_after_attempt, wait_exponential_jitter
 
+from connector.adapters.signals import Ambiguous as _Ambiguous, Throttled as _Throttled, Transient as _Transient
 from connector.http import tls_context
+from connector.jsontext import json_text
 from connector.adapters import AdapterContext
 from connector.clock import get_clock
 from connector.models import (
@@ -173,42 +175,7 @@ _HINTS: tuple[tuple[str, str], ...] = (
 #: engine then calls :meth:`OctopusAdapter.update_bookings` (``connector.adapters.supports_updates``).
 UPDATES_BOOKINGS = True
 
-class _Transient(Exception):
-    """A failure worth retrying (5xx, connection, timeout)."""
-
-
-class _Throttled(Exception):
-    """A 429: retry after ``wait`` seconds."""
-
-    def __init__(self, wait: float) -> None:
-        super().__init__(f"throttled for {wait:.1f} s")
-        self.wait = wait
-
-
-class _Ambiguous(Exception):
-    """A write whose outcome is unknown (5xx or timeout after the request went out)."""
-
-
 # ------------------------------------------------------------------------------------------ helpers
-
-
-def _encode(value: Any) -> str:
-    """JSON text with ``Decimal`` as a number (never via float); dates as ISO 8601."""
-    if value is None or isinstance(value, bool | str):
-        return json.dumps(value)
-    if isinstance(value, Decimal):
-        if not value.is_finite():
-            raise ValueError("non-finite amount")
-        return format(value, "f")
-    if isinstance(value, int):
-        return str(value)
-    if isinstance(value, date):
-        return json.dumps(value.isoformat())
-    if isinstance(value, dict):
-        return "{" + ",".join(f"{json.dumps(str(k))}:{_encode(v)}" for k, v in value.items()) + "}"
-    if isinstance(value, list | tuple):
-        return "[" + ",".join(_encode(v) for v in value) + "]"
-    raise TypeError(f"cannot serialise {type(value).__name__}")
 
 
 def _loads(content: bytes) -> Any:
@@ -695,7 +662,7 @@ class OctopusAdapter:
 
     def _put_relation(self, body: dict[str, Any], party: Party) -> str | None:
         """PUT (upsert, idempotent: retried as is); the relation id when the answer carries it."""
-        response = self._api("PUT", "relations", content=_encode(body))
+        response = self._api("PUT", "relations", content=json_text(body))
         if response.status_code == 400:
             ident = body["relationIdentificationServiceData"]
             which = ident.get("externalRelationId") or ident.get("relationKey", {}).get("id")
@@ -748,7 +715,7 @@ class OctopusAdapter:
         ambiguous = collisions = 0
         while True:
             data["documentSequenceNr"] = seq
-            content = _encode({"buySellBookingServiceData": data})
+            content = json_text({"buySellBookingServiceData": data})
             try:
                 response = self._api("POST", "buysellbookings", content=content, ambiguous_writes=True)
             except _Ambiguous as exc:
@@ -827,7 +794,7 @@ class OctopusAdapter:
                 results.append(data)
                 continue
             data["documentSequenceNr"] = seq
-            response = self._api("PUT", "buysellbookings", content=_encode({"buySellBookingServiceData": data}))
+            response = self._api("PUT", "buysellbookings", content=json_text({"buySellBookingServiceData": data}))
             status = response.status_code
             message = _error_message(response) if status >= 400 else ""
             if status in (200, 201, 204):
@@ -1173,7 +1140,7 @@ class OctopusAdapter:
             data = {"balancingDate": info.paid_on, "comment": f"Paid in the host product: {ref.reference}"[:200],
                     "balancingLines": [line]}
             try:
-                response = self._api("POST", "balancings", content=_encode({"balancingServiceData": data}),
+                response = self._api("POST", "balancings", content=json_text({"balancingServiceData": data}),
                                      ambiguous_writes=True)
             except _Ambiguous as exc:
                 log.warning("octopus: balancing of %s outcome unknown (%s), attempt %d", ref.entry_id, exc, tries)
@@ -1395,7 +1362,7 @@ class OctopusAdapter:
         """Both steps of §2.2 under the store's lock; saves the dossier token before using it."""
         issued = get_clock().now()
         response = self._auth_call("POST", "authentication",
-                                   content=_encode({"user": str(creds["user"]), "password": str(creds["password"])}),
+                                   content=json_text({"user": str(creds["user"]), "password": str(creds["password"])}),
                                    headers={"softwareHouseUuid": self._software_house,
                                             "Content-Type": "application/json"})
         if response.status_code in (401, 403):

@@ -104,6 +104,7 @@ import httpx
 from lxml import etree
 from tenacity import Retrying, retry_if_exception_type, stop_after_attempt, wait_exponential_jitter
 
+from connector.adapters.signals import Transient as _Transient  # here: HTTP 5xx without a SOAP Fault, connection error, timeout
 from connector.http import tls_context
 from connector.adapters import AdapterContext
 from connector.clock import get_clock
@@ -208,10 +209,6 @@ _HINTS: tuple[tuple[str, str], ...] = (
     ("invoiceamount", "The document's totals don't match its lines: correct the document, then sync again."),
     ("xml validation", "Yuki refused the document's structure: contact support with this message."),
 )
-
-
-class _Transient(Exception):
-    """A failure worth retrying (HTTP 5xx without a SOAP Fault, connection error, timeout)."""
 
 
 class _StaleSession(Exception):

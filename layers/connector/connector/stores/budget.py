@@ -28,7 +28,7 @@ Defaults (:data:`TOOL_LIMITS`; a connection may override them with ``budget_per_
 ============  ==========  =========  =====  ========  ============================================
 tool          per minute  per day    burst  headroom  sustained rate
 ============  ==========  =========  =====  ========  ============================================
-``exact``     60          5,000      4      2         54 calls a minute (never more than 58 in any 60 s)
+``exact``     60          5,000      2      1         57 calls a minute (never more than 59 in any 60 s)
 ``octopus``   600         none       20     60        520 a minute: Octopus documents no limit (§2.8)
                                                       but may cut off a software house for misuse; 10
                                                       calls a second per dossier is our safe default
@@ -108,7 +108,7 @@ class TenantLimits:
 
 #: Default limits per tool (accounting-apis.md §1.10, §2.8, §3.3; see the module docstring).
 TOOL_LIMITS: dict[str, TenantLimits] = {
-    "exact": TenantLimits(per_minute=60, per_day=5000, burst=4, headroom=2, block=4),
+    "exact": TenantLimits(per_minute=60, per_day=5000, burst=2, headroom=1, block=2),
     "octopus": TenantLimits(per_minute=600, per_day=None, burst=20, headroom=60, block=10),
     "yuki": TenantLimits(per_minute=None, per_day=1000, burst=1, headroom=0, block=1),
 }
@@ -116,14 +116,15 @@ TOOL_LIMITS: dict[str, TenantLimits] = {
 
 def limits_for(tool: str | None, connection: dict[str, Any] | None = None) -> TenantLimits:
     """The limits of ``tool`` (:data:`TOOL_LIMITS`), with the connection's overrides
-    ``budget_per_minute`` / ``budget_per_day`` when set. An unknown tool gets Octopus's safe default."""
+    ``budget_per_minute`` / ``budget_per_day`` when set (``0``: no such limit, e.g. a tool sandbox that
+    has none). An unknown tool gets Octopus's safe default."""
     base = TOOL_LIMITS.get(tool or "", TOOL_LIMITS["octopus"])
     connection = connection or {}
     per_minute, per_day = base.per_minute, base.per_day
     if connection.get("budget_per_minute") is not None:
-        per_minute = int(connection["budget_per_minute"])
+        per_minute = int(connection["budget_per_minute"]) or None
     if connection.get("budget_per_day") is not None:
-        per_day = int(connection["budget_per_day"])
+        per_day = int(connection["budget_per_day"]) or None
     if (per_minute, per_day) == (base.per_minute, base.per_day):
         return base
     burst = base.burst if per_minute is None else max(1, min(base.burst, per_minute // 10))
@@ -180,9 +181,9 @@ def plan_take(state: BucketState | None, limits: TenantLimits, now: float, n: in
     return Decision(new=BucketState(tat=tat, day=max(day, state.day), used=used + n, version=state.version + 1), wait=wait if wait > 1e-6 else 0.0)
 
 
-#: The host product's API: 200 requests per sliding minute per account (host-api.md §1); 180 a minute
-#: sustained, never more than 190 in any 60 s.
-HOST_LIMITS = TenantLimits(per_minute=200, per_day=None, burst=10, headroom=10, block=10)
+#: The host product's API: 200 requests per sliding minute per account (host-api.md §1); 186 a minute
+#: sustained, never more than 196 in any 60 s.
+HOST_LIMITS = TenantLimits(per_minute=200, per_day=None, burst=10, headroom=4, block=10)
 
 
 def _iso(ts: float) -> str:
