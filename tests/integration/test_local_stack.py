@@ -117,3 +117,30 @@ def test_one_sync_per_entity(stack):
     with pytest.raises(SyncAlreadyRunning) as raised:
         engine.start_sync(svc, "acc", "ent", trigger=Trigger.NIGHTLY)
     assert raised.value.run_id == first
+
+
+@pytest.mark.parametrize(("tool", "expected"), [("octopus", 1), ("exact", 2)])
+def test_document_batches_run_as_many_at_once_as_the_plan_says(stack, tool, expected):
+    import threading
+    import time
+
+    host, fake = FakeHost([make_document(f"d{i}", "10.00") for i in range(8)]), FakeTool()
+    post, lock, state = fake.post_bookings, threading.Lock(), {"now": 0, "peak": 0}
+
+    def slow_post(entries):  # long enough for the Map to start the other batches meanwhile
+        with lock:
+            state["now"] += 1
+            state["peak"] = max(state["peak"], state["now"])
+        time.sleep(0.3)
+        with lock:
+            state["now"] -= 1
+        return post(entries)
+
+    fake.post_bookings = slow_post
+    svc = _wire(stack, host, fake, batch_size=2)
+    svc.stores.put_entity("acc", "ent", name="Demo", tool=tool, status="Connected", settings=IntegrationSettings.model_validate({**SETTINGS.model_dump(), "tool": tool}))
+    run_id = engine.start_sync(svc, "acc", "ent", trigger=Trigger.NIGHTLY)
+    assert stack.wait(run_id)["status"] == "SUCCEEDED"
+    assert len(host.booking_numbers) == 8
+    # Octopus: one batch at a time (caller-chosen sequence numbers); the others: four batches side by side
+    assert (state["peak"] == 1) if expected == 1 else (state["peak"] >= expected)

@@ -60,6 +60,16 @@ def documents_per_batch(tool: str, default: int) -> int:
     return int(size) if size else default
 
 
+def batches_at_once(tool: str, default: int = 4) -> int:
+    """How many document batches of one component the state machine runs side by side for ``tool``
+    (the Batches map's ``MaxConcurrencyPath``): the adapter module's ``DOCUMENT_BATCHES_AT_ONCE`` when set,
+    else ``default``. Octopus sets 1: the caller chooses each booking's sequence number (accounting-apis.md
+    §2.5), so batches side by side in one journal collide and pay a re-read and a retry each time."""
+    module_name = ADAPTER_MODULES.get(tool)
+    size = getattr(importlib.import_module(module_name), "DOCUMENT_BATCHES_AT_ONCE", None) if module_name else None
+    return int(size) if size else default
+
+
 def create_adapter(ctx: AdapterContext) -> AccountingAdapter:
     """Build the adapter for ``ctx.tool``; ``KeyError`` names an unknown tool."""
     try:

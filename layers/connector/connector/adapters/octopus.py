@@ -174,6 +174,9 @@ _HINTS: tuple[tuple[str, str], ...] = (
 #: Octopus takes edits of an already-synced invoice as an update of its booking (seed 001 "Note"); the
 #: engine then calls :meth:`OctopusAdapter.update_bookings` (``connector.adapters.supports_updates``).
 UPDATES_BOOKINGS = True
+#: Document batches booked one at a time (:func:`connector.adapters.batches_at_once`): Octopus lets the
+#: caller choose each booking's sequence number (§2.5), so batches side by side collide in the journal.
+DOCUMENT_BATCHES_AT_ONCE = 1
 
 # ------------------------------------------------------------------------------------------ helpers
 

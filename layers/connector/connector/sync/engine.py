@@ -44,7 +44,7 @@ from connector.models import (
     ToolMetadata,
     Trigger,
 )
-from connector.adapters import documents_per_batch, supports_updates
+from connector.adapters import batches_at_once, documents_per_batch, supports_updates
 from connector.vat import vat_number_warning
 from connector.ports import AccountingAdapter, AdapterError, HostProduct, RelationRejected, chunked
 from connector.clock import get_clock
@@ -219,7 +219,8 @@ def plan_run(svc: Services, run_id: str) -> dict[str, Any]:
         batches = [list(chunk) for chunk in chunked(ids, document_batch if component in DOCUMENT_COMPONENTS else svc.batch_size)]
         svc.stores.put_batches(run_id, component.value, batches)
         svc.stores.set_component(run_id, component.value, ComponentStatus.PENDING, total=len(ids))
-        components.append({"name": component.value, "batches": list(range(len(batches)))})
+        at_once = batches_at_once(entity.tool or "") if component in DOCUMENT_COMPONENTS else 4
+        components.append({"name": component.value, "batches": list(range(len(batches))), "max_concurrency": at_once})
     return {"run_id": run_id, "components": components, "error": None}
 
 
