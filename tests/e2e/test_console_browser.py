@@ -246,7 +246,12 @@ def _walk_through_the_console(served: dict[str, str], browser: object) -> None:
     row_sync = driver.find_element(By.CSS_SELECTOR, "button[aria-label='Sync Demo Exact Online BV']")
     assert not row_sync.is_enabled()
     shot("04-sync-running.png")
-    WebDriverWait(driver, 45).until(lambda d: d.find_elements(By.CSS_SELECTOR, "#run-title .badge") and d.find_element(By.CSS_SELECTOR, "#run-title .badge").text != "Running")
+    from selenium.common.exceptions import StaleElementReferenceException
+
+    # the badge is re-rendered while the run goes on: a reference can go stale between find and read
+    WebDriverWait(driver, 45, ignored_exceptions=(StaleElementReferenceException,)).until(
+        lambda d: d.find_elements(By.CSS_SELECTOR, "#run-title .badge") and d.find_element(By.CSS_SELECTOR, "#run-title .badge").text != "Running"
+    )
     assert driver.find_element(By.CSS_SELECTOR, "#run-title .badge").text == "Warning"
     wait.until(lambda d: d.find_element(By.ID, "sync-one").is_enabled() and d.find_element(By.ID, "sync-all").is_enabled())
     history = driver.find_elements(By.CSS_SELECTOR, "#history tbody tr")
