@@ -41,12 +41,17 @@ class AdapterContext:
     budget: Any = None  # connector.stores.budget.TenantBudget of the entity's tool tenant; None = no shared budget
 
 
+def _module_setting(tool: str, name: str) -> Any:
+    """A module-level setting of ``tool``'s adapter module (``None`` when unset or the tool is unknown)."""
+    module_name = ADAPTER_MODULES.get(tool)
+    return getattr(importlib.import_module(module_name), name, None) if module_name else None
+
+
 def supports_updates(tool: str) -> bool:
     """Whether the tool's adapter pushes edits of already-synced documents again (``update_bookings``).
 
     Only Octopus does (seed 001 "Note": changes are pushed to Octopus, not to the other tools)."""
-    module_name = ADAPTER_MODULES.get(tool)
-    return bool(module_name and getattr(importlib.import_module(module_name), "UPDATES_BOOKINGS", False))
+    return bool(_module_setting(tool, "UPDATES_BOOKINGS"))
 
 
 def documents_per_batch(tool: str, default: int) -> int:
@@ -55,9 +60,7 @@ def documents_per_batch(tool: str, default: int) -> int:
     one SOAP import call carries a whole batch (accounting-apis.md §3.3: "several per call", counted once)
     and its calls are budgeted per day, so bigger batches mean fewer calls (issue 8's floor: one call per
     batch). Exact and Octopus post one document per call, so the default keeps their batches short."""
-    module_name = ADAPTER_MODULES.get(tool)
-    size = getattr(importlib.import_module(module_name), "DOCUMENTS_PER_BATCH", None) if module_name else None
-    return int(size) if size else default
+    return int(_module_setting(tool, "DOCUMENTS_PER_BATCH") or default)
 
 
 def batches_at_once(tool: str, default: int = 4) -> int:
@@ -65,9 +68,7 @@ def batches_at_once(tool: str, default: int = 4) -> int:
     (the Batches map's ``MaxConcurrencyPath``): the adapter module's ``DOCUMENT_BATCHES_AT_ONCE`` when set,
     else ``default``. Octopus sets 1: the caller chooses each booking's sequence number (accounting-apis.md
     §2.5), so batches side by side in one journal collide and pay a re-read and a retry each time."""
-    module_name = ADAPTER_MODULES.get(tool)
-    size = getattr(importlib.import_module(module_name), "DOCUMENT_BATCHES_AT_ONCE", None) if module_name else None
-    return int(size) if size else default
+    return int(_module_setting(tool, "DOCUMENT_BATCHES_AT_ONCE") or default)
 
 
 def create_adapter(ctx: AdapterContext) -> AccountingAdapter:
