@@ -21,8 +21,9 @@ from connector.tenancy import drive_concurrently, shared_tenant_world
 @pytest.fixture
 def slower():
     """A clock 10 times faster than real time: a thread's scheduling delay on a busy CI machine stays well
-    under one refill interval of simulated time, as a Lambda's does in real time."""
-    previous = set_clock(ScaledClock(10.0))
+    under one refill interval of simulated time, as a Lambda's does in real time. It starts at noon UTC,
+    so the UTC day (and the budget's day count) never turns during the test, whenever it runs."""
+    previous = set_clock(ScaledClock(10.0, start=1_700_000_000.0 - 1_700_000_000.0 % 86400 + 43200))
     yield get_clock()
     set_clock(previous)
 
