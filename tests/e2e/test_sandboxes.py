@@ -9,6 +9,7 @@ their ports, and each server answers as the service it stands for.
 
 from __future__ import annotations
 
+import errno
 import json
 import re
 import signal
@@ -128,11 +129,15 @@ def test_tools_and_ports():
     assert parse_tools(["yuki,host", "exact"]) == ("host", "exact", "yuki")
     with pytest.raises(ValueError, match="unknown sandbox 'sap'"):
         parse_tools(["sap"])
-    port = _free_port()
-    try:
-        sandboxes = start_sandboxes(["octopus", "host"], port=port)
-    except OSError:  # pragma: no cover - the next port was taken meanwhile
-        pytest.skip("ports taken")
+    for _attempt in range(10):  # another process may take port + 1 between the probe and the start
+        port = _free_port()
+        try:
+            sandboxes = start_sandboxes(["octopus", "host"], port=port)
+            break
+        except OSError as error:
+            assert error.errno == errno.EADDRINUSE and "in use" in str(error)
+    else:  # pragma: no cover
+        pytest.fail("no two consecutive free ports in ten tries")
     with sandboxes:
         assert sandboxes.urls == {"host": f"http://127.0.0.1:{port}", "octopus": f"http://127.0.0.1:{port + 1}"}
         env = sandboxes.env()
@@ -145,6 +150,18 @@ def test_tools_and_ports():
         assert wrong.status_code == 401 and set(wrong.json()) == {"errorCode", "errorMessage", "technicalInfo"}
     with pytest.raises(httpx.ConnectError):
         httpx.get(sandboxes.urls["host"], timeout=2)
+
+
+def test_a_taken_port_is_a_clear_error_not_an_exit(tmp_path):
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        with pytest.raises(OSError, match=f"127.0.0.1:{port}: the port is in use") as raised:
+            start_sandboxes(["exact"], port=port)
+        assert raised.value.errno == errno.EADDRINUSE
+        done = subprocess.run([str(CONNECTOR), "sandbox", "--tool", "exact", "--port", str(port)], cwd=PROJECT_ROOT, capture_output=True, text=True, timeout=60)
+    assert done.returncode == 2 and "--port:" in done.stderr and "in use" in done.stderr and "Traceback" not in done.stderr
 
 
 def test_exact_answers_429_with_the_rate_limit_headers(clock):

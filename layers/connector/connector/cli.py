@@ -84,11 +84,17 @@ def main(argv: list[str] | None = None) -> int:
             tools = parse_tools(args.tool)
         except ValueError as error:
             parser.error(f"--tool: {error}")
-        return run_sandboxes(tools, args.port, args.documents, console, env_file=args.env_file, speed=args.speed, exact_page_size=args.exact_page_size)
+        try:
+            return run_sandboxes(tools, args.port, args.documents, console, env_file=args.env_file, speed=args.speed, exact_page_size=args.exact_page_size)
+        except OSError as error:
+            parser.error(f"--port: {error.strerror or error} (choose another first port, or 0 for free ports)")
     if args.command == "serve":
         from connector.console.serve import run_console
 
-        return run_console(args.port, args.documents, console, env_file=args.env_file, speed=args.speed, sandbox_port=args.sandbox_port, verbose=args.verbose)
+        try:
+            return run_console(args.port, args.documents, console, env_file=args.env_file, speed=args.speed, sandbox_port=args.sandbox_port, verbose=args.verbose)
+        except OSError as error:
+            parser.error(f"--port / --sandbox-port: {error.strerror or error} (choose other ports, or 0 for free ports)")
     if args.command == "bench":
         from connector.bench import TOOLS, run_bench
 

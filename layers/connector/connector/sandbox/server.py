@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import errno
 import threading
 from collections.abc import Callable
 from typing import Any
@@ -20,11 +21,17 @@ class LoopbackServer:
     """A WSGI ``app`` served on ``127.0.0.1`` (port 0 = any free port) until :meth:`stop`.
 
     Use as a context manager; ``url`` is the base URL without a trailing slash.
+
+    Raises :class:`OSError` (``EADDRINUSE``) when ``port`` is taken: werkzeug's ``make_server`` ends the
+    process with ``sys.exit(1)`` there, which a caller trying the next port could not catch as a socket error.
     """
 
     def __init__(self, app: Callable[..., Any], port: int = 0, host: str = "127.0.0.1") -> None:
         self.app = app
-        self._server: BaseWSGIServer = make_server(host, port, app, threaded=True, request_handler=_QuietHandler)
+        try:
+            self._server: BaseWSGIServer = make_server(host, port, app, threaded=True, request_handler=_QuietHandler)
+        except SystemExit as exc:
+            raise OSError(errno.EADDRINUSE, f"cannot serve on {host}:{port}: the port is in use") from exc
         self._thread = threading.Thread(target=self._server.serve_forever, name=f"sandbox:{port}", daemon=True)
 
     @property
