@@ -18,10 +18,16 @@ def test_exact_floor_counts_clock_minutes_and_the_utc_day():
     assert bench._tool_schedule(10_000, 0.0, None, None) == 0.0
 
 
-def test_the_host_binds_when_it_needs_more_minutes_than_the_tool():
-    # Yuki: 30 requests (no minute limit) but 401 host requests: 200 per sliding minute -> 120 s
-    assert bench.floor_seconds("yuki", 30, 401, 0.0) == (120.0, "host")
-    assert bench.floor_seconds("exact", 600, 401, 0.0) == (540.0, "tool")
+def test_the_floor_is_calls_over_the_allowed_rate_and_the_longer_limit_binds():
+    # issue 8: floor = calls needed / calls allowed per second. Yuki: 30 requests (no minute limit) but
+    # 401 host requests at 200 a minute -> 120.3 s, the host binds
+    assert bench.floor_seconds("yuki", 30, 401, 0.0) == (pytest.approx(120.3), "host")
+    # Exact: 600 requests at 60 a minute = 600 s, longer than the host's 120.3 s
+    assert bench.floor_seconds("exact", 600, 401, 0.0) == (600.0, "tool")
+    # Exact's daily budget: 5,001 requests wait for the next UTC day
+    assert bench.floor_seconds("exact", 5001, 0, 0.0) == (86400.0, "tool")
+    # Octopus documents no limit: the host's alone
+    assert bench.floor_seconds("octopus", 10**6, 200, 0.0) == (60.0, "host")
 
 
 def test_transitions_grow_with_batches_not_documents():

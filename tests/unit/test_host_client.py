@@ -18,7 +18,7 @@ from connector.host.client import (
     HostRateLimited,
     HostUnavailable,
 )
-from connector.host.mapping import decode_json, encode_json
+from connector.host.mapping import decode_json, encode_json, party_from_json
 from connector.models import DocumentKind, RelationKind
 from connector.ports import AdapterError, HostProduct
 from connector.sandbox.host import HostSandbox
@@ -229,7 +229,10 @@ def test_get_documents_in_order_with_party_cache_and_credit_notes(world: World, 
     contact_invoice = world.invoice("2025-01-04", customer=("contact", world.contact))
     docs = client.get_documents("invoice", [*ids, contact_invoice])
     assert [d.host_id for d in docs] == [*ids, contact_invoice]
-    assert world.sb.calls_by_action["companies.info"] == 1 and world.sb.calls_by_action["taxRates.list"] == 1
+    # the customers of the batch in one list call per kind (ids filter), never one .info per document
+    calls = world.sb.calls_by_action
+    assert (calls["companies.list"], calls["contacts.list"], calls["companies.info"], calls["contacts.info"]) == (1, 1, 0, 0)
+    assert calls["taxRates.list"] == 1
     assert docs[-1].party.name == "Ann Peeters" and docs[-1].party.kind is RelationKind.CONTACT
     note = world.sb.add_credit_note(world.dept, customer=("company", world.company), credit_note_date="2025-02-01",
                                     lines=[{"quantity": 1, "unit_price": "10", "tax_rate_id": world.r21}])
@@ -254,6 +257,23 @@ def test_get_parties(world: World, client: HostClient) -> None:
         "Ann Peeters", "ann@example.test", "private_person", "2")
     with pytest.raises(HostNotFound):
         client.get_parties([("contact", world.company)])
+
+
+def test_get_parties_reads_in_pages_of_a_hundred_ids_and_keeps_order(world: World, client: HostClient) -> None:
+    companies = [world.sb.add_company(world.account, f"Klant {n:03d} BV") for n in range(150)]
+    refs = [("company", cid) for cid in reversed(companies)] + [("company", companies[0])]
+    before = world.sb.calls_by_action["companies.list"]
+    parties = client.get_parties(refs)
+    assert [p.host_id for p in parties] == [cid for _, cid in refs]
+    assert parties[0].name == "Klant 149 BV" and parties[-1].name == "Klant 000 BV"
+    assert world.sb.calls_by_action["companies.list"] - before == 2 and world.sb.calls_by_action["companies.info"] == 0
+
+
+def test_a_list_row_with_only_a_primary_address_gives_the_party_its_country() -> None:
+    row = {"id": "c1", "name": "Brouwerij Test", "vat_number": "NL123456789B01",
+           "primary_address": {"line_1": "Damrak 1", "postal_code": "1012 LG", "city": "Amsterdam", "country": "NL"}}
+    party = party_from_json("company", row)
+    assert (party.address.country, party.address.city, party.vat_number) == ("NL", "Amsterdam", "NL123456789B01")
 
 
 def test_works_against_the_public_api_without_extensions(clock: InstantClock) -> None:

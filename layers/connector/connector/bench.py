@@ -33,8 +33,8 @@ sandbox by the real handlers, on the moto local stack. Each size gets fresh envi
 domain, Octopus none documented, host product 200 requests per sliding minute), on a
 :class:`~connector.clock.ScaledClock`, for sizes up to ``wall_max``. The customers are mapped first, then
 the clock jumps to the next UTC midnight (fresh daily budgets and minute windows) and the first sync
-runs. ``wall_to_floor`` = simulated elapsed time / :func:`floor_seconds`: the earliest the limits allow
-the tool and host requests that sync made. The clock speed is chosen so that the in-process work takes
+runs. ``wall_to_floor`` = simulated elapsed time / :func:`floor_seconds`: the requests that sync made
+to the tool and to the host over the rate each limit allows (issue 8's floor), the longer of the two. The clock speed is chosen so that the in-process work takes
 about a third of the floor (``processing_share``), so time lost to pacing shows. ``throttled`` = 429
 answers of the tool's sandbox (the host's: ``host_throttled``). A run the daily budget stops is resumed
 when the budget resets (the clock jumps there), as the next sync would.
@@ -828,14 +828,17 @@ def _tool_schedule(calls: int, start: float, per_minute: int | None, per_day: in
 
 
 def floor_seconds(tool: str, tool_calls: int, host_calls: int, start: float) -> tuple[float, str]:
-    """The earliest (seconds) a sync making ``tool_calls`` requests to ``tool`` and ``host_calls`` to the host
-    product can end under the real limits, started at ``start`` with fresh budgets, and which limit binds:
-    the tool's (minute windows / daily budget, :data:`REAL_LIMITS`) or the host's (200 per sliding minute:
-    request k may go at ``60 x floor((k-1) / 200)`` s)."""
+    """The floor of issue 8 for a sync making ``tool_calls`` requests to ``tool`` and ``host_calls`` to the
+    host product, started at ``start`` with fresh budgets: calls needed / calls allowed per second, for the
+    tool (its per-minute limit, :data:`REAL_LIMITS`) and for the host product (200 per minute), whichever is
+    longer; a daily budget adds the wait for the next UTC day when the calls exceed it
+    (:func:`_tool_schedule`). Returns (seconds, ``"tool"`` | ``"host"``: the binding limit)."""
     limits = REAL_LIMITS[tool]
-    tool_floor = _tool_schedule(tool_calls, start, limits.get("per_minute"), limits.get("per_day"))
-    host_limit = REAL_LIMITS["host"]["per_sliding_minute"]
-    host_floor = 60.0 * ((host_calls - 1) // host_limit) if host_calls > 0 else 0.0
+    per_minute, per_day = limits.get("per_minute"), limits.get("per_day")
+    tool_floor = tool_calls * 60.0 / per_minute if per_minute else 0.0
+    if per_day and tool_calls > per_day:
+        tool_floor = max(tool_floor, _tool_schedule(tool_calls, start, per_minute, per_day))
+    host_floor = host_calls * 60.0 / REAL_LIMITS["host"]["per_sliding_minute"]
     return (tool_floor, "tool") if tool_floor >= host_floor else (host_floor, "host")
 
 

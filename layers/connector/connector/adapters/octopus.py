@@ -177,6 +177,10 @@ UPDATES_BOOKINGS = True
 #: Document batches booked one at a time (:func:`connector.adapters.batches_at_once`): Octopus lets the
 #: caller choose each booking's sequence number (§2.5), so batches side by side collide in the journal.
 DOCUMENT_BATCHES_AT_ONCE = 1
+#: Documents per ProcessBatch invocation (:func:`connector.adapters.documents_per_batch`): each batch reads
+#: the journal's last sequence number once (§2.5), so larger batches mean fewer reads per document; 50
+#: (about 150 tool and host requests) stays well inside the function's 300 s even on a shared host budget.
+DOCUMENTS_PER_BATCH = 50
 
 # ------------------------------------------------------------------------------------------ helpers
 

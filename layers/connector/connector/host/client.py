@@ -208,32 +208,48 @@ class HostClient:
         """
         kind = _kind(kind)
         names = HOST_KINDS[kind]
-        parties: dict[tuple[str, str], Party] = {}
-        documents = []
+        infos = []
         for doc_id in ids:
             data = self.request(f"{names.resource}.info", {"id": doc_id})["data"]
             if isinstance(data, list):  # creditNotes.info is documented with an array (§5)
                 if len(data) != 1:
                     raise HostDataError(f"{names.resource}.info {doc_id}: expected one document, got {len(data)}")
                 data = data[0]
-            ref = document_customer(data)
-            if ref not in parties:
-                parties[ref] = self._party(*ref)
-            documents.append(
-                document_from_json(
-                    kind,
-                    data,
-                    tax_rates=self._rates_for(data),
-                    party=parties[ref],
-                    category_ledgers=self._ledgers_for(data),
-                )
-            )
-        return documents
+            infos.append(data)
+        refs = [document_customer(data) for data in infos]
+        parties = dict(zip(refs, self.get_parties(refs), strict=True))
+        return [
+            document_from_json(kind, data, tax_rates=self._rates_for(data), party=parties[ref], category_ledgers=self._ledgers_for(data))
+            for data, ref in zip(infos, refs, strict=True)
+        ]
 
     def get_parties(self, refs: Sequence[tuple[str, str]]) -> list[Party]:
-        """Relations by ``(kind, id)`` (kind ``company`` | ``contact``), in order, via ``companies.info`` /
-        ``contacts.info`` (§6), converted by :func:`connector.host.mapping.party_from_json`."""
-        return [self._party(kind, relation_id) for kind, relation_id in refs]
+        """Relations by ``(kind, id)`` (kind ``company`` | ``contact``), in order (a repeated ref is read once),
+        converted by :func:`connector.host.mapping.party_from_json`.
+
+        Read in bulk: ``companies.list`` / ``contacts.list`` with ``filter.ids`` (§6), up to 100 ids a call,
+        so a batch of documents costs one or two requests for its customers instead of one per customer.
+        An id the list does not return is asked with ``.info``, which raises :class:`HostNotFound` for an
+        unknown relation. Raises ``ValueError`` for a kind other than company / contact."""
+        wanted: dict[str, list[str]] = {}
+        for kind, relation_id in dict.fromkeys(refs):
+            if kind not in ("company", "contact"):
+                raise ValueError(f"relation kind must be company or contact, not {kind!r}")
+            wanted.setdefault(kind, []).append(relation_id)
+        found: dict[tuple[str, str], Party] = {}
+        for kind, relation_ids in wanted.items():
+            resource = "companies" if kind == "company" else "contacts"
+            for start in range(0, len(relation_ids), PAGE_SIZE):
+                chunk = relation_ids[start : start + PAGE_SIZE]
+                rows = self.request(f"{resource}.list", {"filter": {"ids": chunk}, "page": {"size": PAGE_SIZE, "number": 1}}).get("data") or []
+                for row in rows:
+                    if isinstance(row, Mapping) and row.get("id") in chunk:
+                        found[(kind, row["id"])] = party_from_json(kind, row, department_id=self.department_id, tool=self.tool)
+        for kind, relation_ids in wanted.items():
+            for relation_id in relation_ids:
+                if (kind, relation_id) not in found:
+                    found[(kind, relation_id)] = self._party(kind, relation_id)
+        return [found[(kind, relation_id)] for kind, relation_id in refs]
 
     def register_booking(self, kind: DocumentKind | str, host_id: str, booking_number: str) -> None:
         """Write the tool's booking number on an outgoing document: ``bookkeeping.registerBooking``

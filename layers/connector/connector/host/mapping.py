@@ -205,8 +205,9 @@ def party_from_json(
 ) -> Party:
     """``companies.info`` / ``contacts.info`` data (host-api.md §6) as a :class:`Party`.
 
-    E-mail: the ``invoicing`` one, else ``primary``, else the first. Address: ``invoicing``, else
-    ``primary``, else the first. ``company_number`` = ``national_identification_number``. A contact's
+    ``companies.list`` / ``contacts.list`` rows are read the same way. E-mail: the ``invoicing`` one, else
+    ``primary``, else the first. Address: ``invoicing``, else ``primary``, else the first of ``addresses[]``,
+    else a list row's ``primary_address``. ``company_number`` = ``national_identification_number``. A contact's
     name is ``first_name last_name``. ``customer_number`` and ``vat_type`` are host extensions (``None``
     when absent); ``external_id`` is the host extension ``external_ids[]`` entry of ``department_id``
     (:func:`external_id_for`). Raises :class:`HostDataError` when ``id`` or the name is missing.
@@ -231,7 +232,7 @@ def party_from_json(
 
     email = _pick(data.get("emails"), ("invoicing", "primary"))
     addr_row = _pick(data.get("addresses"), ("invoicing", "primary"))
-    addr = (addr_row or {}).get("address") or {}
+    addr = (addr_row or {}).get("address") or data.get("primary_address") or {}  # list rows may carry only the primary one
     number = data.get("customer_number")
     return Party(
         host_id=data["id"],
