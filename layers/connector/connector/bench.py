@@ -679,8 +679,8 @@ def history_transitions(stack: LocalStack, run_id: str) -> int:
 class Driver:
     """Runs one sync's steps as ``statemachine/sync.asl.json`` does, without moto's Step Functions: the
     same handlers (the local stack's dispatcher imports them from ``functions/*/app.py``), the same
-    payloads; components in order, each component's batches ``concurrency`` at a time (the ASL's Map
-    allows 4), CompleteComponent, PaymentStatus, then FinishRun with the caught error as the ASL's Catch
+    payloads; components in order, each component's batches ``concurrency`` at a time, or fewer when the
+    plan says so (its ``max_concurrency``, the Batches map's ``MaxConcurrencyPath``: Octopus 1), CompleteComponent, PaymentStatus, then FinishRun with the caught error as the ASL's Catch
     passes it. ``around_batch(component, batch, call)`` wraps each ProcessBatch invocation."""
 
     def __init__(self, stack: LocalStack, *, concurrency: int = 4, around_batch: Callable[[str, int, Callable[[], Any]], Any] | None = None) -> None:
@@ -708,11 +708,12 @@ class Driver:
                 def one(batch: int, name: str = name) -> Any:
                     return self.around_batch(name, batch, lambda: self.invoke(BATCH, {"run_id": run_id, "component": name, "batch": batch}))
 
-                if self.concurrency <= 1:
+                at_once = min(self.concurrency, int(component.get("max_concurrency") or self.concurrency))  # the Batches map's MaxConcurrencyPath
+                if at_once <= 1:
                     for batch in component["batches"]:
                         one(batch)
                 else:
-                    with ThreadPoolExecutor(self.concurrency) as pool:
+                    with ThreadPoolExecutor(at_once) as pool:
                         list(pool.map(one, component["batches"]))
                 self.invoke(COMPLETE, {"run_id": run_id, "component": name})
             self.around_batch("payment_status", 0, lambda: self.invoke(BATCH, {"run_id": run_id, "component": "payment_status", "batch": 0}))
