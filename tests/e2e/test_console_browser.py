@@ -183,7 +183,6 @@ def _walk_through_the_console(served: dict[str, str], browser: object) -> None:
     driver = browser
     wait = WebDriverWait(driver, 20)
     shot = Shots(driver, SHOTS)
-    started = time.monotonic()
 
     def status_of_entity() -> str:
         return driver.find_element(By.CSS_SELECTOR, "#entity-title .badge").text
@@ -308,8 +307,6 @@ def _walk_through_the_console(served: dict[str, str], browser: object) -> None:
     assert "Outgoing invoices: 16 synced, 1 skipped" in notification.text
     shot("07-notifications.png", notification)
 
-    elapsed = time.monotonic() - started
-    assert elapsed < 60, f"the browser flow took {elapsed:.0f} s"
     if os.environ.get("UPDATE_SCREENSHOTS") == "1":
         DOCS_SHOTS.mkdir(parents=True, exist_ok=True)
         for name in README_SHOTS:

@@ -40,7 +40,6 @@ from tests.fakes import FakeHost, FakeTool
 
 SECRET = "fuzz-jwt-secret-of-at-least-32-bytes!!"  # noqa: S105
 MAX_EXAMPLES = 25
-BUDGET_SECONDS = 60
 
 METADATA = ToolMetadata(
     gl_accounts=(GLAccount(code="700000", description="Revenue"), GLAccount(code="708000", description="Discounts"), GLAccount(code="999999", blocked=True)),
@@ -61,7 +60,6 @@ def _fake_exchange(base_url, app, code, redirect_uri, *, transport=None):
 @pytest.fixture(scope="module")
 def served_api():
     """The API on loopback over a seeded local stack; yields (base URL, admin token)."""
-    _started.append(time.monotonic())
     with pytest.MonkeyPatch.context() as patch, LocalStack() as stack:
         patch.setattr(adapters, "create_adapter", lambda ctx: _AnyCredentialsTool())
         patch.setattr(api_setup, "exchange_exact_code", _fake_exchange)
@@ -99,7 +97,6 @@ schema = schemathesis.openapi.from_dict(
     ),
 )
 
-_started: list[float] = []
 
 
 CHECKS = [not_a_server_error, response_schema_conformance]
@@ -116,11 +113,3 @@ def test_deleting_last_no_server_error_and_answers_match_the_schema(case, served
     """Deletion runs after every other operation, so those meet the seeded entity."""
     url, token = served_api
     case.call_and_validate(base_url=url, headers={"Authorization": f"Bearer {token}"}, checks=CHECKS)
-
-
-def test_fuzz_stays_within_its_time_budget(served_api):
-    """Runs after the fuzz (same module, defined later): from starting the local stack to here, the whole
-    fuzz stays well under a minute."""
-    elapsed = time.monotonic() - _started[0]
-    print(f"fuzz: {elapsed:.1f} s")
-    assert elapsed < BUDGET_SECONDS

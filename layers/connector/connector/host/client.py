@@ -198,7 +198,8 @@ class HostClient:
 
     def get_documents(self, kind: DocumentKind | str, ids: Sequence[str]) -> list[Document]:
         """The full documents for ``ids``, in that order: one ``<resource>.info`` per id, the customer via
-        ``companies.info`` / ``contacts.info`` (once per distinct customer in this call), tax rates from
+        ``companies.list`` / ``contacts.list`` by ids (:meth:`get_parties`: one request per 100 distinct
+        customers of this call), tax rates from
         ``taxRates.list`` (once per client; fetched again once if a document uses an unknown rate),
         product-category ledgers from ``productCategories.list`` (once per client, only when a line has a
         category but no ``ledger_account_number``). Conversion: :func:`connector.host.mapping.document_from_json`.

@@ -203,7 +203,7 @@ def external_id_for(data: Mapping[str, Any], department_id: str | None, tool: st
 def party_from_json(
     kind: str | RelationKind, data: Mapping[str, Any], *, department_id: str | None = None, tool: str | None = None
 ) -> Party:
-    """``companies.info`` / ``contacts.info`` data (host-api.md §6) as a :class:`Party`.
+    """``companies.info`` / ``contacts.info`` data or a ``.list`` row (host-api.md §6) as a :class:`Party`.
 
     ``companies.list`` / ``contacts.list`` rows are read the same way. E-mail: the ``invoicing`` one, else
     ``primary``, else the first. Address: ``invoicing``, else ``primary``, else the first of ``addresses[]``,
