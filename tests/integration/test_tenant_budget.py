@@ -122,6 +122,63 @@ def test_concurrent_takers_in_dynamodb_share_one_bucket(slower, block, work):
         assert writes < 120  # fewer writes than calls, though some reserved slots expired (and went back to the day)
 
 
+def test_announced_calls_are_reserved_in_one_write_and_the_rest_given_back(slower):
+    """A batch that announces its requests (``expect``) reserves them with one write, within the horizon;
+    four such batches side by side still keep the tenant under its limit; ``release`` gives back what a
+    batch announced and did not use, so the day counts exactly the calls made."""
+    limits = TenantLimits(per_minute=60, per_day=1000, burst=4, headroom=2, block=2)
+    budgets: list[TenantBudget] = []
+    times: list[float] = []
+    lock = threading.Lock()
+    with mock_aws(), serialized_dynamodb():
+        _table()
+
+        def batch() -> None:
+            table = boto3.session.Session().resource("dynamodb", region_name="eu-west-1").Table("settings")
+            budget = TenantBudget(table, "exact:division:1", limits)
+            budgets.append(budget)
+            budget.expect(12)  # announces 12, makes 10 (two documents were skipped before posting)
+            for _ in range(10):
+                budget.take()
+                with lock:
+                    times.append(get_clock().now())
+            budget.release()
+
+        threads = [threading.Thread(target=batch) for _ in range(4)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+        item = boto3.resource("dynamodb", region_name="eu-west-1").Table("settings").get_item(Key={"pk": "TENANT#exact:division:1", "sk": "BUDGET"})["Item"]
+    assert len(times) == 40 and int(item["used"]) == 40  # the 8 announced and unused went back to the day
+    assert _max_in_any_minute(times) <= limits.max_per_minute + 1
+    writes = sum(b.writes for b in budgets) - sum(b.conflicts for b in budgets)
+    # about one reservation and one release per batch (a batch whose announced slots reach past the
+    # horizon reserves the rest later): well under the 20 writes of blocks of 2
+    assert writes < 40 // limits.block
+
+
+def test_an_announced_reservation_stays_within_the_horizon_and_the_day(clock):
+    from connector.stores.budget import BLOCK_HORIZON
+
+    with mock_aws():
+        table = _table()
+        exact = TenantBudget(table, "exact:division:1", TOOL_LIMITS["exact"])
+        exact.expect(500)
+        exact.take()
+        reserved = exact._c.block_size
+        assert 2 < reserved <= BLOCK_HORIZON * TOOL_LIMITS["exact"].rate + 1  # ~28 slots of 57 a minute, not 100
+        exact.release()
+        item = table.get_item(Key={"pk": "TENANT#exact:division:1", "sk": "BUDGET"})["Item"]
+        assert int(item["used"]) == 1  # the unused slots went back: the day and the minute
+        after = TenantBudget(table, "exact:division:1", TOOL_LIMITS["exact"])
+        assert after.take() < 0.01  # the minute's slots came back too: the next caller need not wait (tat is kept to the ms)
+        yuki = TenantBudget(table, "yuki:domain:1", limits_for("yuki", {"budget_per_day": 5}))
+        yuki.expect(50)
+        yuki.take()
+        assert yuki._c.block_size == 5  # never more than the day has left
+
+
 def test_a_spent_day_raises_at_once_with_the_next_utc_midnight(clock):
     with mock_aws():
         table = _table()

@@ -52,7 +52,7 @@ class Notifier:
         )
         return title, text, body
 
-    def __call__(self, run: dict[str, Any], results: list[dict[str, Any]]) -> None:
+    def __call__(self, run: dict[str, Any]) -> None:
         subject, text, body = self.render(run)
         user = run["started_by"]
         self.stores.add_notification(run["account_id"], user, title=subject, body=text, run_id=run["run_id"], link=self.details_url + run["run_id"])

@@ -45,14 +45,26 @@ The host product's API has a limit of its own: 200 requests per sliding minute *
 :data:`HOST_LIMITS` and :class:`BudgetedTransport` put the host client on the same kind of budget
 (tenant ``host:account:{id}``), wired in :mod:`connector.runtime`.
 
-Cost: one conditional ``PutItem`` per call in the steady state (the adapter keeps the item it last wrote
-and tries the next version directly); a ``GetItem`` (strongly consistent) more when another invocation
-wrote in between.
+Cost: one conditional ``PutItem`` per reservation (the caller keeps the item it last wrote and tries the
+next version directly); a ``GetItem`` (strongly consistent) more when another invocation wrote in between.
+A reservation is a block of ``block`` slots, or, when the caller announced its calls
+(:meth:`TenantBudget.expect`: the engine does so for a batch's document reads, its bookings and its
+booking-number write-backs), all of them up to :data:`MAX_BLOCK` and :data:`BLOCK_HORIZON` seconds ahead:
+one write for a whole batch. Each request still waits for its own slot, so the limits hold as with single
+takes; :meth:`TenantBudget.release` gives back what was announced and not used.
+
+A slot may be used up to :attr:`TenantLimits.grace` refill intervals after its time (half the headroom):
+then any 60 s span holds at most ``per_minute - headroom / 2`` calls, the other half of the headroom
+absorbing the network's delay. A later request reserves anew.
+
+One :class:`TenantBudget` may serve several threads (the local stack runs a Map's batches side by side in
+one process): each thread keeps its own reservation, as separate Lambdas would.
 """
 
 from __future__ import annotations
 
 import math
+import threading
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from decimal import Decimal
@@ -65,8 +77,14 @@ from connector.clock import get_clock
 from connector.ports import AdapterError
 
 DAY = 86400
-#: A reserved slot of a block may still be used this fraction of a refill interval after its time.
+#: A reserved slot of a block may still be used this fraction of a refill interval after its time, or half
+#: the limits' headroom when that is more (:attr:`TenantLimits.grace`).
 BLOCK_GRACE = 0.25
+#: The most slots one reservation takes when the caller announced its calls (:meth:`TenantBudget.expect`).
+MAX_BLOCK = 100
+#: An announced reservation never reaches further than this many seconds past the tenant's last reserved
+#: slot: other invocations on the tenant keep getting slots soon, and no take waits near ``max_wait``.
+BLOCK_HORIZON = 30.0
 
 
 @dataclass(frozen=True)
@@ -75,9 +93,9 @@ class TenantLimits:
     UTC day (``None``: none), the bucket's ``burst`` and the ``headroom`` kept free under the minute
     limit (see the module docstring). ``block``: slots one budget reservation takes at once (one
     DynamoDB write for ``block`` requests; each request still waits for its own slot, so the limits hold
-    as with single takes); at most ``burst``. Slots a batch reserved and did not use are lost to the
-    tenant's minute and day (at most ``block - 1`` per adapter), so a tool budgeted per day keeps small
-    blocks."""
+    as with single takes); at most ``burst``. Slots reserved and not used are given back by
+    :meth:`TenantBudget.release`; without it they are lost to the tenant's minute and day (at most
+    ``block - 1`` per caller), so a tool budgeted per day keeps small blocks."""
 
     per_minute: int | None
     per_day: int | None
@@ -99,6 +117,13 @@ class TenantLimits:
         if self.per_minute is None:
             return None
         return (self.per_minute - self.burst - self.headroom) / 60.0
+
+    @property
+    def grace(self) -> float:
+        """How many refill intervals a request may come after its slot's theoretical arrival time. Any
+        60 s span then holds at most ``per_minute - headroom + grace`` calls (see :func:`plan_take`): half
+        the headroom goes to late requests, the other half stays for the network's delay."""
+        return max(BLOCK_GRACE, self.headroom / 2)
 
     @property
     def max_per_minute(self) -> int | None:
@@ -190,6 +215,21 @@ def _iso(ts: float) -> str:
     return datetime.fromtimestamp(ts, tz=UTC).isoformat()
 
 
+class _Caller(threading.local):
+    """What one caller (one thread: in Lambda, the invocation) holds of a tenant's budget: the item as it
+    last read or wrote it, and its reserved block. Callers share nothing else but the DynamoDB item, so
+    invocations side by side in one process (the local stack's Map threads) behave as separate Lambdas."""
+
+    def __init__(self) -> None:
+        self.state: BucketState | None = None
+        self.loaded = False
+        self.block_tat = 0.0  # the reserved block's first slot as a theoretical arrival time
+        self.block_next = 0  # next slot of the block to hand out
+        self.block_size = 0
+        self.wasted = 0  # reserved slots that expired unused: given back to the day at the next write
+        self.expected = 0  # calls the caller announced (expect) and not reserved yet
+
+
 class TenantBudget:
     """The shared call budget of one tool tenant (``tenant`` = :func:`connector.triggers.tenant_key`),
     stored in ``table`` (the settings table). Build one per adapter (cheap); all instances with the same
@@ -207,12 +247,7 @@ class TenantBudget:
         self.limits = limits
         self.max_wait = max_wait
         self.key = {"pk": f"TENANT#{tenant}", "sk": "BUDGET"}
-        self._state: BucketState | None = None
-        self._loaded = False
-        self._block_tat = 0.0  # the reserved block's first slot as a theoretical arrival time
-        self._block_next = 0  # next slot of the block to hand out
-        self._block_size = 0
-        self._wasted = 0  # reserved slots that expired unused: given back to the day at the next write
+        self._c = _Caller()  # per thread: each invocation side by side in one process acts as its own Lambda
         self.taken = 0
         self.waited = 0.0
         self.conflicts = 0
@@ -228,19 +263,15 @@ class TenantBudget:
         clock = get_clock()
         if n == 1:
             self._expire_block(clock.now())
-            if self._block_next < self._block_size:
+            if self._c.block_next < self._c.block_size:
                 return self._from_block(clock)
-        block = self.limits.block if n == 1 else 0
         while True:
-            if not self._loaded:
-                self._state = self._read()
-            size = n
-            if block > 1:  # a whole block in this write, capped by what is left of the day
-                used = self._state.used if self._state is not None and self._state.day == int(clock.now() // DAY) else 0
-                size = max(1, min(block, self.limits.per_day - used)) if self.limits.per_day is not None else block
-            decision = plan_take(self._state, self.limits, clock.now(), size)
-            if decision.new is not None and self._wasted:  # give the day back what expired unused
-                decision = Decision(new=replace(decision.new, used=max(0, decision.new.used - self._wasted)), wait=decision.wait)
+            if not self._c.loaded:
+                self._c.state = self._read()
+            size = self._block_for(clock.now()) if n == 1 else n
+            decision = plan_take(self._c.state, self.limits, clock.now(), size)
+            if decision.new is not None and self._c.wasted:  # give the day back what expired unused
+                decision = Decision(new=replace(decision.new, used=max(0, decision.new.used - self._c.wasted)), wait=decision.wait)
             if decision.spent_until is not None:
                 raise AdapterError(
                     f"the daily call budget of this {self._what()} is spent ({self.limits.per_day} calls a day, shared by every company entity on it)",
@@ -249,13 +280,14 @@ class TenantBudget:
             if decision.wait > self.max_wait:
                 raise AdapterError(f"the call budget of this {self._what()} is booked for more than {self.max_wait:.0f} s ahead: too many syncs share it")
             assert decision.new is not None
-            if self._write(self._state, decision.new):
-                self._state = decision.new
-                self._wasted = 0
+            if self._write(self._c.state, decision.new):
+                self._c.state = decision.new
+                self._c.wasted = 0
+                self._c.expected = max(0, self._c.expected - size)
                 if size > 1:  # hand out the first slot now, the others from the block
                     rate = self.limits.rate
-                    self._block_tat = decision.new.tat - size / rate if rate else 0.0
-                    self._block_next, self._block_size = 0, size
+                    self._c.block_tat = decision.new.tat - size / rate if rate else 0.0
+                    self._c.block_next, self._c.block_size = 0, size
                     return self._from_block(clock)
                 self.taken += n
                 if decision.wait > 0:
@@ -263,11 +295,58 @@ class TenantBudget:
                     self.waited += decision.wait
                 return decision.wait
             self.conflicts += 1
-            self._loaded = False  # someone else reserved meanwhile: read the item again
+            self._c.loaded = False  # someone else reserved meanwhile: read the item again
+
+    def expect(self, calls: int) -> None:
+        """Announce that about ``calls`` requests follow (a batch's document reads, its bookings): the next
+        reservation takes them in one write, up to :data:`MAX_BLOCK`, what is left of the day and what fits
+        in :data:`BLOCK_HORIZON` past the tenant's reserved slots. Each request still waits for its own slot,
+        so the limits hold as with single takes; call :meth:`release` when done, for what was not used."""
+        self._c.expected = max(0, int(calls))
+
+    def release(self) -> None:
+        """Give back the reserved slots that were not used: the day's count, and the minute's slots when no
+        one reserved after them. One conditional write when nothing raced it (nothing at all when every
+        slot was used); after a lost race the item is read again and only the day's count is given back
+        (the minute's slots stay taken: never more calls than the limits allow)."""
+        self._c.expected = 0
+        trailing = self._c.block_size - self._c.block_next  # the block's last slots, never handed out
+        self._c.block_next = self._c.block_size
+        unused = trailing + self._c.wasted
+        if unused <= 0 or self._c.state is None:
+            return
+        rate = self.limits.rate
+        day = self._c.state.day
+        pull_back = trailing if rate else 0  # our block's slots end at the stored tat while no one wrote after us
+        for _ in range(8):
+            state = self._c.state
+            if state is None or state.day != day:  # a new UTC day started: its count owes us nothing
+                break
+            new = replace(state, used=max(0, state.used - unused), tat=state.tat - pull_back / rate if pull_back else state.tat, version=state.version + 1)
+            if self._write(state, new):
+                self._c.state = new
+                break
+            self.conflicts += 1
+            self._c.state = self._read()
+            pull_back = 0
+        self._c.wasted = 0
+
+    def _block_for(self, now: float) -> int:
+        """Slots the next reservation takes: the announced calls (:meth:`expect`) or the limits' ``block``,
+        capped as :meth:`expect` says, and by what is left of the day."""
+        size = max(self.limits.block, min(self._c.expected, MAX_BLOCK))
+        rate = self.limits.rate
+        if rate is not None and size > self.limits.block:
+            backlog = max(0.0, (self._c.state.tat if self._c.state is not None else now) - now)
+            size = max(self.limits.block, min(size, int((BLOCK_HORIZON - backlog) * rate)))
+        if self.limits.per_day is not None:
+            used = self._c.state.used if self._c.state is not None and self._c.state.day == int(now // DAY) else 0
+            size = max(1, min(size, self.limits.per_day - used))
+        return size
 
     def _slot_time(self, i: int) -> float:
         rate = self.limits.rate
-        return self._block_tat + (i - (self.limits.burst - 1)) / rate if rate else 0.0
+        return self._c.block_tat + (i - (self.limits.burst - 1)) / rate if rate else 0.0
 
     def _expire_block(self, now: float) -> None:
         """Drop the block's slots whose theoretical arrival time is more than :data:`BLOCK_GRACE` of an
@@ -279,16 +358,16 @@ class TenantBudget:
             return
         # slot i's theoretical arrival time is block_tat + i / rate (GCRA): arriving later than that would
         # push the bucket past what the other reservations were given
-        while self._block_next < self._block_size and now - (self._block_tat + self._block_next / rate) > BLOCK_GRACE / rate:
-            self._block_next += 1
-            self._wasted += 1
+        while self._c.block_next < self._c.block_size and now - (self._c.block_tat + self._c.block_next / rate) > self.limits.grace / rate:
+            self._c.block_next += 1
+            self._c.wasted += 1
 
     def _from_block(self, clock: Any) -> float:
         """The next slot of the reserved block: slot *i* may go at ``tat + i / rate - (burst - 1) / rate``
         (what *i* single takes after the block's first would have been given), never before now."""
         rate = self.limits.rate
-        i = self._block_next
-        self._block_next += 1
+        i = self._c.block_next
+        self._c.block_next += 1
         self.taken += 1
         now = clock.now()
         send_at = now if rate is None else max(now, self._slot_time(i))
@@ -317,7 +396,7 @@ class TenantBudget:
     def _read(self) -> BucketState | None:
         self.reads += 1
         item = self.table.get_item(Key=self.key, ConsistentRead=True).get("Item")
-        self._loaded = True
+        self._c.loaded = True
         if not item:
             return None
         return BucketState(tat=float(item["tat"]), day=int(item["day"]), used=int(item["used"]), version=int(item["version"]))

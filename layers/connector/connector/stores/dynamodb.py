@@ -15,6 +15,7 @@ Runs table
   ``RUN#{run}`` / ``#RUN``                             run summary + component statuses (TTL ``expires_at``)
   ``RUN#{run}`` / ``BATCH#{component}#{n}``            ids of one batch
   ``RUN#{run}`` / ``DOC#{component}#{id}``             what the run did with one document or relation
+  ``RUN#{run}`` / ``TALLY#{component}#{part}``         counts by outcome of one batch or plan step
 
 Notifications table
   ``USER#{account}#{user}`` / ``{created_at}#{id}``    in-app notification
@@ -26,7 +27,7 @@ from __future__ import annotations
 
 import json
 import uuid
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from decimal import Decimal
@@ -402,13 +403,24 @@ class Stores:
             raise KeyError(f"batch {n} of {component} in run {run_id} does not exist")
         return list(item["ids"])
 
-    def put_results(self, run_id: str, component: str, results: Sequence[dict[str, Any]]) -> None:
-        """Record what the run did with each document / relation (``id`` plus outcome fields)."""
+    def put_results(self, run_id: str, component: str, results: Sequence[dict[str, Any]], *, part: str | None = None,
+                    tally: Mapping[str, int] | None = None) -> None:
+        """Record what the run did with each document / relation (``id`` plus outcome fields), and with
+        ``part`` (a batch, a step of the plan) that part's ``tally`` (counts by outcome), in the same bulk
+        write: the component's totals are then the sum of its few tallies (:meth:`get_tallies`), not a read
+        of every result. Writing a part again (a retried batch) replaces its results and its tally."""
         with self.runs.batch_writer(overwrite_by_pkeys=["pk", "sk"]) as writer:
             for result in results:
                 item = {k: v for k, v in result.items() if v is not None}
                 item.update({"pk": f"RUN#{run_id}", "sk": f"DOC#{component}#{result['id']}", "component": component, "expires_at": _ttl()})
                 writer.put_item(Item=item)
+            if part is not None:
+                writer.put_item(Item={**(tally or {}), "pk": f"RUN#{run_id}", "sk": f"TALLY#{component}#{part}", "component": component, "expires_at": _ttl()})
+
+    def get_tallies(self, run_id: str, component: str) -> list[dict[str, int]]:
+        """The tallies :meth:`put_results` wrote for the component's parts (counts as ``int``)."""
+        items = _query_all(self.runs, Key("pk").eq(f"RUN#{run_id}") & Key("sk").begins_with(f"TALLY#{component}#"), consistent=True)
+        return [{k: int(v) for k, v in item.items() if isinstance(v, Decimal) and k != "expires_at"} for item in items]
 
     def get_results(self, run_id: str, component: str | None = None) -> list[dict[str, Any]]:
         prefix = f"DOC#{component}#" if component else "DOC#"

@@ -18,10 +18,11 @@ Promises kept here (seed 000 "Notifications and troubleshooting", seed 003 "Sync
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import uuid
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from decimal import Decimal
 from dataclasses import dataclass, field
 from typing import Any
@@ -87,7 +88,7 @@ class Services:
     """What the engine needs, wired by the composition root (``connector.runtime``) or a test.
 
     ``adapter_for`` / ``host_for`` build the tool adapter and host client for a company entity;
-    ``start_execution(run_id)`` starts the state machine for a run; ``notify(run, results)`` reports a
+    ``start_execution(run_id)`` starts the state machine for a run; ``notify(run)`` reports a
     finished manual run to its starter (``None``: no notifications).
     """
 
@@ -95,7 +96,7 @@ class Services:
     adapter_for: Callable[[EntityRecord], AccountingAdapter]
     host_for: Callable[[EntityRecord], HostProduct]
     start_execution: Callable[[str], None]
-    notify: Callable[[dict[str, Any], list[dict[str, Any]]], None] | None = None
+    notify: Callable[[dict[str, Any]], None] | None = None
     batch_size: int = 25
     webhooks: Any = None  # connector.stores.triggers.TriggerStore: webhook follow-ups (None: off)
     stop_execution: Callable[[str], None] | None = None
@@ -184,7 +185,7 @@ def plan_run(svc: Services, run_id: str) -> dict[str, Any]:
     for component, (kind, direction) in DOCUMENT_COMPONENTS.items():
         if direction is Direction.INCOMING:
             rows, waiting = _incoming_rows(host, kind, entity.settings.start_date)
-            svc.stores.put_results(run_id, component.value, waiting)
+            svc.stores.put_results(run_id, component.value, waiting, part="plan-waiting", tally=tally(waiting))
         else:
             rows = host.list_documents(kind, since=entity.settings.start_date)
         already = [r for r in rows if _synced_before(r)]
@@ -194,14 +195,11 @@ def plan_run(svc: Services, run_id: str) -> dict[str, Any]:
             records = svc.stores.get_bookings(run["account_id"], run["entity_id"], booking_kind(kind, direction), [r["id"] for r in already])
             edited = [r for r in already if _edited_since_booking(r, records.get(r["id"]))]
             already = [r for r in already if r not in edited]
-        svc.stores.put_results(
-            run_id,
-            component.value,
-            [
-                {"id": r["id"], "number": r.get("number"), "outcome": DocumentOutcome.ALREADY_SYNCED.value, "booking_number": r.get("booking_number")}
-                for r in already
-            ],
-        )
+        synced_before = [
+            {"id": r["id"], "number": r.get("number"), "outcome": DocumentOutcome.ALREADY_SYNCED.value, "booking_number": r.get("booking_number")}
+            for r in already
+        ]
+        svc.stores.put_results(run_id, component.value, synced_before, part="plan-synced-before", tally=tally(synced_before))
         plan[component] = [r["id"] for r in pending] + [UPDATE_PREFIX + r["id"] for r in edited]
         for r in pending + edited:
             relation = r.get("relation") or r.get("customer") or {}
@@ -319,7 +317,7 @@ def process_batch(svc: Services, run_id: str, component: str, batch: int) -> dic
             fields["resume_at"] = error.resume_at
         svc.stores.set_component(run_id, component, ComponentStatus.ERROR, **fields)
         raise ComponentFailed(f"{comp.label}: {error}") from None
-    svc.stores.put_results(run_id, component, results)
+    svc.stores.put_results(run_id, component, results, part=f"batch-{batch:05d}", tally=tally(results))
     for r in results:
         log.info(
             "%s %s",
@@ -439,7 +437,8 @@ def _sync_documents(
     if not todo:
         return results
 
-    documents, unreadable = _fetch_documents(host, kind, direction, todo)
+    with calls_ahead(host, len(todo) * (2 if direction is Direction.INCOMING else 1) + 1):  # .info (+ file), the relations
+        documents, unreadable = _fetch_documents(host, kind, direction, todo)
     results.extend(
         {"id": host_id, "outcome": DocumentOutcome.SKIPPED.value, "reason": reason, "hint": "Open the document in the host product and check its attached e-invoice.",
          "subject_type": subject_type, "subject_id": host_id}
@@ -476,7 +475,8 @@ def _sync_documents(
         if current.get("status") != RunStatus.RUNNING.value:
             raise AdapterError(f"the run is no longer running ({current.get('status') or 'gone'}): nothing was booked by this late batch")
     stores.record_intents(account, ent, record_kind, [(e.host_id, e.reference) for _, e in to_post], run["run_id"])
-    posted = adapter.post_bookings([entry for _, entry in to_post]) if to_post else []
+    with calls_ahead(adapter, len(to_post)):
+        posted = adapter.post_bookings([entry for _, entry in to_post]) if to_post else []
 
     outcomes: dict[str, BookingResult | BookingRejected] = dict(found)
     outcomes.update({result.host_id: result for result in posted})
@@ -485,18 +485,41 @@ def _sync_documents(
         {"host_id": doc.host_id, "booking_number": result.booking_number, "entry_id": result.entry_id, "source_updated_at": doc.updated_at, "reference": entry.reference}
         for doc, entry in entries if isinstance(result := outcomes.get(entry.host_id), BookingResult)
     ], run["run_id"])
-    for doc, entry in entries:
-        result = outcomes.get(entry.host_id)
-        if isinstance(result, BookingResult):
-            note = " ".join(w for w in (_write_back(host, kind, direction, doc.host_id, result.booking_number), relation_warning(adapter, doc.party), vat_number_warning(doc.party.vat_number)) if w) or None
-            status = DocumentOutcome.ALREADY_SYNCED if doc.host_id in found else DocumentOutcome.SYNCED
-            results.append(_document_result(doc, status, booking_number=result.booking_number, entry_id=result.entry_id, flag=note))
-        else:
-            stores.clear_intent(account, ent, record_kind, doc.host_id)
-            reason = result.reason if isinstance(result, BookingRejected) else "the accounting tool gave no answer for this document"
-            hint = result.hint if isinstance(result, BookingRejected) else "Sync again; if it persists, contact support."
-            results.append(_document_result(doc, DocumentOutcome.SKIPPED, reason=f"refused by the accounting tool: {reason}", hint=hint))
+    booked = sum(1 for _, entry in entries if isinstance(outcomes.get(entry.host_id), BookingResult))
+    with calls_ahead(host, booked * (2 if direction is Direction.INCOMING else 1)):  # the booking numbers written back
+        for doc, entry in entries:
+            result = outcomes.get(entry.host_id)
+            if isinstance(result, BookingResult):
+                note = " ".join(w for w in (_write_back(host, kind, direction, doc.host_id, result.booking_number), relation_warning(adapter, doc.party), vat_number_warning(doc.party.vat_number)) if w) or None
+                status = DocumentOutcome.ALREADY_SYNCED if doc.host_id in found else DocumentOutcome.SYNCED
+                results.append(_document_result(doc, status, booking_number=result.booking_number, entry_id=result.entry_id, flag=note))
+            else:
+                stores.clear_intent(account, ent, record_kind, doc.host_id)
+                reason = result.reason if isinstance(result, BookingRejected) else "the accounting tool gave no answer for this document"
+                hint = result.hint if isinstance(result, BookingRejected) else "Sync again; if it persists, contact support."
+                results.append(_document_result(doc, DocumentOutcome.SKIPPED, reason=f"refused by the accounting tool: {reason}", hint=hint))
     return results
+
+
+@contextlib.contextmanager
+def calls_ahead(client: Any, calls: int) -> Iterator[None]:
+    """Announce about ``calls`` requests of ``client`` (an adapter or the host client) to the shared call
+    budget it draws from (its ``budget`` attribute, :meth:`connector.stores.budget.TenantBudget.expect`), so
+    they are reserved with one write instead of one per few requests; what was not used is given back after
+    the block (:meth:`~connector.stores.budget.TenantBudget.release`). Nothing when the client has no budget.
+    A failed release is logged and ignored: the slots only stay reserved."""
+    budget = getattr(client, "budget", None)
+    if budget is None or calls <= 0 or not hasattr(budget, "expect"):
+        yield
+        return
+    budget.expect(calls)
+    try:
+        yield
+    finally:
+        try:
+            budget.release()
+        except Exception:  # noqa: BLE001 - giving slots back is an optimisation, never a reason to fail a batch
+            log.warning("could not give unused budget slots back", exc_info=True)
 
 
 def _update_documents(
@@ -628,19 +651,35 @@ def complete_component(svc: Services, run_id: str, component: str) -> dict[str, 
     run = svc.stores.get_run(run_id)
     if run is None:
         raise RunNotFound(run_id)
-    results = svc.stores.get_results(run_id, component)
-    synced = sum(1 for r in results if r["outcome"] in (DocumentOutcome.SYNCED.value, DocumentOutcome.WOULD_SYNC.value))
-    already = sum(1 for r in results if r["outcome"] == DocumentOutcome.ALREADY_SYNCED.value)
-    skipped = sum(1 for r in results if r["outcome"] == DocumentOutcome.SKIPPED.value)
-    flagged = sum(1 for r in results if r.get("flag"))
-    waiting = sum(1 for r in results if r["outcome"] == NOT_SYNCED)
+    counts = {key: 0 for key in TALLY_KEYS}
+    for part in svc.stores.get_tallies(run_id, component):  # one per batch and plan step, not one per document
+        for key in TALLY_KEYS:
+            counts[key] += int(part.get(key, 0))
     current = ComponentStatus(run["components"][component]["status"])
     if current is ComponentStatus.ERROR:
         status = current
     else:
-        status = ComponentStatus.WARNING if skipped or flagged else ComponentStatus.SUCCESS
-    svc.stores.set_component(run_id, component, status, synced=synced, already_synced=already, skipped=skipped, flagged=flagged, not_synced=waiting)
+        status = ComponentStatus.WARNING if counts["skipped"] or counts["flagged"] else ComponentStatus.SUCCESS
+    svc.stores.set_component(run_id, component, status, **counts)
     return {"component": component, "status": status.value}
+
+
+#: The counts a component's status shows (seed 003): what :func:`tally` counts per batch.
+TALLY_KEYS = ("synced", "already_synced", "skipped", "flagged", "not_synced")
+
+
+def tally(results: Sequence[dict[str, Any]]) -> dict[str, int]:
+    """Counts of a batch's (or plan step's) results by outcome: ``synced`` (a dry run's would-sync too),
+    ``already_synced``, ``skipped``, ``flagged`` (synced with a note, any outcome), ``not_synced``
+    (incoming documents waiting for approval). Stored with the results; :func:`complete_component` adds
+    them up."""
+    return {
+        "synced": sum(1 for r in results if r["outcome"] in (DocumentOutcome.SYNCED.value, DocumentOutcome.WOULD_SYNC.value)),
+        "already_synced": sum(1 for r in results if r["outcome"] == DocumentOutcome.ALREADY_SYNCED.value),
+        "skipped": sum(1 for r in results if r["outcome"] == DocumentOutcome.SKIPPED.value),
+        "flagged": sum(1 for r in results if r.get("flag")),
+        "not_synced": sum(1 for r in results if r["outcome"] == NOT_SYNCED),
+    }
 
 
 # -------------------------------------------------------------------------------------------- end
@@ -683,7 +722,7 @@ def finish_run(svc: Services, run_id: str, error: dict[str, Any] | None = None) 
     svc.stores.release_lock(run["account_id"], run["entity_id"], run_id)
     if run.get("trigger") == Trigger.MANUAL.value and run.get("started_by") and svc.notify and not run.get("dry_run"):
         finished = svc.stores.get_run(run_id) or run
-        svc.notify(finished, svc.stores.get_results(run_id))
+        svc.notify(finished)  # the run's component counts say it all: no read of its per-document results
     follow_up = _follow_up(svc, run)
     return {"run_id": run_id, "status": status.value, **({"follow_up": follow_up} if follow_up else {})}
 
