@@ -14,7 +14,7 @@ Settings table
 Runs table
   ``RUN#{run}`` / ``#RUN``                             run summary + component statuses (TTL ``expires_at``)
   ``RUN#{run}`` / ``BATCH#{component}#{n}``            ids of one batch
-  ``RUN#{run}`` / ``DOC#{component}#{id}``             what the run did with one document or relation
+  ``RUN#{run}`` / ``RESULTS#{component}#{part}#{n}``  what the run did with up to 100 documents or relations (JSON)
   ``RUN#{run}`` / ``TALLY#{component}#{part}``         counts by outcome of one batch or plan step
 
 Notifications table
@@ -403,19 +403,21 @@ class Stores:
             raise KeyError(f"batch {n} of {component} in run {run_id} does not exist")
         return list(item["ids"])
 
-    def put_results(self, run_id: str, component: str, results: Sequence[dict[str, Any]], *, part: str | None = None,
+    def put_results(self, run_id: str, component: str, results: Sequence[dict[str, Any]], *, part: str,
                     tally: Mapping[str, int] | None = None) -> None:
-        """Record what the run did with each document / relation (``id`` plus outcome fields), and with
-        ``part`` (a batch, a step of the plan) that part's ``tally`` (counts by outcome), in the same bulk
-        write: the component's totals are then the sum of its few tallies (:meth:`get_tallies`), not a read
-        of every result. Writing a part again (a retried batch) replaces its results and its tally."""
+        """Record what the run did with each document / relation of one ``part`` of a component (a batch,
+        a step of the plan): the results (``id`` plus outcome fields) as JSON, :data:`RESULTS_PER_ITEM` to
+        an item, and the part's ``tally`` (counts by outcome), in one bulk write. A component's totals are
+        the sum of its few tallies (:meth:`get_tallies`), its details one query (:meth:`get_results`).
+        Writing a part again (a retried batch) replaces its items."""
+        from connector.jsontext import json_text
+
         with self.runs.batch_writer(overwrite_by_pkeys=["pk", "sk"]) as writer:
-            for result in results:
-                item = {k: v for k, v in result.items() if v is not None}
-                item.update({"pk": f"RUN#{run_id}", "sk": f"DOC#{component}#{result['id']}", "component": component, "expires_at": _ttl()})
-                writer.put_item(Item=item)
-            if part is not None:
-                writer.put_item(Item={**(tally or {}), "pk": f"RUN#{run_id}", "sk": f"TALLY#{component}#{part}", "component": component, "expires_at": _ttl()})
+            for n, start in enumerate(range(0, len(results), RESULTS_PER_ITEM)):
+                chunk = [{k: v for k, v in r.items() if v is not None} for r in results[start : start + RESULTS_PER_ITEM]]
+                writer.put_item(Item={"pk": f"RUN#{run_id}", "sk": f"RESULTS#{component}#{part}#{n:04d}", "component": component,
+                                      "results": json_text(chunk), "expires_at": _ttl()})
+            writer.put_item(Item={**(tally or {}), "pk": f"RUN#{run_id}", "sk": f"TALLY#{component}#{part}", "component": component, "expires_at": _ttl()})
 
     def get_tallies(self, run_id: str, component: str) -> list[dict[str, int]]:
         """The tallies :meth:`put_results` wrote for the component's parts (counts as ``int``)."""
@@ -423,9 +425,15 @@ class Stores:
         return [{k: int(v) for k, v in item.items() if isinstance(v, Decimal) and k != "expires_at"} for item in items]
 
     def get_results(self, run_id: str, component: str | None = None) -> list[dict[str, Any]]:
-        prefix = f"DOC#{component}#" if component else "DOC#"
+        """What the run did with each document / relation (of ``component``, else of all), each with its
+        ``component``, ordered by component and id; one result per id (a part written twice counts once)."""
+        prefix = f"RESULTS#{component}#" if component else "RESULTS#"
         items = _query_all(self.runs, Key("pk").eq(f"RUN#{run_id}") & Key("sk").begins_with(prefix), consistent=True)
-        return [_plain(i) for i in items]
+        results: dict[tuple[str, str], dict[str, Any]] = {}
+        for item in items:
+            for result in json.loads(item["results"], parse_float=Decimal):
+                results[(item["component"], str(result.get("id")))] = {**result, "component": item["component"]}
+        return [results[key] for key in sorted(results)]
 
     def list_runs(self, account_id: str, entity_id: str, *, since_seconds: int = HISTORY_SECONDS) -> list[dict[str, Any]]:
         """Runs of the last ``since_seconds`` (newest first), plus the latest successful one even when older."""
@@ -652,6 +660,11 @@ def _query_all(table: Any, condition: Any, *, index: str | None = None, forward:
         if "LastEvaluatedKey" not in response:
             return items
         kwargs["ExclusiveStartKey"] = response["LastEvaluatedKey"]
+
+
+#: Results of one part stored per item (JSON; 100 skipped documents with reasons and hints stay far under
+#: DynamoDB's 400 KB item limit).
+RESULTS_PER_ITEM = 100
 
 
 def _plain(item: dict[str, Any]) -> dict[str, Any]:

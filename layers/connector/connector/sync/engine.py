@@ -288,7 +288,7 @@ def process_batch(svc: Services, run_id: str, component: str, batch: int) -> dic
         if pushed.get("error"):
             notes.append({"id": "payments", "outcome": "payment_not_pushed", "flag": f"paid status could not be sent to the tool: {pushed['error']}", "hint": "It is tried again at the next sync."})
         if notes:
-            svc.stores.put_results(run_id, PAYMENT_STATUS, notes)
+            svc.stores.put_results(run_id, PAYMENT_STATUS, notes, part="payments")
         marked = sync_payments(svc, run_id, bookings)["marked_paid"]  # tool -> host
         svc.stores.update_run(run_id, payments_pushed=int(pushed.get("pushed") or 0))
         audit_books(svc, run_id, bookings)
