@@ -72,7 +72,7 @@ def served_api():
         stores.put_entity("acc-1", "ent-1", name="Fuzz BV", tool="exact", status="Connected", settings=settings, connection={"division": 1})
         stores.put_metadata("acc-1", "ent-1", METADATA)
         stores.create_run(run_id="run-1", account_id="acc-1", entity_id="ent-1", tool="exact", trigger="manual", started_by="u-admin")
-        stores.put_results("run-1", "outgoing_invoices", [{"id": "d1", "number": "2025/1", "outcome": "skipped", "reason": "no VAT code", "hint": "link it", "subject_type": "invoice", "subject_id": "d1"}])
+        stores.put_results("run-1", "outgoing_invoices", [{"id": "d1", "number": "2025/1", "outcome": "skipped", "reason": "no VAT code", "hint": "link it", "subject_type": "invoice", "subject_id": "d1"}], part="batch-00000")
         stores.notifications.put_item(
             Item={"pk": "USER#acc-1#u-admin", "sk": "2025-03-10T10:00:00.000+00:00#note-1", "id": "note-1", "title": "Sync finished", "body": "1 skipped",
                   "run_id": "run-1", "link": "https://host.example/runs/run-1", "read": False, "created_at": "2025-03-10T10:00:00.000+00:00"}

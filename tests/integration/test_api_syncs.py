@@ -126,8 +126,8 @@ def test_view_details_lists_skipped_and_flagged_with_reason_hint_and_host_object
         {"id": "d1", "number": "2025/1", "outcome": "synced", "booking_number": "7"},
         {"id": "d2", "number": "2025/2", "outcome": "skipped", "reason": "no VAT code for 21%", "hint": "Link the VAT rate in the settings.", "subject_type": "invoice", "subject_id": "d2"},
         {"id": "d3", "number": "2025/3", "outcome": "synced", "flag": "booked, but the host refused the number", "subject_type": "invoice", "subject_id": "d3"},
-    ])
-    stores.put_results(run_id, "customers", [{"id": "company:c9", "number": "Acme", "outcome": "skipped", "reason": "customer 'Acme' could not be synced", "hint": "Open the company.", "subject_type": "company", "subject_id": "c9"}])
+    ], part="batch-00000")
+    stores.put_results(run_id, "customers", [{"id": "company:c9", "number": "Acme", "outcome": "skipped", "reason": "customer 'Acme' could not be synced", "hint": "Open the company.", "subject_type": "company", "subject_id": "c9"}], part="batch-00000")
     status, details = api("GET", f"/v1/syncs/{run_id}", token(rights=["credit_notes"]))
     assert status == 200
     assert details["run"]["run_id"] == run_id and details["run"]["status"] == "Running" and details["run"]["started_by"] == "u-1"

@@ -41,3 +41,25 @@ def test_bookings_of_a_batch_are_recorded_in_bulk_with_their_numbers(stores):
     assert calls == ["BatchWriteItem", "BatchWriteItem"]  # 25 a call
     records = stores.get_bookings("acc", "ent", KIND, [f"d{i}" for i in range(30)])
     assert {h: (r["state"], r["booking_number"], r["entry_id"]) for h, r in records.items()} == {f"d{i}": ("booked", str(100 + i), f"e{i}") for i in range(30)}
+
+
+def test_run_results_are_stored_a_hundred_to_an_item_with_the_parts_tally(stores):
+    from connector.sync.engine import tally
+
+    results = [{"id": f"d{i:03d}", "number": f"2025/{i}", "outcome": "skipped" if i % 50 == 0 else "synced", "booking_number": None if i % 50 == 0 else str(i), "reason": "no VAT code" if i % 50 == 0 else None} for i in range(150)]
+    calls: list[str] = []
+    stores.runs.meta.client.meta.events.register("before-call.dynamodb.*", lambda model, **_: calls.append(model.name))
+    stores.put_results("run-1", "outgoing_invoices", results, part="batch-00000", tally=tally(results))
+    assert calls == ["BatchWriteItem"]  # two result items and the tally in one request, not 150 items
+    stores.put_results("run-1", "customers", [{"id": "company:c1", "outcome": "synced"}], part="batch-00000", tally=tally([{"id": "company:c1", "outcome": "synced"}]))
+
+    got = stores.get_results("run-1", "outgoing_invoices")
+    assert [r["id"] for r in got] == [f"d{i:03d}" for i in range(150)]
+    assert got[50] == {"id": "d050", "number": "2025/50", "outcome": "skipped", "reason": "no VAT code", "component": "outgoing_invoices"}
+    assert {r["component"] for r in stores.get_results("run-1")} == {"outgoing_invoices", "customers"}
+    assert stores.get_tallies("run-1", "outgoing_invoices") == [{"synced": 147, "already_synced": 0, "skipped": 3, "flagged": 0, "not_synced": 0}]
+
+    # a retried batch writes its part again: its results and tally are replaced, never counted twice
+    stores.put_results("run-1", "outgoing_invoices", results, part="batch-00000", tally=tally(results))
+    assert len(stores.get_results("run-1", "outgoing_invoices")) == 150
+    assert len(stores.get_tallies("run-1", "outgoing_invoices")) == 1
