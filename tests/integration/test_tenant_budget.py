@@ -85,32 +85,48 @@ def test_waiters_are_served_in_the_order_they_reserved():
     assert slots[-1] == pytest.approx((12 - burst) / limits.rate)
 
 
-@pytest.mark.parametrize(("block", "work"), [(1, 0.0), (4, 0.0), (4, 2.5)], ids=["one write per call", "one write per block of 4", "blocks, slow callers"])
-def test_concurrent_takers_in_dynamodb_share_one_bucket(slower, block, work):
-    limits = TenantLimits(per_minute=60, per_day=None, burst=4, headroom=2, block=block)
+def _four_callers(limits, calls):
+    """Four threads, each with its own :class:`TenantBudget` on one DynamoDB item (as four Lambdas), each
+    running ``calls(budget, took)``, where ``took()`` records a request's time. Returns (budgets, times,
+    the stored item)."""
     budgets: list[TenantBudget] = []
     times: list[float] = []
     lock = threading.Lock()
+
+    def took() -> None:
+        with lock:
+            times.append(get_clock().now())
+
     with mock_aws(), serialized_dynamodb():  # DynamoDB's conditional writes are atomic; moto's need a lock
         _table()
 
-        def taker() -> None:
+        def caller() -> None:
             table = boto3.session.Session().resource("dynamodb", region_name="eu-west-1").Table("settings")
             budget = TenantBudget(table, "exact:division:1", limits)
             budgets.append(budget)
-            for n in range(30):
-                budget.take()
-                with lock:
-                    times.append(get_clock().now())
-                if work and n % 3 == 0:
-                    get_clock().sleep(work)  # a caller busy between requests: its reserved slots expire
+            calls(budget, took)
 
-        threads = [threading.Thread(target=taker) for _ in range(4)]
+        threads = [threading.Thread(target=caller) for _ in range(4)]
         for t in threads:
             t.start()
         for t in threads:
             t.join()
         item = boto3.resource("dynamodb", region_name="eu-west-1").Table("settings").get_item(Key={"pk": "TENANT#exact:division:1", "sk": "BUDGET"})["Item"]
+    return budgets, times, item
+
+
+@pytest.mark.parametrize(("block", "work"), [(1, 0.0), (4, 0.0), (4, 2.5)], ids=["one write per call", "one write per block of 4", "blocks, slow callers"])
+def test_concurrent_takers_in_dynamodb_share_one_bucket(slower, block, work):
+    limits = TenantLimits(per_minute=60, per_day=None, burst=4, headroom=2, block=block)
+
+    def taker(budget, took) -> None:
+        for n in range(30):
+            budget.take()
+            took()
+            if work and n % 3 == 0:
+                get_clock().sleep(work)  # a caller busy between requests: its reserved slots expire
+
+    budgets, times, item = _four_callers(limits, taker)
     assert len(times) == 120
     # every slot counted once; blocks may leave at most block - 1 reserved slots unused per taker
     assert 120 <= int(item["used"]) <= 120 + 4 * (block - 1)
@@ -127,29 +143,15 @@ def test_announced_calls_are_reserved_in_one_write_and_the_rest_given_back(slowe
     four such batches side by side still keep the tenant under its limit; ``release`` gives back what a
     batch announced and did not use, so the day counts exactly the calls made."""
     limits = TenantLimits(per_minute=60, per_day=1000, burst=4, headroom=2, block=2)
-    budgets: list[TenantBudget] = []
-    times: list[float] = []
-    lock = threading.Lock()
-    with mock_aws(), serialized_dynamodb():
-        _table()
 
-        def batch() -> None:
-            table = boto3.session.Session().resource("dynamodb", region_name="eu-west-1").Table("settings")
-            budget = TenantBudget(table, "exact:division:1", limits)
-            budgets.append(budget)
-            budget.expect(12)  # announces 12, makes 10 (two documents were skipped before posting)
-            for _ in range(10):
-                budget.take()
-                with lock:
-                    times.append(get_clock().now())
-            budget.release()
+    def batch(budget, took) -> None:
+        budget.expect(12)  # announces 12, makes 10 (two documents were skipped before posting)
+        for _ in range(10):
+            budget.take()
+            took()
+        budget.release()
 
-        threads = [threading.Thread(target=batch) for _ in range(4)]
-        for t in threads:
-            t.start()
-        for t in threads:
-            t.join()
-        item = boto3.resource("dynamodb", region_name="eu-west-1").Table("settings").get_item(Key={"pk": "TENANT#exact:division:1", "sk": "BUDGET"})["Item"]
+    budgets, times, item = _four_callers(limits, batch)
     assert len(times) == 40 and int(item["used"]) == 40  # the 8 announced and unused went back to the day
     assert _max_in_any_minute(times) <= limits.max_per_minute + 1
     writes = sum(b.writes for b in budgets) - sum(b.conflicts for b in budgets)

@@ -52,7 +52,7 @@ from connector.host.mapping import (
     vat_rate_from_json,
 )
 from connector.models import Direction, Document, DocumentKind, Party, PaymentInfo, VatRate
-from connector.ports import AdapterError
+from connector.ports import AdapterError, chunked
 
 PAGE_SIZE = 100
 
@@ -235,25 +235,24 @@ class HostClient:
         so a batch of documents costs one or two requests for its customers instead of one per customer.
         An id the list does not return is asked with ``.info``, which raises :class:`HostNotFound` for an
         unknown relation. Raises ``ValueError`` for a kind other than company / contact."""
+        unique = list(dict.fromkeys(refs))
         wanted: dict[str, list[str]] = {}
-        for kind, relation_id in dict.fromkeys(refs):
+        for kind, relation_id in unique:
             if kind not in ("company", "contact"):
                 raise ValueError(f"relation kind must be company or contact, not {kind!r}")
             wanted.setdefault(kind, []).append(relation_id)
         found: dict[tuple[str, str], Party] = {}
         for kind, relation_ids in wanted.items():
             resource = "companies" if kind == "company" else "contacts"
-            for start in range(0, len(relation_ids), PAGE_SIZE):
-                chunk = relation_ids[start : start + PAGE_SIZE]
-                rows = self.request(f"{resource}.list", {"filter": {"ids": chunk}, "page": {"size": PAGE_SIZE, "number": 1}}).get("data") or []
+            for chunk in chunked(relation_ids, PAGE_SIZE):
+                rows = self.request(f"{resource}.list", {"filter": {"ids": list(chunk)}, "page": {"size": PAGE_SIZE, "number": 1}}).get("data") or []
                 for row in rows:
                     if isinstance(row, Mapping) and row.get("id") in chunk:
                         found[(kind, row["id"])] = party_from_json(kind, row, department_id=self.department_id, tool=self.tool)
-        for kind, relation_ids in wanted.items():
-            for relation_id in relation_ids:
-                if (kind, relation_id) not in found:
-                    found[(kind, relation_id)] = self._party(kind, relation_id)
-        return [found[(kind, relation_id)] for kind, relation_id in refs]
+        for ref in unique:
+            if ref not in found:
+                found[ref] = self._party(*ref)
+        return [found[ref] for ref in refs]
 
     def register_booking(self, kind: DocumentKind | str, host_id: str, booking_number: str) -> None:
         """Write the tool's booking number on an outgoing document: ``bookkeeping.registerBooking``

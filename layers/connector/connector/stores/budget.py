@@ -349,8 +349,8 @@ class TenantBudget:
         return self._c.block_tat + (i - (self.limits.burst - 1)) / rate if rate else 0.0
 
     def _expire_block(self, now: float) -> None:
-        """Drop the block's slots whose theoretical arrival time is more than :data:`BLOCK_GRACE` of an
-        interval past (GCRA: a request may come early within the burst, never late): a late
+        """Drop the block's slots whose theoretical arrival time is more than :attr:`TenantLimits.grace`
+        intervals past (GCRA: a request may come early within the burst, never late): a late
         request must not land on time another reservation was given (the bound of the minute would no
         longer hold), so it reserves anew. What expired is given back to the day's count."""
         rate = self.limits.rate

@@ -37,6 +37,8 @@ from boto3.dynamodb.conditions import Attr, Key
 from botocore.exceptions import ClientError
 
 from connector.clock import get_clock
+from connector.jsontext import json_text
+from connector.ports import chunked
 from connector.models import COMPONENT_ORDER, ComponentStatus, IntegrationSettings, RunStatus, ToolMetadata
 
 HISTORY_SECONDS = 7 * 24 * 3600
@@ -407,17 +409,16 @@ class Stores:
                     tally: Mapping[str, int] | None = None) -> None:
         """Record what the run did with each document / relation of one ``part`` of a component (a batch,
         a step of the plan): the results (``id`` plus outcome fields) as JSON, :data:`RESULTS_PER_ITEM` to
-        an item, and the part's ``tally`` (counts by outcome), in one bulk write. A component's totals are
+        an item, and the part's ``tally`` (counts by outcome) when given, in one bulk write. A component's totals are
         the sum of its few tallies (:meth:`get_tallies`), its details one query (:meth:`get_results`).
         Writing a part again (a retried batch) replaces its items."""
-        from connector.jsontext import json_text
-
         with self.runs.batch_writer(overwrite_by_pkeys=["pk", "sk"]) as writer:
-            for n, start in enumerate(range(0, len(results), RESULTS_PER_ITEM)):
-                chunk = [{k: v for k, v in r.items() if v is not None} for r in results[start : start + RESULTS_PER_ITEM]]
+            for n, chunk in enumerate(chunked(results, RESULTS_PER_ITEM)):
+                plain = [{k: v for k, v in r.items() if v is not None} for r in chunk]
                 writer.put_item(Item={"pk": f"RUN#{run_id}", "sk": f"RESULTS#{component}#{part}#{n:04d}", "component": component,
-                                      "results": json_text(chunk), "expires_at": _ttl()})
-            writer.put_item(Item={**(tally or {}), "pk": f"RUN#{run_id}", "sk": f"TALLY#{component}#{part}", "component": component, "expires_at": _ttl()})
+                                      "results": json_text(plain), "expires_at": _ttl()})
+            if tally is not None:
+                writer.put_item(Item={**tally, "pk": f"RUN#{run_id}", "sk": f"TALLY#{component}#{part}", "component": component, "expires_at": _ttl()})
 
     def get_tallies(self, run_id: str, component: str) -> list[dict[str, int]]:
         """The tallies :meth:`put_results` wrote for the component's parts (counts as ``int``)."""

@@ -509,7 +509,7 @@ def calls_ahead(client: Any, calls: int) -> Iterator[None]:
     the block (:meth:`~connector.stores.budget.TenantBudget.release`). Nothing when the client has no budget.
     A failed release is logged and ignored: the slots only stay reserved."""
     budget = getattr(client, "budget", None)
-    if budget is None or calls <= 0 or not hasattr(budget, "expect"):
+    if budget is None or calls <= 0:
         yield
         return
     budget.expect(calls)
