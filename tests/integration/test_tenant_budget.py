@@ -68,7 +68,7 @@ def test_the_bucket_arithmetic_never_allows_more_than_the_limit_in_any_60_second
         times.append(now)
         now += 0.01
     assert _max_in_any_minute(times) <= limits.max_per_minute == 59  # one under Exact's 60: room for one late request
-    sustained = round(60 * limits.rate)  # 57 a minute
+    sustained = round(60 * limits.rate)  # 58 a minute
     assert 10 * sustained <= len(times) <= 10 * sustained + limits.burst
 
 
@@ -169,7 +169,7 @@ def test_an_announced_reservation_stays_within_the_horizon_and_the_day(clock):
         exact.expect(500)
         exact.take()
         reserved = exact._c.block_size
-        assert 2 < reserved <= BLOCK_HORIZON * TOOL_LIMITS["exact"].rate + 1  # ~28 slots of 57 a minute, not 100
+        assert 2 < reserved <= BLOCK_HORIZON * TOOL_LIMITS["exact"].rate + 1  # ~29 slots of 58 a minute, not 100
         exact.release()
         item = table.get_item(Key={"pk": "TENANT#exact:division:1", "sk": "BUDGET"})["Item"]
         assert int(item["used"]) == 1  # the unused slots went back: the day and the minute
@@ -201,7 +201,7 @@ def test_limits_per_tool_and_connection_overrides():
     assert (TOOL_LIMITS["yuki"].per_minute, TOOL_LIMITS["yuki"].per_day) == (None, 1000)
     assert TOOL_LIMITS["octopus"].per_day is None and TOOL_LIMITS["octopus"].max_per_minute == 540
     assert limits_for("yuki", {"budget_per_day": 5000}).per_day == 5000  # a paid Yuki plan
-    assert HOST_LIMITS.max_per_minute == 196  # the host product: 200 per sliding minute per account
+    assert HOST_LIMITS.max_per_minute == 197  # the host product: 200 per sliding minute per account
 
 
 # --------------------------------------------------------------------- shared Exact division

@@ -986,7 +986,7 @@ def run_night(entities: int = 5000, report: Any = None, console: Any = None, *, 
         },
         "wall_seconds": round(time.perf_counter() - wall, 1),
     }
-    # What if Exact's batches ran one at a time? Its division's budget (57 a minute) is the pace either
+    # What if Exact's batches ran one at a time? Its division's budget (58 a minute) is the pace either
     # way; four batches side by side only wait four times as long, billed.
     t1 = time.perf_counter()
     alternative = NightSimulation(population(entities, accounts, seed=seed), calibration, batch_concurrency={"exact": 1})

@@ -63,6 +63,16 @@ def documents_per_batch(tool: str, default: int) -> int:
     return int(_module_setting(tool, "DOCUMENTS_PER_BATCH") or default)
 
 
+def documents_per_step(tool: str, batch: int) -> int:
+    """How many of a batch's documents are read from the host, booked and written back together for
+    ``tool`` (the engine reads the next step's documents while it books this one's): the adapter module's
+    ``DOCUMENTS_PER_STEP`` when set, else the whole ``batch`` (at least 1). Exact and Octopus post one
+    document per call, so short steps keep both the host's and the tool's rate limits busy from a batch's
+    first seconds to its last (issue 8: wall time near the floor); Yuki posts a whole batch in one call,
+    so its step is the batch."""
+    return max(1, int(_module_setting(tool, "DOCUMENTS_PER_STEP") or batch))
+
+
 def batches_at_once(tool: str, default: int = 4) -> int:
     """How many document batches of one component the state machine runs side by side for ``tool``
     (the Batches map's ``MaxConcurrencyPath``): the adapter module's ``DOCUMENT_BATCHES_AT_ONCE`` when set,

@@ -28,7 +28,7 @@ Defaults (:data:`TOOL_LIMITS`; a connection may override them with ``budget_per_
 ============  ==========  =========  =====  ========  ============================================
 tool          per minute  per day    burst  headroom  sustained rate
 ============  ==========  =========  =====  ========  ============================================
-``exact``     60          5,000      2      1         57 calls a minute (never more than 59 in any 60 s)
+``exact``     60          5,000      1      1         58 calls a minute (never more than 59 in any 60 s)
 ``octopus``   600         none       20     60        520 a minute: Octopus documents no limit (§2.8)
                                                       but may cut off a software house for misuse; 10
                                                       calls a second per dossier is our safe default
@@ -93,7 +93,7 @@ class TenantLimits:
     UTC day (``None``: none), the bucket's ``burst`` and the ``headroom`` kept free under the minute
     limit (see the module docstring). ``block``: slots one budget reservation takes at once (one
     DynamoDB write for ``block`` requests; each request still waits for its own slot, so the limits hold
-    as with single takes); at most ``burst``. Slots reserved and not used are given back by
+    as with single takes, whatever the burst). Slots reserved and not used are given back by
     :meth:`TenantBudget.release`; without it they are lost to the tenant's minute and day (at most
     ``block - 1`` per caller), so a tool budgeted per day keeps small blocks."""
 
@@ -108,8 +108,8 @@ class TenantLimits:
             raise ValueError("per_minute must exceed burst + headroom")
         if self.burst < 1:
             raise ValueError("burst must be at least 1")
-        if not 1 <= self.block <= max(self.burst, 1):
-            raise ValueError("block must be between 1 and burst")
+        if self.block < 1:
+            raise ValueError("block must be at least 1")
 
     @property
     def rate(self) -> float | None:
@@ -133,7 +133,7 @@ class TenantLimits:
 
 #: Default limits per tool (accounting-apis.md §1.10, §2.8, §3.3; see the module docstring).
 TOOL_LIMITS: dict[str, TenantLimits] = {
-    "exact": TenantLimits(per_minute=60, per_day=5000, burst=2, headroom=1, block=2),
+    "exact": TenantLimits(per_minute=60, per_day=5000, burst=1, headroom=1, block=2),
     "octopus": TenantLimits(per_minute=600, per_day=None, burst=20, headroom=60, block=10),
     "yuki": TenantLimits(per_minute=None, per_day=1000, burst=1, headroom=0, block=1),
 }
@@ -154,7 +154,7 @@ def limits_for(tool: str | None, connection: dict[str, Any] | None = None) -> Te
         return base
     burst = base.burst if per_minute is None else max(1, min(base.burst, per_minute // 10))
     headroom = base.headroom if per_minute is None else min(base.headroom, max(0, per_minute - burst - 1))
-    return TenantLimits(per_minute=per_minute, per_day=per_day, burst=burst, headroom=headroom, block=min(base.block, burst))
+    return TenantLimits(per_minute=per_minute, per_day=per_day, burst=burst, headroom=headroom, block=base.block)
 
 
 @dataclass(frozen=True)
@@ -206,9 +206,10 @@ def plan_take(state: BucketState | None, limits: TenantLimits, now: float, n: in
     return Decision(new=BucketState(tat=tat, day=max(day, state.day), used=used + n, version=state.version + 1), wait=wait if wait > 1e-6 else 0.0)
 
 
-#: The host product's API: 200 requests per sliding minute per account (host-api.md §1); 186 a minute
-#: sustained, never more than 196 in any 60 s.
-HOST_LIMITS = TenantLimits(per_minute=200, per_day=None, burst=10, headroom=4, block=10)
+#: The host product's API: 200 requests per sliding minute per account (host-api.md §1); 196 a minute
+#: sustained (no burst: a sync's requests come steadily, and every token of burst is one less a minute),
+#: never more than 197 in any 60 s plus the late slots of :attr:`TenantLimits.grace`.
+HOST_LIMITS = TenantLimits(per_minute=200, per_day=None, burst=1, headroom=3, block=10)
 
 
 def _iso(ts: float) -> str:

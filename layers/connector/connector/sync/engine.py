@@ -45,7 +45,7 @@ from connector.models import (
     ToolMetadata,
     Trigger,
 )
-from connector.adapters import batches_at_once, documents_per_batch, supports_updates
+from connector.adapters import batches_at_once, documents_per_batch, documents_per_step, supports_updates
 from connector.vat import vat_number_warning
 from connector.ports import AccountingAdapter, AdapterError, HostProduct, RelationRejected, chunked
 from connector.clock import get_clock
@@ -437,17 +437,50 @@ def _sync_documents(
     if not todo:
         return results
 
-    with calls_ahead(host, len(todo) * (2 if direction is Direction.INCOMING else 1) + 1):  # .info (+ file), the relations
-        documents, unreadable = _fetch_documents(host, kind, direction, todo)
-    results.extend(
-        {"id": host_id, "outcome": DocumentOutcome.SKIPPED.value, "reason": reason, "hint": "Open the document in the host product and check its attached e-invoice.",
-         "subject_type": subject_type, "subject_id": host_id}
-        for host_id, reason in unreadable.items()
-    )
     metadata = stores.get_metadata(account, ent)
     if metadata is None:
         raise AdapterError("the accounting tool's ledger accounts, journals and VAT codes are not loaded")
     prime_adapter(adapter, metadata)
+
+    def fetch(chunk: Sequence[str]) -> tuple[list[Document], dict[str, str]]:
+        with calls_ahead(host, len(chunk) * (2 if direction is Direction.INCOMING else 1) + 1):  # .info (+ file), the relations
+            return _fetch_documents(host, kind, direction, chunk)
+
+    # Documents go in steps (documents_per_step): the next step's documents are read from the host while
+    # this step's are booked and written back, so neither side waits for a whole batch (issue 8).
+    for documents, unreadable in _read_ahead(fetch, list(chunked(todo, documents_per_step(entity.tool, len(todo))))):
+        results.extend(
+            {"id": host_id, "outcome": DocumentOutcome.SKIPPED.value, "reason": reason, "hint": "Open the document in the host product and check its attached e-invoice.",
+             "subject_type": subject_type, "subject_id": host_id}
+            for host_id, reason in unreadable.items()
+        )
+        if documents:
+            results.extend(_book_step(svc, run, entity, adapter, documents, records, metadata, kind, direction))
+    return results
+
+
+def _book_step(
+    svc: Services,
+    run: dict[str, Any],
+    entity: EntityRecord,
+    adapter: AccountingAdapter,
+    documents: Sequence[Document],
+    records: dict[str, dict[str, Any]],
+    metadata: ToolMetadata,
+    kind: DocumentKind,
+    direction: Direction,
+) -> list[dict[str, Any]]:
+    """Book one step of a batch's documents (read from the host already): build each entry (a document
+    that can't be booked is skipped with the reason and a fix hint, seed 003), look up entries a crash may
+    have left booked without a recorded number, record the intents, post, record the booking numbers in
+    bulk, then write them back to the host. ``records``: the batch's booking records by host id. A dry run
+    only returns the entries it would book. Returns one result per document (``_document_result``).
+    Raises :class:`AdapterError` when the tool fails as a whole or the run is no longer running."""
+    stores, account, ent = svc.stores, entity.account_id, entity.entity_id
+    assert entity.settings is not None
+    record_kind = booking_kind(kind, direction)
+    host = svc.host_for(entity)
+    results: list[dict[str, Any]] = []
     relations = stores.get_relations(account, ent, ROLE_OF[direction], [d.party.host_id for d in documents])
     if run.get("dry_run"):  # a relation the run would create has no tool id yet: name it
         relations = {d.party.host_id: relations.get(d.party.host_id) or f"(new relation: {d.party.name})" for d in documents if d.party.name.strip()} | relations
@@ -473,14 +506,14 @@ def _sync_documents(
         # A run the watchdog closed (Stalled) meanwhile has lost its lock: its late Lambda writes nothing.
         current = stores.get_run(run["run_id"]) or {}
         if current.get("status") != RunStatus.RUNNING.value:
-            raise AdapterError(f"the run is no longer running ({current.get('status') or 'gone'}): nothing was booked by this late batch")
+            raise AdapterError(f"the run is no longer running ({current.get('status') or 'gone'}): nothing more was booked by this late batch")
     stores.record_intents(account, ent, record_kind, [(e.host_id, e.reference) for _, e in to_post], run["run_id"])
     with calls_ahead(adapter, len(to_post)):
         posted = adapter.post_bookings([entry for _, entry in to_post]) if to_post else []
 
     outcomes: dict[str, BookingResult | BookingRejected] = dict(found)
     outcomes.update({result.host_id: result for result in posted})
-    # Every booking of the batch recorded in bulk before the host hears of any (intents cover a crash).
+    # Every booking of the step recorded in bulk before the host hears of any (intents cover a crash).
     stores.record_booked_many(account, ent, record_kind, [
         {"host_id": doc.host_id, "booking_number": result.booking_number, "entry_id": result.entry_id, "source_updated_at": doc.updated_at, "reference": entry.reference}
         for doc, entry in entries if isinstance(result := outcomes.get(entry.host_id), BookingResult)
@@ -499,6 +532,24 @@ def _sync_documents(
                 hint = result.hint if isinstance(result, BookingRejected) else "Sync again; if it persists, contact support."
                 results.append(_document_result(doc, DocumentOutcome.SKIPPED, reason=f"refused by the accounting tool: {reason}", hint=hint))
     return results
+
+
+def _read_ahead(read: Callable[[Sequence[str]], Any], chunks: Sequence[Sequence[str]]) -> Iterator[Any]:
+    """Yield ``read(chunk)`` for each chunk, in order, reading the next chunk on a second thread while
+    the caller works on the current one (one chunk ahead at most). An exception of ``read`` is raised
+    where its result would have been yielded; leaving early waits for the read in flight and drops it."""
+    if len(chunks) <= 1:
+        yield from (read(chunk) for chunk in chunks)
+        return
+    from concurrent.futures import ThreadPoolExecutor
+
+    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="read-ahead") as pool:
+        pending = pool.submit(read, chunks[0])
+        for following in [*chunks[1:], None]:
+            current = pending.result()
+            if following is not None:
+                pending = pool.submit(read, following)
+            yield current
 
 
 @contextlib.contextmanager
