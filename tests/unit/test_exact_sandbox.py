@@ -265,6 +265,20 @@ def test_filter_parser_literals():
         parse_filter("S", fields)
 
 
+def test_a_chain_of_equalities_matches_as_the_single_comparisons_do():
+    """``G eq guid'…' or G eq guid'…' …`` (the adapter's bulk reads) is one set lookup in the sandbox: it
+    must keep the comparison's rules (guids case-insensitive, strings by collation, null never equal)."""
+    fields = {"S": "str", "G": "guid", "N": "int"}
+    guids = [f"0f8fad5b-d9cb-469f-a165-70867728{n:04d}" for n in range(40)]
+    chain = parse_filter(" or ".join(f"G eq guid'{g.upper()}'" for g in guids), fields)
+    assert chain({"G": guids[17]}) and chain({"G": guids[0].upper()})
+    assert not chain({"G": "0f8fad5b-d9cb-469f-a165-708677289999"}) and not chain({"G": None}) and not chain({})
+    names = parse_filter("(S eq 'Acme' or S eq 'it''s') or S eq 'Zed'", fields)
+    assert names({"S": "ACME  "}) and names({"S": "it's"}) and not names({"S": "Acme BV"})
+    mixed = parse_filter("G eq guid'" + guids[1] + "' or S eq 'Acme' or N eq 3", fields)  # other properties: plain or
+    assert mixed({"G": None, "S": "acme"}) and mixed({"N": 3}) and mixed({"G": guids[1]}) and not mixed({"N": 4, "S": "x"})
+
+
 def test_dates_are_odata_v2(env):
     _, ids, api = env
     created = body_of(api.post("salesentry/SalesEntries", sales_body(ids)))["d"]
