@@ -214,12 +214,31 @@ def plan_run(svc: Services, run_id: str) -> dict[str, Any]:
     document_batch = documents_per_batch(entity.tool or "", svc.batch_size)
     for component in COMPONENT_ORDER:
         ids = plan[component]
-        batches = [list(chunk) for chunk in chunked(ids, document_batch if component in DOCUMENT_COMPONENTS else svc.batch_size)]
+        at_once = batches_at_once(entity.tool or "") if component in DOCUMENT_COMPONENTS else 4
+        batches = staggered_batches(ids, document_batch, at_once) if component in DOCUMENT_COMPONENTS else [list(chunk) for chunk in chunked(ids, svc.batch_size)]
         svc.stores.put_batches(run_id, component.value, batches)
         svc.stores.set_component(run_id, component.value, ComponentStatus.PENDING, total=len(ids))
-        at_once = batches_at_once(entity.tool or "") if component in DOCUMENT_COMPONENTS else 4
         components.append({"name": component.value, "batches": list(range(len(batches))), "max_concurrency": at_once})
     return {"run_id": run_id, "components": components, "error": None}
+
+
+def staggered_batches(ids: Sequence[str], size: int, at_once: int) -> list[list[str]]:
+    """Cut a component's document ids into batches of ``size``, the first ``at_once - 1`` of them shorter
+    (``size * k / at_once``, k = 1 …): batches run ``at_once`` side by side and share one call budget, so
+    batches of one size would end, and start again, all at the same moment, leaving the tool idle while
+    they start up (issue 8: wall time near the floor). Staggered, one batch starts while the others
+    book. Order is kept; every id is in exactly one batch; no batch is empty."""
+    batches: list[list[str]] = []
+    start = 0
+    if at_once > 1 and len(ids) > size:
+        for k in range(1, at_once):
+            n = max(1, -(-size * k // at_once))
+            if start + n >= len(ids):
+                break
+            batches.append(list(ids[start : start + n]))
+            start += n
+    batches.extend(list(chunk) for chunk in chunked(ids[start:], size))
+    return batches
 
 
 def _incoming_rows(host: HostProduct, kind: DocumentKind, since: Any) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
@@ -446,17 +465,53 @@ def _sync_documents(
         with calls_ahead(host, len(chunk) * (2 if direction is Direction.INCOMING else 1) + 1):  # .info (+ file), the relations
             return _fetch_documents(host, kind, direction, chunk)
 
-    # Documents go in steps (documents_per_step): the next step's documents are read from the host while
-    # this step's are booked and written back, so neither side waits for a whole batch (issue 8).
-    for documents, unreadable in _read_ahead(fetch, list(chunked(todo, documents_per_step(entity.tool, len(todo))))):
-        results.extend(
-            {"id": host_id, "outcome": DocumentOutcome.SKIPPED.value, "reason": reason, "hint": "Open the document in the host product and check its attached e-invoice.",
-             "subject_type": subject_type, "subject_id": host_id}
-            for host_id, reason in unreadable.items()
-        )
-        if documents:
-            results.extend(_book_step(svc, run, entity, adapter, documents, records, metadata, kind, direction))
+    # Documents go in steps (documents_per_step): the next step's documents are read from the host, and
+    # the last step's booking numbers written back to it, while this step's are booked, so neither the
+    # host's nor the tool's rate limit waits for the other (issue 8). Write-backs keep their order.
+    steps = list(chunked(todo, documents_per_step(entity.tool, len(todo))))
+    with _Behind(len(steps) > 1) as behind:
+        for documents, unreadable in _read_ahead(fetch, steps):
+            results.extend(
+                {"id": host_id, "outcome": DocumentOutcome.SKIPPED.value, "reason": reason, "hint": "Open the document in the host product and check its attached e-invoice.",
+                 "subject_type": subject_type, "subject_id": host_id}
+                for host_id, reason in unreadable.items()
+            )
+            if documents:
+                done, write_back = _book_step(svc, run, entity, adapter, documents, records, metadata, kind, direction)
+                results.extend(done)
+                behind.submit(write_back)
+        results.extend(behind.results())
     return results
+
+
+class _Behind:
+    """Runs jobs (callables returning a list of results) one after the other, on a second thread when
+    ``threaded`` (else at once): :meth:`results` waits for them all and returns their results in order,
+    raising the first job's exception. Leaving the block waits for the jobs still running."""
+
+    def __init__(self, threaded: bool) -> None:
+        self._pool: Any = None
+        if threaded:
+            from concurrent.futures import ThreadPoolExecutor
+
+            self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="write-behind")
+        self._jobs: list[Any] = []
+
+    def __enter__(self) -> _Behind:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        if self._pool is not None:
+            self._pool.shutdown(wait=True)
+
+    def submit(self, job: Callable[[], list[dict[str, Any]]]) -> None:
+        self._jobs.append(self._pool.submit(job) if self._pool is not None else job())
+
+    def results(self) -> list[dict[str, Any]]:
+        out: list[dict[str, Any]] = []
+        for job in self._jobs:
+            out.extend(job.result() if self._pool is not None else job)
+        return out
 
 
 def _book_step(
@@ -469,13 +524,15 @@ def _book_step(
     metadata: ToolMetadata,
     kind: DocumentKind,
     direction: Direction,
-) -> list[dict[str, Any]]:
+) -> tuple[list[dict[str, Any]], Callable[[], list[dict[str, Any]]]]:
     """Book one step of a batch's documents (read from the host already): build each entry (a document
     that can't be booked is skipped with the reason and a fix hint, seed 003), look up entries a crash may
-    have left booked without a recorded number, record the intents, post, record the booking numbers in
-    bulk, then write them back to the host. ``records``: the batch's booking records by host id. A dry run
-    only returns the entries it would book. Returns one result per document (``_document_result``).
-    Raises :class:`AdapterError` when the tool fails as a whole or the run is no longer running."""
+    have left booked without a recorded number, record the intents, post, and record the booking numbers
+    in bulk. ``records``: the batch's booking records by host id. A dry run only returns the entries it
+    would book. Returns (the results known now: skipped and refused documents, dry-run proposals; a job
+    that writes the booking numbers back to the host and returns the booked documents' results): the
+    caller may run the job while it books the next step. Raises :class:`AdapterError` when the tool fails
+    as a whole or the run is no longer running."""
     stores, account, ent = svc.stores, entity.account_id, entity.entity_id
     assert entity.settings is not None
     record_kind = booking_kind(kind, direction)
@@ -496,7 +553,7 @@ def _book_step(
     if run.get("dry_run"):
         for doc, entry in entries:
             results.append(_document_result(doc, DocumentOutcome.WOULD_SYNC, proposed=proposed_entry(entry)))
-        return results
+        return results, list
 
     # A crash may have left entries booked in the tool without a recorded number: look them up first.
     uncertain = [entry for _, entry in entries if records.get(entry.host_id, {}).get("state") == "intent"]
@@ -518,20 +575,27 @@ def _book_step(
         {"host_id": doc.host_id, "booking_number": result.booking_number, "entry_id": result.entry_id, "source_updated_at": doc.updated_at, "reference": entry.reference}
         for doc, entry in entries if isinstance(result := outcomes.get(entry.host_id), BookingResult)
     ], run["run_id"])
-    booked = sum(1 for _, entry in entries if isinstance(outcomes.get(entry.host_id), BookingResult))
-    with calls_ahead(host, booked * (2 if direction is Direction.INCOMING else 1)):  # the booking numbers written back
-        for doc, entry in entries:
-            result = outcomes.get(entry.host_id)
-            if isinstance(result, BookingResult):
+    booked: list[tuple[Document, BookingResult]] = []
+    for doc, entry in entries:
+        result = outcomes.get(entry.host_id)
+        if isinstance(result, BookingResult):
+            booked.append((doc, result))
+        else:
+            stores.clear_intent(account, ent, record_kind, doc.host_id)
+            reason = result.reason if isinstance(result, BookingRejected) else "the accounting tool gave no answer for this document"
+            hint = result.hint if isinstance(result, BookingRejected) else "Sync again; if it persists, contact support."
+            results.append(_document_result(doc, DocumentOutcome.SKIPPED, reason=f"refused by the accounting tool: {reason}", hint=hint))
+
+    def write_back() -> list[dict[str, Any]]:
+        done = []
+        with calls_ahead(host, len(booked) * (2 if direction is Direction.INCOMING else 1)):  # the booking numbers written back
+            for doc, result in booked:
                 note = " ".join(w for w in (_write_back(host, kind, direction, doc.host_id, result.booking_number), relation_warning(adapter, doc.party), vat_number_warning(doc.party.vat_number)) if w) or None
                 status = DocumentOutcome.ALREADY_SYNCED if doc.host_id in found else DocumentOutcome.SYNCED
-                results.append(_document_result(doc, status, booking_number=result.booking_number, entry_id=result.entry_id, flag=note))
-            else:
-                stores.clear_intent(account, ent, record_kind, doc.host_id)
-                reason = result.reason if isinstance(result, BookingRejected) else "the accounting tool gave no answer for this document"
-                hint = result.hint if isinstance(result, BookingRejected) else "Sync again; if it persists, contact support."
-                results.append(_document_result(doc, DocumentOutcome.SKIPPED, reason=f"refused by the accounting tool: {reason}", hint=hint))
-    return results
+                done.append(_document_result(doc, status, booking_number=result.booking_number, entry_id=result.entry_id, flag=note))
+        return done
+
+    return results, write_back
 
 
 def _read_ahead(read: Callable[[Sequence[str]], Any], chunks: Sequence[Sequence[str]]) -> Iterator[Any]:
