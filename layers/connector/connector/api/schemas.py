@@ -38,11 +38,13 @@ ToolCode = Annotated[str, Field(min_length=1, max_length=50, description="A code
 
 
 class _Request(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    # defer_build: a model's validator is built when a request first needs it, not at import: a cold
+    # start serves a route or two, not all twenty (issue 8: handler import time)
+    model_config = ConfigDict(extra="forbid", defer_build=True)
 
 
 class _Response(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", defer_build=True)
 
 
 class IntegrationStatus(StrEnum):
