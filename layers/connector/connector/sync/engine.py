@@ -468,6 +468,11 @@ def _sync_documents(
     # Documents go in steps (documents_per_step): the next step's documents are read from the host, and
     # the last step's booking numbers written back to it, while this step's are booked, so neither the
     # host's nor the tool's rate limit waits for the other (issue 8). Write-backs keep their order.
+    if not run.get("dry_run"):
+        # A run the watchdog closed (Stalled) meanwhile has lost its lock: its late Lambda books nothing.
+        current = stores.get_run(run["run_id"]) or {}
+        if current.get("status") != RunStatus.RUNNING.value:
+            raise AdapterError(f"the run is no longer running ({current.get('status') or 'gone'}): nothing was booked by this late batch")
     steps = list(chunked(todo, documents_per_step(entity.tool, len(todo))))
     with _Behind(len(steps) > 1) as behind:
         for documents, unreadable in _read_ahead(fetch, steps):
@@ -532,7 +537,7 @@ def _book_step(
     would book. Returns (the results known now: skipped and refused documents, dry-run proposals; a job
     that writes the booking numbers back to the host and returns the booked documents' results): the
     caller may run the job while it books the next step. Raises :class:`AdapterError` when the tool fails
-    as a whole or the run is no longer running."""
+    as a whole."""
     stores, account, ent = svc.stores, entity.account_id, entity.entity_id
     assert entity.settings is not None
     record_kind = booking_kind(kind, direction)
@@ -559,11 +564,6 @@ def _book_step(
     uncertain = [entry for _, entry in entries if records.get(entry.host_id, {}).get("state") == "intent"]
     found = adapter.find_bookings(uncertain) if uncertain else {}
     to_post = [(doc, entry) for doc, entry in entries if entry.host_id not in found]
-    if to_post:
-        # A run the watchdog closed (Stalled) meanwhile has lost its lock: its late Lambda writes nothing.
-        current = stores.get_run(run["run_id"]) or {}
-        if current.get("status") != RunStatus.RUNNING.value:
-            raise AdapterError(f"the run is no longer running ({current.get('status') or 'gone'}): nothing more was booked by this late batch")
     stores.record_intents(account, ent, record_kind, [(e.host_id, e.reference) for _, e in to_post], run["run_id"])
     with calls_ahead(adapter, len(to_post)):
         posted = adapter.post_bookings([entry for _, entry in to_post]) if to_post else []
