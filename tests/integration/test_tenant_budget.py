@@ -181,6 +181,19 @@ def test_an_announced_reservation_stays_within_the_horizon_and_the_day(clock):
         assert yuki._c.block_size == 5  # never more than the day has left
 
 
+def test_an_announced_reservation_takes_what_was_announced_not_a_whole_block(clock):
+    with mock_aws():
+        table = _table()
+        host = TenantBudget(table, "host:account:1", HOST_LIMITS)  # block 10
+        host.expect(3)
+        for _ in range(3):
+            host.take()
+        assert host._c.block_size == 3  # not 10: seven slots no one could use once another caller reserved after them
+        host.release()
+        host.take()  # beyond what was announced: the limits' block again
+        assert host._c.block_size == HOST_LIMITS.block
+
+
 def test_a_spent_day_raises_at_once_with_the_next_utc_midnight(clock):
     with mock_aws():
         table = _table()

@@ -333,13 +333,17 @@ class TenantBudget:
         self._c.wasted = 0
 
     def _block_for(self, now: float) -> int:
-        """Slots the next reservation takes: the announced calls (:meth:`expect`) or the limits' ``block``,
-        capped as :meth:`expect` says, and by what is left of the day."""
-        size = max(self.limits.block, min(self._c.expected, MAX_BLOCK))
+        """Slots the next reservation takes: the announced calls not reserved yet (:meth:`expect`), capped as
+        :meth:`expect` says, or else the limits' ``block``; either way no more than the day has left."""
+        # announced calls reserve what was announced, no more: a larger block's unused slots are lost to
+        # everyone else once another caller reserved after them (the host's budget lost about half its
+        # capacity that way to short announced steps)
+        announced = self._c.expected > 0
+        size = min(self._c.expected, MAX_BLOCK) if announced else self.limits.block
         rate = self.limits.rate
-        if rate is not None and size > self.limits.block:
+        if rate is not None and announced and size > 1:
             backlog = max(0.0, (self._c.state.tat if self._c.state is not None else now) - now)
-            size = max(self.limits.block, min(size, int((BLOCK_HORIZON - backlog) * rate)))
+            size = max(1, min(size, int((BLOCK_HORIZON - backlog) * rate)))
         if self.limits.per_day is not None:
             used = self._c.state.used if self._c.state is not None and self._c.state.day == int(now // DAY) else 0
             size = max(1, min(size, self.limits.per_day - used))
