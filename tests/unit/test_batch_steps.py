@@ -9,7 +9,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from connector.adapters import documents_per_step
+from connector.adapters import document_steps
 from connector.sync.engine import _Behind, _read_ahead, staggered_batches
 
 
@@ -30,9 +30,13 @@ def test_the_first_batches_side_by_side_are_staggered_then_full():
 
 
 def test_steps_per_tool():
-    assert documents_per_step("exact", 25) == 5
-    assert documents_per_step("octopus", 50) == 10
-    assert documents_per_step("yuki", 100) == 100  # one import call a batch: the step is the batch
+    ids = [str(i) for i in range(100)]
+    assert [len(s) for s in document_steps("exact", ids[:25])] == [5, 20]  # a short first step, then longer ones
+    assert [len(s) for s in document_steps("exact", ids[:7])] == [5, 2]
+    assert [len(s) for s in document_steps("octopus", ids[:50])] == [10] * 5
+    assert [len(s) for s in document_steps("yuki", ids)] == [100]  # one import call a batch: the step is the batch
+    assert document_steps("exact", []) == []
+    assert [i for s in document_steps("exact", ids) for i in s] == ids
 
 
 def test_read_ahead_yields_in_order_and_reads_the_next_step_on_another_thread():

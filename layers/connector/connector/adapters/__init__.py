@@ -6,7 +6,7 @@ Adding a tool = adding its module and one line in :data:`ADAPTER_MODULES`; no ot
 from __future__ import annotations
 
 import importlib
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -63,14 +63,19 @@ def documents_per_batch(tool: str, default: int) -> int:
     return int(_module_setting(tool, "DOCUMENTS_PER_BATCH") or default)
 
 
-def documents_per_step(tool: str, batch: int) -> int:
-    """How many of a batch's documents are read from the host, booked and written back together for
-    ``tool`` (the engine reads the next step's documents while it books this one's): the adapter module's
-    ``DOCUMENTS_PER_STEP`` when set, else the whole ``batch`` (at least 1). Exact and Octopus post one
-    document per call, so short steps keep both the host's and the tool's rate limits busy from a batch's
-    first seconds to its last (issue 8: wall time near the floor); Yuki posts a whole batch in one call,
-    so its step is the batch."""
-    return max(1, int(_module_setting(tool, "DOCUMENTS_PER_STEP") or batch))
+def document_steps(tool: str, ids: Sequence[str]) -> list[Sequence[str]]:
+    """A batch's document ids cut into the steps that are read from the host, booked and written back
+    together for ``tool`` (the engine reads the next step while it books this one, and writes the last
+    one's booking numbers back meanwhile). The adapter module's ``DOCUMENTS_PER_STEP`` gives the sizes: an
+    int (every step), or ``(first, later)``: a short first step starts the tool's bookings soon, longer
+    later ones cost fewer bulk writes a document. Unset: the whole batch is one step. Exact and Octopus post
+    one document per call, so their steps keep both the host's and the tool's rate limits busy from a
+    batch's first seconds to its last (issue 8: wall time near the floor); Yuki posts a whole batch in one
+    call, so its step is the batch. Order is kept; no step is empty."""
+    setting = _module_setting(tool, "DOCUMENTS_PER_STEP")
+    first, later = (setting, setting) if isinstance(setting, int) else tuple(setting) if setting else (len(ids), len(ids))
+    first, later = max(1, int(first)), max(1, int(later))
+    return [ids[:first], *(ids[start : start + later] for start in range(first, len(ids), later))] if ids else []
 
 
 def batches_at_once(tool: str, default: int = 4) -> int:

@@ -181,7 +181,7 @@ DOCUMENT_BATCHES_AT_ONCE = 1
 #: the journal's last sequence number once (§2.5), so larger batches mean fewer reads per document; 50
 #: (about 150 tool and host requests) stays well inside the function's 300 s even on a shared host budget.
 DOCUMENTS_PER_BATCH = 50
-#: Documents read, booked and written back together (:func:`connector.adapters.documents_per_step`): the
+#: Documents read, booked and written back together (:func:`connector.adapters.document_steps`): the
 #: host reads of the next 10 overlap the bookings of these; the journal's sequence number is read once a
 #: batch all the same (the adapter keeps it).
 DOCUMENTS_PER_STEP = 10

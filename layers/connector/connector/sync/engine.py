@@ -45,7 +45,7 @@ from connector.models import (
     ToolMetadata,
     Trigger,
 )
-from connector.adapters import batches_at_once, documents_per_batch, documents_per_step, supports_updates
+from connector.adapters import batches_at_once, document_steps, documents_per_batch, supports_updates
 from connector.vat import vat_number_warning
 from connector.ports import AccountingAdapter, AdapterError, HostProduct, RelationRejected, chunked
 from connector.clock import get_clock
@@ -465,7 +465,7 @@ def _sync_documents(
         with calls_ahead(host, len(chunk) * (2 if direction is Direction.INCOMING else 1) + 1):  # .info (+ file), the relations
             return _fetch_documents(host, kind, direction, chunk)
 
-    # Documents go in steps (documents_per_step): the next step's documents are read from the host, and
+    # Documents go in steps (document_steps): the next step's documents are read from the host, and
     # the last step's booking numbers written back to it, while this step's are booked, so neither the
     # host's nor the tool's rate limit waits for the other (issue 8). Write-backs keep their order.
     if not run.get("dry_run"):
@@ -473,7 +473,7 @@ def _sync_documents(
         current = stores.get_run(run["run_id"]) or {}
         if current.get("status") != RunStatus.RUNNING.value:
             raise AdapterError(f"the run is no longer running ({current.get('status') or 'gone'}): nothing was booked by this late batch")
-    steps = list(chunked(todo, documents_per_step(entity.tool, len(todo))))
+    steps = document_steps(entity.tool or "", todo)
     with _Behind(len(steps) > 1) as behind:
         for documents, unreadable in _read_ahead(fetch, steps):
             results.extend(
