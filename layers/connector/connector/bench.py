@@ -340,6 +340,129 @@ class MotoProbe:
         return self._acc.get((threading.get_ident(), depth), 0.0)
 
 
+class AwsLatencyClock(ScaledClock):
+    """The wall-time measurement's clock (B): a :class:`~connector.clock.ScaledClock` that stands still
+    while :meth:`freeze` holds it. :class:`AwsCallsAtAwsSpeed` freezes it while a thread is inside moto:
+    moto answers a DynamoDB query of 1,000 booking records in about 2 s of CPU, which the scaled clock
+    would turn into 50-90 simulated seconds; DynamoDB answers in milliseconds. ``sleep`` waits for the
+    simulated time to pass, frozen spans included. ``frozen_seconds``: real seconds spent frozen."""
+
+    def __init__(self, speed: float = 1.0, start: float | None = None) -> None:
+        super().__init__(speed, start)
+        self._frozen_since: float | None = None
+        self.frozen_seconds = 0.0
+
+    def now(self) -> float:
+        with self._lock:
+            real = time.monotonic()
+            frozen = self.frozen_seconds + (real - self._frozen_since if self._frozen_since is not None else 0.0)
+            return self._sim0 + (real - self._real0 - frozen) * self.speed + self._offset
+
+    def sleep(self, seconds: float) -> None:
+        if seconds <= 0:
+            return
+        until = self.now() + seconds
+        while (left := until - self.now()) > 1e-6:
+            time.sleep(min(left / self.speed, 0.05))
+
+    def freeze(self) -> None:
+        with self._lock:
+            if self._frozen_since is None:
+                self._frozen_since = time.monotonic()
+
+    def thaw(self) -> None:
+        with self._lock:
+            if self._frozen_since is not None:
+                self.frozen_seconds += time.monotonic() - self._frozen_since
+                self._frozen_since = None
+
+
+#: What one AWS call (DynamoDB, Step Functions, Secrets Manager) costs on the wall-time clock: DynamoDB
+#: answers a GetItem / PutItem / small Query in single-digit milliseconds inside a region.
+AWS_CALL_SECONDS = 0.010
+
+
+class AwsCallsAtAwsSpeed:
+    """While active (phase B), AWS calls take :data:`AWS_CALL_SECONDS` of simulated time each instead of
+    moto's CPU time times the clock's speed: the clock is frozen while any thread's innermost frame is a
+    moto call (``BotocoreStubber.process_request``), thawed while a handler that moto invoked runs (moto's
+    Step Functions call the handlers from inside a moto call, ``LambdaDispatcher.handler_for``), and the
+    calling thread then sleeps the AWS latency. Other threads do get the GIL for part of a frozen span (an
+    optimistic bias of at most moto's share of the process's CPU); ``calls`` counts the AWS calls."""
+
+    def __init__(self, clock: AwsLatencyClock, dispatcher: Any) -> None:
+        self.clock = clock
+        self.dispatcher = dispatcher
+        self.calls = 0
+        self._frames = threading.local()
+        self._holding = 0
+        self._lock = threading.Lock()
+        self._patches: list[Any] = []
+
+    def _push(self, frozen: bool) -> None:
+        frames = self._frames.__dict__.setdefault("stack", [])
+        was = bool(frames) and frames[-1]
+        frames.append(frozen)
+        self._changed(was, frozen)
+
+    def _pop(self) -> None:
+        frames = self._frames.stack
+        was = frames.pop()
+        self._changed(was, bool(frames) and frames[-1])
+
+    def _changed(self, was: bool, now: bool) -> None:
+        if was == now:
+            return
+        with self._lock:
+            self._holding += 1 if now else -1
+            if now and self._holding == 1:
+                self.clock.freeze()
+            elif not now and self._holding == 0:
+                self.clock.thaw()
+
+    def __enter__(self) -> AwsCallsAtAwsSpeed:
+        from unittest import mock
+
+        from moto.core.botocore_stubber import BotocoreStubber
+
+        original_request = BotocoreStubber.process_request
+        original_handler_for = self.dispatcher.handler_for
+        meter = self
+
+        def process_request(stubber: Any, request: Any) -> Any:
+            meter._push(True)
+            try:
+                return original_request(stubber, request)
+            finally:
+                meter._pop()
+                meter.calls += 1
+                if not (meter._frames.stack and meter._frames.stack[-1]):  # back in connector code: it waits the AWS latency
+                    meter.clock.sleep(AWS_CALL_SECONDS)
+
+        def handler_for(name: str) -> Callable[..., Any]:
+            handler = original_handler_for(name)
+
+            def thawed(event: Any, context: Any) -> Any:
+                meter._push(False)
+                try:
+                    return handler(event, context)
+                finally:
+                    meter._pop()
+
+            return thawed
+
+        self._patches = [mock.patch.object(BotocoreStubber, "process_request", process_request),
+                         mock.patch.object(self.dispatcher, "handler_for", handler_for)]
+        for patch in self._patches:
+            patch.__enter__()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        for patch in reversed(self._patches):
+            patch.__exit__(None, None, None)
+        self.clock.thaw()
+
+
 # --------------------------------------------------------------------------------------- environment
 
 
@@ -375,7 +498,7 @@ class BenchEnvironment(DemoEnvironment):
         from connector.sandbox.server import LoopbackServer
         from connector.stores.secrets import put_secret
 
-        self.clock = ScaledClock(self.speed)
+        self.clock = AwsLatencyClock(self.speed)
         self._previous_clock = set_clock(self.clock)
         self._servers = []
         try:
@@ -751,12 +874,15 @@ def run_sync(env: BenchEnvironment, *, via: str, concurrency: int = 4, around_ba
         t1, r1 = clock.now(), time.monotonic()
     run = svc.stores.get_run(run_id) or {}
     components = _components(run)
-    from connector.adapters import documents_per_batch
-    from connector.sync.engine import DOCUMENT_COMPONENTS
+    from connector.adapters import batches_at_once, documents_per_batch
+    from connector.sync.engine import DOCUMENT_COMPONENTS, staggered_batches
 
     documents = {c.value for c in DOCUMENT_COMPONENTS}
-    sizes = {name: documents_per_batch(env.tool, env.batch_size) if name in documents else env.batch_size for name in components}
-    batches = {name: -(-int(c.get("total", 0) or 0) // sizes[name]) for name, c in components.items()}
+    batches = {
+        name: len(staggered_batches(range(int(c.get("total", 0) or 0)), documents_per_batch(env.tool, env.batch_size), batches_at_once(env.tool)))  # type: ignore[arg-type]
+        if name in documents else -(-int(c.get("total", 0) or 0) // env.batch_size)
+        for name, c in components.items()
+    }
     if via != "sfn":
         transitions, source = transitions_formula([batches.get(c.value, 0) for c in COMPONENT_ORDER]), "formula"
     resume = next((c["resume_at"] for c in components.values() if c.get("resume_at")), None)
@@ -947,17 +1073,18 @@ def measure_size(tool: str, n: int, *, wall: bool, say: Callable[[str], None] = 
         clock.advance((math.floor(now / 86400) + 1) * 86400 + 1 - now)  # a fresh UTC day: fresh budgets and windows
         start = clock.now()
         runs: list[RunResult] = []
-        while True:
-            run = run_sync(env, via=via, concurrency=4)
-            runs.append(run)
-            if run.status == "Error" and run.resume_at and len(runs) < 10:
-                resume = _epoch(run.resume_at)
-                say(f"run {len(runs)} stopped on a spent daily budget; the next one starts at {run.resume_at}")
-                if resume > clock.now():
-                    clock.advance(resume - clock.now() + 1)
-                continue
-            break
-        elapsed = clock.now() - start
+        with AwsCallsAtAwsSpeed(clock, env.stack.dispatcher) as aws:
+            while True:
+                run = run_sync(env, via=via, concurrency=4)
+                runs.append(run)
+                if run.status == "Error" and run.resume_at and len(runs) < 10:
+                    resume = _epoch(run.resume_at)
+                    say(f"run {len(runs)} stopped on a spent daily budget; the next one starts at {run.resume_at}")
+                    if resume > clock.now():
+                        clock.advance(resume - clock.now() + 1)
+                    continue
+                break
+            elapsed = clock.now() - start
         calls = sum(r.calls for r in runs)
         host_calls = sum(sum(r.host_calls.values()) for r in runs)
         floor, binding = floor_seconds(tool, calls, host_calls, start)
@@ -983,6 +1110,8 @@ def measure_size(tool: str, n: int, *, wall: bool, say: Callable[[str], None] = 
         "clock_speed": round(speed, 1),
         "processing_share": round(processing_real * speed / floor, 3) if floor else None,
         "real_seconds": round(sum(r.real_seconds for r in runs), 1),
+        "aws_calls": aws.calls,
+        "moto_seconds_not_on_the_clock": round(clock.frozen_seconds, 1),
         "runs": len(runs),
         "status": [r.status for r in runs],
         "tool_calls": calls,

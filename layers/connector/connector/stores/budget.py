@@ -208,8 +208,10 @@ def plan_take(state: BucketState | None, limits: TenantLimits, now: float, n: in
 
 #: The host product's API: 200 requests per sliding minute per account (host-api.md §1); 196 a minute
 #: sustained (no burst: a sync's requests come steadily, and every token of burst is one less a minute),
-#: never more than 197 in any 60 s plus the late slots of :attr:`TenantLimits.grace`.
-HOST_LIMITS = TenantLimits(per_minute=200, per_day=None, burst=1, headroom=3, block=10)
+#: never more than 197 in any 60 s plus the late slots of :attr:`TenantLimits.grace`. Blocks of 3 for calls
+#: nobody announced (a plan's list pages, the audit's): a short-lived invocation leaves at most two slots
+#: unused, which nobody else may take once another caller reserved after them.
+HOST_LIMITS = TenantLimits(per_minute=200, per_day=None, burst=1, headroom=3, block=3)
 
 
 def _iso(ts: float) -> str:
