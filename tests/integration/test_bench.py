@@ -75,3 +75,50 @@ def test_a_missed_target_is_reported_and_an_unmeasured_one_is_not_judged():
     assert missed == {("calls per new document at 1,000 documents", "exact"), ("handler import time", "webhook")}
     unjudged = [c for c in checks if c["ok"] is None]
     assert {c["target"] for c in unjudged} == {"connector CPU per document at 10,000 documents", "peak memory of a batch invocation at 10,000 documents"}
+
+
+def test_the_wall_clock_stands_still_while_frozen_and_sleep_waits_through_it():
+    import threading
+    import time
+
+    clock = bench.AwsLatencyClock(speed=100.0)
+    clock.freeze()
+    t0 = clock.now()
+    time.sleep(0.05)  # 5 simulated seconds, were the clock running
+    assert clock.now() - t0 < 0.01
+    threading.Timer(0.05, clock.thaw).start()
+    slept = time.monotonic()
+    clock.sleep(1.0)  # 10 ms of real time once thawed, however long the freeze lasts
+    assert time.monotonic() - slept >= 0.05
+    assert clock.now() - t0 >= 1.0
+    assert clock.frozen_seconds >= 0.05
+
+
+def test_an_aws_call_costs_its_latency_not_motos_cpu_and_a_handler_inside_moto_runs_on_the_clock():
+    import boto3
+    from moto import mock_aws
+
+    class Dispatcher:
+        def handler_for(self, name):
+            def handler(event, context):
+                time.sleep(0.02)  # the handler's own work: on the clock (2 simulated s at x100)
+                return "ok"
+
+            return handler
+
+    import time
+
+    clock = bench.AwsLatencyClock(speed=100.0)
+    dispatcher = Dispatcher()
+    with mock_aws():
+        client = boto3.client("dynamodb", region_name="eu-west-1")
+        with bench.AwsCallsAtAwsSpeed(clock, dispatcher) as aws:
+            t0 = clock.now()
+            client.list_tables()
+            aws_cost = clock.now() - t0
+            t1 = clock.now()
+            dispatcher.handler_for("X")(None, None)
+            handler_cost = clock.now() - t1
+    assert aws.calls == 1
+    assert bench.AWS_CALL_SECONDS <= aws_cost < bench.AWS_CALL_SECONDS + 0.5  # not moto's CPU x 100
+    assert handler_cost >= 2.0
