@@ -45,7 +45,6 @@ from aws_lambda_powertools import Logger
 from aws_lambda_powertools.event_handler import APIGatewayRestResolver, Response, content_types
 from aws_lambda_powertools.event_handler.exceptions import NotFoundError
 from aws_lambda_powertools.event_handler.openapi.exceptions import RequestUnsupportedContentType, RequestValidationError
-from aws_lambda_powertools.event_handler.openapi.models import HTTPBearer, Tag
 from aws_lambda_powertools.event_handler.openapi.params import Body, Path, Query
 
 from connector.api import activity, relations, setup
@@ -113,20 +112,28 @@ choice is honoured by construction.
 Manager and never returned or logged. The tools' URLs come from the deployment, not from the API.
 """
 
-app.configure_openapi(
-    title="Accounting connector API",
-    version=API_VERSION,
-    description=API_DESCRIPTION,
-    tags=[
-        Tag(name="entities", description="Company entities of the account with an integration (at most 4)."),
-        Tag(name="integration", description="The setup wizard of one company entity's integration."),
-        Tag(name="tool data", description="Ledger accounts, journals and VAT codes as fetched from the tool (cached; refreshed by each sync)."),
-        Tag(name="syncs", description="Start syncs, sync history and View details."),
-        Tag(name="notifications", description="In-app notifications of the calling user."),
-    ],
-    security_schemes={"bearerAuth": HTTPBearer(bearerFormat="JWT", description="A JWT the host product signs (see the description).")},
-    security=[{"bearerAuth": []}],
-)
+def describe_api(resolver: APIGatewayRestResolver) -> None:
+    """Give ``resolver`` the OpenAPI document's title, description, tags and bearer security scheme. Only
+    the document needs them (``python -m connector.api.openapi`` calls this before generating
+    ``docs/openapi.json``), not a request: so a cold start does not import Powertools' OpenAPI models
+    (about 100 ms, issue 8), which request validation does not use."""
+    from aws_lambda_powertools.event_handler.openapi.models import HTTPBearer, Tag
+
+    resolver.configure_openapi(
+        title="Accounting connector API",
+        version=API_VERSION,
+        description=API_DESCRIPTION,
+        tags=[
+            Tag(name="entities", description="Company entities of the account with an integration (at most 4)."),
+            Tag(name="integration", description="The setup wizard of one company entity's integration."),
+            Tag(name="tool data", description="Ledger accounts, journals and VAT codes as fetched from the tool (cached; refreshed by each sync)."),
+            Tag(name="syncs", description="Start syncs, sync history and View details."),
+            Tag(name="notifications", description="In-app notifications of the calling user."),
+        ],
+        security_schemes={"bearerAuth": HTTPBearer(bearerFormat="JWT", description="A JWT the host product signs (see the description).")},
+        security=[{"bearerAuth": []}],
+    )
+
 
 _caller_var: contextvars.ContextVar[Caller] = contextvars.ContextVar("caller")
 

@@ -27,7 +27,9 @@ from connector.money import to_decimal
 
 
 class _Model(BaseModel):
-    model_config = ConfigDict(frozen=True, extra="forbid")
+    # defer_build: each model's validator is built when first used, not at import (a cold start of the
+    # API uses a few of them; issue 8: handler import time)
+    model_config = ConfigDict(frozen=True, extra="forbid", defer_build=True)
 
 
 def _money(value: object) -> Decimal:

@@ -75,7 +75,7 @@ class ToolRelation(BaseModel):
     - ``vat_type``: the host's VAT type when the tool says it (Octopus ``vatType``), else ``None``.
     """
 
-    model_config = ConfigDict(frozen=True, extra="forbid")
+    model_config = ConfigDict(frozen=True, extra="forbid", defer_build=True)
 
     code: str | None
     tool_id: str
@@ -128,7 +128,7 @@ class ImportDetail(BaseModel):
     that code too. ``matched_by`` is ``vat_number`` or ``name`` for a match. ``reason`` says why in words.
     """
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", defer_build=True)
 
     action: ImportAction
     name: str
@@ -145,7 +145,7 @@ class ImportDetail(BaseModel):
 class ImportReport(BaseModel):
     """The result of one import: counts (computed from ``details``) and one detail per tool relation."""
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", defer_build=True)
 
     tool: str
     details: list[ImportDetail] = Field(default_factory=list)

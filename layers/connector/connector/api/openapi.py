@@ -37,6 +37,7 @@ def document(root: Path = PROJECT_ROOT) -> dict[str, Any]:
     tidied (each operation's responses in status-code order; component schemas no operation refers to,
     such as Powertools' default validation-error shapes the API replaces, left out)."""
     module = load_api_module(root)
+    module.describe_api(module.app)
     doc = json.loads(module.app.get_openapi_json_schema())
     for operations in doc.get("paths", {}).values():
         for operation in operations.values():
