@@ -35,7 +35,9 @@ domain, Octopus none documented, host product 200 requests per sliding minute), 
 the clock jumps to the next UTC midnight (fresh daily budgets and minute windows) and the first sync
 runs. ``wall_to_floor`` = simulated elapsed time / :func:`floor_seconds`: the requests that sync made
 to the tool and to the host over the rate each limit allows (issue 8's floor), the longer of the two. The clock speed is chosen so that the in-process work takes
-about a third of the floor (``processing_share``), so time lost to pacing shows. ``throttled`` = 429
+about a third of the floor (``processing_share``), so time lost to pacing shows. AWS calls take
+:data:`AWS_CALL_SECONDS` each on that clock, not moto's CPU times the clock's speed
+(:class:`AwsCallsAtAwsSpeed`; ``moto_seconds_not_on_the_clock`` says how much real time that left out). ``throttled`` = 429
 answers of the tool's sandbox (the host's: ``host_throttled``). A run the daily budget stops is resumed
 when the budget resets (the clock jumps there), as the next sync would.
 
