@@ -401,6 +401,16 @@ class AwsCallsAtAwsSpeed:
         self._lock = threading.Lock()
         self._patches: list[Any] = []
 
+    @contextlib.contextmanager
+    def frame(self, *, frozen: bool) -> Iterator[None]:
+        """The calling thread enters a moto call (``frozen``) or a handler (not): the clock is frozen while
+        any thread's innermost frame is a moto call."""
+        self._push(frozen)
+        try:
+            yield
+        finally:
+            self._pop()
+
     def _push(self, frozen: bool) -> None:
         frames = self._frames.__dict__.setdefault("stack", [])
         was = bool(frames) and frames[-1]
@@ -432,11 +442,10 @@ class AwsCallsAtAwsSpeed:
         meter = self
 
         def process_request(stubber: Any, request: Any) -> Any:
-            meter._push(True)
             try:
-                return original_request(stubber, request)
+                with meter.frame(frozen=True):
+                    return original_request(stubber, request)
             finally:
-                meter._pop()
                 meter.calls += 1
                 if not (meter._frames.stack and meter._frames.stack[-1]):  # back in connector code: it waits the AWS latency
                     meter.clock.sleep(AWS_CALL_SECONDS)
@@ -445,11 +454,8 @@ class AwsCallsAtAwsSpeed:
             handler = original_handler_for(name)
 
             def thawed(event: Any, context: Any) -> Any:
-                meter._push(False)
-                try:
+                with meter.frame(frozen=False):
                     return handler(event, context)
-                finally:
-                    meter._pop()
 
             return thawed
 
