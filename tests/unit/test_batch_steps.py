@@ -31,12 +31,23 @@ def test_the_first_batches_side_by_side_are_staggered_then_full():
 
 def test_steps_per_tool():
     ids = [str(i) for i in range(100)]
-    assert [len(s) for s in document_steps("exact", ids[:25])] == [5, 20]  # a short first step, then longer ones
+    assert [len(s) for s in document_steps("exact", ids[:25])] == [5, 15, 5]  # short first and last steps, long ones between
+    assert [len(s) for s in document_steps("exact", ids[:60])] == [5, 20, 20, 10, 5]
     assert [len(s) for s in document_steps("exact", ids[:7])] == [5, 2]
+    assert [len(s) for s in document_steps("exact", ids[:10])] == [5, 5]
+    assert [len(s) for s in document_steps("exact", ids[:3])] == [3]
     assert [len(s) for s in document_steps("octopus", ids[:50])] == [10] * 5
     assert [len(s) for s in document_steps("yuki", ids)] == [100]  # one import call a batch: the step is the batch
     assert document_steps("exact", []) == []
     assert [i for s in document_steps("exact", ids) for i in s] == ids
+
+
+@given(n=st.integers(0, 300), tool=st.sampled_from(["exact", "octopus", "yuki"]))
+def test_steps_keep_every_id_once_in_order_and_none_is_empty(n, tool):
+    ids = [f"d{i}" for i in range(n)]
+    steps = document_steps(tool, ids)
+    assert [i for s in steps for i in s] == ids
+    assert all(len(s) > 0 for s in steps)
 
 
 def test_read_ahead_yields_in_order_and_reads_the_next_step_on_another_thread():

@@ -67,15 +67,24 @@ def document_steps(tool: str, ids: Sequence[str]) -> list[Sequence[str]]:
     """A batch's document ids cut into the steps that are read from the host, booked and written back
     together for ``tool`` (the engine reads the next step while it books this one, and writes the last
     one's booking numbers back meanwhile). The adapter module's ``DOCUMENTS_PER_STEP`` gives the sizes: an
-    int (every step), or ``(first, later)``: a short first step starts the tool's bookings soon, longer
-    later ones cost fewer bulk writes a document. Unset: the whole batch is one step. Exact and Octopus post
+    int (every step), or ``(short, long)``: a short first step starts the tool's bookings soon, long
+    middle steps cost fewer bulk writes a document, and a short last step keeps the write-back that
+    nothing overlaps (the batch's end) short. Unset: the whole batch is one step. Exact and Octopus post
     one document per call, so their steps keep both the host's and the tool's rate limits busy from a
-    batch's first seconds to its last (issue 8: wall time near the floor); Yuki posts a whole batch in one
-    call, so its step is the batch. Order is kept; no step is empty."""
+    batch's first seconds to its last (issue 8: wall time near the floor); Yuki posts a whole batch in
+    one call, so its step is the batch. Order is kept; no step is empty."""
     setting = _module_setting(tool, "DOCUMENTS_PER_STEP")
-    first, later = (setting, setting) if isinstance(setting, int) else tuple(setting) if setting else (len(ids), len(ids))
-    first, later = max(1, int(first)), max(1, int(later))
-    return [ids[:first], *(ids[start : start + later] for start in range(first, len(ids), later))] if ids else []
+    if not ids:
+        return []
+    if not setting:
+        return [ids]
+    if isinstance(setting, int):
+        return [ids[start : start + setting] for start in range(0, len(ids), max(1, setting))]
+    short, long = (max(1, int(n)) for n in setting)
+    if len(ids) <= 2 * short:
+        return [ids[:short], ids[short:]] if len(ids) > short else [ids]
+    middle = ids[short : len(ids) - short]
+    return [ids[:short], *(middle[start : start + long] for start in range(0, len(middle), long)), ids[len(ids) - short :]]
 
 
 def batches_at_once(tool: str, default: int = 4) -> int:

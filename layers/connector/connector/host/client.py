@@ -199,6 +199,14 @@ class HostClient:
             flt[f"{names.date}_after"] = since.isoformat() if isinstance(since, date) else str(since)[:10]
         return [list_row_from_json(kind, row) for row in self._list_all(f"{names.resource}.list", body)]
 
+    def reads_for(self, documents: int, *, incoming: bool = False) -> int:
+        """How many requests reading ``documents`` ids will take (:meth:`get_documents`: one ``.info`` each
+        and the customers in one list call; :meth:`get_incoming`: ``.info`` and ``files.download`` each and
+        the suppliers), plus ``taxRates.list`` while this client has not read the tax rates yet. The
+        engine announces that many to the host budget before a step's read (issue 8: a request beyond the
+        announced block waits behind every other caller's block)."""
+        return documents * (2 if incoming else 1) + 1 + (1 if self._tax_rates is None else 0)
+
     def get_documents(self, kind: DocumentKind | str, ids: Sequence[str]) -> list[Document]:
         """The full documents for ``ids``, in that order: one ``<resource>.info`` per id, the customer via
         ``companies.list`` / ``contacts.list`` by ids (:meth:`get_parties`: one request per 100 distinct

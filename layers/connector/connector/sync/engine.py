@@ -462,7 +462,9 @@ def _sync_documents(
     prime_adapter(adapter, metadata)
 
     def fetch(chunk: Sequence[str]) -> tuple[list[Document], dict[str, str]]:
-        with calls_ahead(host, len(chunk) * (2 if direction is Direction.INCOMING else 1) + 1):  # .info (+ file), the relations
+        reads = getattr(host, "reads_for", None)
+        calls = reads(len(chunk), incoming=direction is Direction.INCOMING) if reads else len(chunk) * (2 if direction is Direction.INCOMING else 1) + 1
+        with calls_ahead(host, calls):  # .info (+ file), the relations (+ the tax rates the first time)
             return _fetch_documents(host, kind, direction, chunk)
 
     # Documents go in steps (document_steps): the next step's documents are read from the host, and
