@@ -242,6 +242,16 @@ def test_get_documents_in_order_with_party_cache_and_credit_notes(world: World, 
         client.get_documents(DocumentKind.CREDIT_NOTE, [ids[0]])
 
 
+def test_reads_for_announces_what_reading_documents_takes(world: World, client: HostClient) -> None:
+    ids = [world.invoice(f"2025-01-0{d}") for d in (1, 2, 3)]
+    assert client.reads_for(3) == 3 + 1 + 1  # .info each, the customers' list, the tax rates (first time)
+    before = sum(world.sb.calls_by_action.values())
+    client.get_documents("invoice", ids)
+    assert sum(world.sb.calls_by_action.values()) - before == 5
+    assert client.reads_for(3) == 4  # the tax rates are known now
+    assert client.reads_for(2, incoming=True) == 2 * 2 + 1 + 0  # .info and files.download each, the suppliers
+
+
 def test_tax_rate_added_later_refreshes_the_cache(world: World, client: HostClient) -> None:
     client.get_documents("invoice", [world.invoice("2025-01-01")])
     r6 = world.sb.add_tax_rate(world.dept, "6%", "0.06", category="S")
