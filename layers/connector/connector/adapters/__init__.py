@@ -10,7 +10,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from connector.ports import AccountingAdapter, CredentialStore
+from connector.ports import AccountingAdapter, CredentialStore, chunked
 
 #: tool name -> module implementing ``create_adapter(ctx: AdapterContext) -> AccountingAdapter``.
 ADAPTER_MODULES: dict[str, str] = {
@@ -79,12 +79,11 @@ def document_steps(tool: str, ids: Sequence[str]) -> list[Sequence[str]]:
     if not setting:
         return [ids]
     if isinstance(setting, int):
-        return [ids[start : start + setting] for start in range(0, len(ids), max(1, setting))]
+        return list(chunked(ids, max(1, setting)))
     short, long = (max(1, int(n)) for n in setting)
     if len(ids) <= 2 * short:
-        return [ids[:short], ids[short:]] if len(ids) > short else [ids]
-    middle = ids[short : len(ids) - short]
-    return [ids[:short], *(middle[start : start + long] for start in range(0, len(middle), long)), ids[len(ids) - short :]]
+        return list(chunked(ids, short))
+    return [ids[:short], *chunked(ids[short : len(ids) - short], long), ids[len(ids) - short :]]
 
 
 def batches_at_once(tool: str, default: int = 4) -> int:

@@ -133,7 +133,7 @@ class HostClient:
         self.department_id = department_id
         self.tool = tool
         #: The account's shared call budget when ``transport`` draws from one (:class:`connector.stores.budget
-        #: .BudgetedTransport`), else ``None``: the sync engine announces a batch's requests to it.
+        #: .BudgetedTransport`), else ``None``: the sync engine announces a step's requests to it.
         self.budget: Any = getattr(transport, "budget", None)
         self.calls: dict[str, int] = {"reads": 0, "writes": 0}
         self._clock = clock

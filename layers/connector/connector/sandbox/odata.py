@@ -297,12 +297,10 @@ def _equals_node(prop: str, type_: str, values: frozenset[Any]) -> _Node:
 
 
 def _compare(op: str, a: Any, b: Any, type_: str) -> bool:
-    if type_ == "str":
-        a = None if a is None else _norm_str(a)
-        b = None if b is None else _norm_str(b)
-    elif type_ == "guid":
-        a = None if a is None else str(a).lower()
-        b = None if b is None else str(b).lower()
+    if type_ in _NORMALISE:
+        norm = _NORMALISE[type_]
+        a = None if a is None else norm(a)
+        b = None if b is None else norm(b)
     elif type_ == "datetime":
         a = None if a is None else parse_date_value(a)
         b = None if b is None else parse_date_value(b)

@@ -48,9 +48,9 @@ The host product's API has a limit of its own: 200 requests per sliding minute *
 Cost: one conditional ``PutItem`` per reservation (the caller keeps the item it last wrote and tries the
 next version directly); a ``GetItem`` (strongly consistent) more when another invocation wrote in between.
 A reservation is a block of ``block`` slots, or, when the caller announced its calls
-(:meth:`TenantBudget.expect`: the engine does so for a batch's document reads, its bookings and its
+(:meth:`TenantBudget.expect`: the engine does so for each step's document reads, its bookings and its
 booking-number write-backs), all of them up to :data:`MAX_BLOCK` and :data:`BLOCK_HORIZON` seconds ahead:
-one write for a whole batch. Each request still waits for its own slot, so the limits hold as with single
+one write for a whole step. Each request still waits for its own slot, so the limits hold as with single
 takes; :meth:`TenantBudget.release` gives back what was announced and not used.
 
 A slot may be used up to :attr:`TenantLimits.grace` refill intervals after its time (half the headroom):
