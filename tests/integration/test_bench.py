@@ -95,18 +95,25 @@ def test_the_wall_clock_stands_still_while_frozen_and_sleep_waits_through_it():
 
 
 def test_an_aws_call_costs_its_latency_not_motos_cpu_and_a_handler_inside_moto_runs_on_the_clock():
+    import time
+
     import boto3
     from moto import mock_aws
+
+    costs = {}
 
     class Dispatcher:
         def handler_for(self, name):
             def handler(event, context):
+                t0 = clock.now()
+                client.list_tables()  # moto's CPU is off the clock, the AWS latency on it
+                costs["aws"] = clock.now() - t0
+                t1 = clock.now()
                 time.sleep(0.02)  # the handler's own work: on the clock (2 simulated s at x100)
+                costs["work"] = clock.now() - t1
                 return "ok"
 
             return handler
-
-    import time
 
     clock = bench.AwsLatencyClock(speed=100.0)
     dispatcher = Dispatcher()
@@ -114,11 +121,14 @@ def test_an_aws_call_costs_its_latency_not_motos_cpu_and_a_handler_inside_moto_r
         client = boto3.client("dynamodb", region_name="eu-west-1")
         with bench.AwsCallsAtAwsSpeed(clock, dispatcher) as aws:
             t0 = clock.now()
-            client.list_tables()
-            aws_cost = clock.now() - t0
+            client.list_tables()  # the harness's own call, no connector work running: no time passes
+            time.sleep(0.02)  # nor while nothing runs (moto's Step Functions between two states)
+            idle = clock.now() - t0
             t1 = clock.now()
             dispatcher.handler_for("X")(None, None)
-            handler_cost = clock.now() - t1
-    assert aws.calls == 1
-    assert bench.AWS_CALL_SECONDS <= aws_cost < bench.AWS_CALL_SECONDS + 0.5  # not moto's CPU x 100
-    assert handler_cost >= 2.0
+            task = clock.now() - t1
+    assert aws.calls == 2 and aws.tasks == 1
+    assert idle < 0.01
+    assert bench.AWS_CALL_SECONDS <= costs["aws"] < bench.AWS_CALL_SECONDS + 0.5  # not moto's CPU x 100
+    assert costs["work"] >= 2.0
+    assert task >= bench.SFN_TASK_SECONDS + costs["aws"] + costs["work"]

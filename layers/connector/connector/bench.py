@@ -382,29 +382,43 @@ class AwsLatencyClock(ScaledClock):
 #: What one AWS call (DynamoDB, Step Functions, Secrets Manager) costs on the wall-time clock: DynamoDB
 #: answers a GetItem / PutItem / small Query in single-digit milliseconds inside a region.
 AWS_CALL_SECONDS = 0.010
+#: What Step Functions adds to each Lambda task on the wall-time clock: the state transitions around it
+#: (Map iteration, Task, Choice) and the Invoke round trip of a warm function. AWS publishes no figure;
+#: tens of milliseconds is what a Standard workflow shows, 100 ms is taken to stay on the safe side.
+SFN_TASK_SECONDS = 0.100
 
 
 class AwsCallsAtAwsSpeed:
-    """While active (phase B), AWS calls take :data:`AWS_CALL_SECONDS` of simulated time each instead of
-    moto's CPU time times the clock's speed: the clock is frozen while any thread's innermost frame is a
-    moto call (``BotocoreStubber.process_request``), thawed while a handler that moto invoked runs (moto's
-    Step Functions call the handlers from inside a moto call, ``LambdaDispatcher.handler_for``), and the
-    calling thread then sleeps the AWS latency. Other threads do get the GIL for part of a frozen span (an
-    optimistic bias of at most moto's share of the process's CPU); ``calls`` counts the AWS calls."""
+    """While active (phase B), AWS takes AWS's time on the simulated clock, not moto's CPU times the
+    clock's speed (x20-45): an AWS call takes :data:`AWS_CALL_SECONDS`, Step Functions
+    :data:`SFN_TASK_SECONDS` per Lambda task.
+
+    The clock runs only while the connector works: while some thread's innermost frame is a handler that
+    moto invoked (``LambdaDispatcher.handler_for``; moto's Step Functions call handlers from inside a moto
+    call) or the sync's start (``engine.start_sync``, the API's part), and no thread's innermost frame is a
+    moto call (``BotocoreStubber.process_request``). So moto's own work (its DynamoDB, its Step Functions
+    interpreter parsing the ASL with ANTLR, a boto3 client built for every task, JSONPath between states)
+    is off the clock, and the AWS latencies above are slept on it instead: after each AWS call by the
+    connector, before each handler. Threads a handler starts (read-ahead, write-behind) run on the clock
+    while their handler does. Other threads do get the GIL for part of a frozen span (an optimistic bias
+    of at most moto's share of the process's CPU); ``calls`` counts the AWS calls, ``tasks`` the handler
+    invocations."""
 
     def __init__(self, clock: AwsLatencyClock, dispatcher: Any) -> None:
         self.clock = clock
         self.dispatcher = dispatcher
         self.calls = 0
+        self.tasks = 0
         self._frames = threading.local()
-        self._holding = 0
+        self._holding = 0  # threads whose innermost frame is a moto call
+        self._working = 0  # threads whose innermost frame is connector work
         self._lock = threading.Lock()
         self._patches: list[Any] = []
 
     @contextlib.contextmanager
     def frame(self, *, frozen: bool) -> Iterator[None]:
-        """The calling thread enters a moto call (``frozen``) or a handler (not): the clock is frozen while
-        any thread's innermost frame is a moto call."""
+        """The calling thread enters a moto call (``frozen``) or connector work (not): the clock runs while
+        some thread's innermost frame is connector work and none is a moto call."""
         self._push(frozen)
         try:
             yield
@@ -413,32 +427,43 @@ class AwsCallsAtAwsSpeed:
 
     def _push(self, frozen: bool) -> None:
         frames = self._frames.__dict__.setdefault("stack", [])
-        was = bool(frames) and frames[-1]
+        was = frames[-1] if frames else None
         frames.append(frozen)
         self._changed(was, frozen)
 
     def _pop(self) -> None:
         frames = self._frames.stack
         was = frames.pop()
-        self._changed(was, bool(frames) and frames[-1])
+        self._changed(was, frames[-1] if frames else None)
 
-    def _changed(self, was: bool, now: bool) -> None:
-        if was == now:
+    def _changed(self, was: bool | None, now: bool | None) -> None:
+        if was is now:
             return
         with self._lock:
-            self._holding += 1 if now else -1
-            if now and self._holding == 1:
+            self._holding += (now is True) - (was is True)
+            self._working += (now is False) - (was is False)
+            if self._holding or not self._working:
                 self.clock.freeze()
-            elif not now and self._holding == 0:
+            else:
                 self.clock.thaw()
+
+    def _latency(self, seconds: float) -> None:
+        """Sleep ``seconds`` of simulated time on behalf of the connector work in progress (none left: no
+        one waits, and the frozen clock would never get there)."""
+        until = self.clock.now() + seconds
+        while self._working and until - self.clock.now() > 1e-6:
+            time.sleep(min(max(until - self.clock.now(), 0.0) / self.clock.speed, 0.005))
 
     def __enter__(self) -> AwsCallsAtAwsSpeed:
         from unittest import mock
 
         from moto.core.botocore_stubber import BotocoreStubber
 
+        from connector.sync import engine
+
         original_request = BotocoreStubber.process_request
         original_handler_for = self.dispatcher.handler_for
+        original_start = engine.start_sync
         meter = self
 
         def process_request(stubber: Any, request: Any) -> Any:
@@ -448,21 +473,29 @@ class AwsCallsAtAwsSpeed:
             finally:
                 meter.calls += 1
                 if not (meter._frames.stack and meter._frames.stack[-1]):  # back in connector code: it waits the AWS latency
-                    meter.clock.sleep(AWS_CALL_SECONDS)
+                    meter._latency(AWS_CALL_SECONDS)
 
         def handler_for(name: str) -> Callable[..., Any]:
             handler = original_handler_for(name)
 
-            def thawed(event: Any, context: Any) -> Any:
+            def working(event: Any, context: Any) -> Any:
                 with meter.frame(frozen=False):
+                    meter.tasks += 1
+                    meter._latency(SFN_TASK_SECONDS)
                     return handler(event, context)
 
-            return thawed
+            return working
+
+        def start_sync(*args: Any, **kwargs: Any) -> Any:
+            with meter.frame(frozen=False):
+                return original_start(*args, **kwargs)
 
         self._patches = [mock.patch.object(BotocoreStubber, "process_request", process_request),
-                         mock.patch.object(self.dispatcher, "handler_for", handler_for)]
+                         mock.patch.object(self.dispatcher, "handler_for", handler_for),
+                         mock.patch.object(engine, "start_sync", start_sync)]
         for patch in self._patches:
             patch.__enter__()
+        self.clock.freeze()
         return self
 
     def __exit__(self, *exc: object) -> None:
@@ -1119,6 +1152,7 @@ def measure_size(tool: str, n: int, *, wall: bool, say: Callable[[str], None] = 
         "processing_share": round(processing_real * speed / floor, 3) if floor else None,
         "real_seconds": round(sum(r.real_seconds for r in runs), 1),
         "aws_calls": aws.calls,
+        "lambda_tasks": aws.tasks,
         "moto_seconds_not_on_the_clock": round(clock.frozen_seconds, 1),
         "runs": len(runs),
         "status": [r.status for r in runs],
