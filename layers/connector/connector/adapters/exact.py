@@ -120,7 +120,7 @@ BATCH = 40  # filter terms per request (§1.12, ossobv)
 #: calls a minute (§1.10) one document is posted a second, so a first step of 5 starts a batch's bookings
 #: a few seconds in and a last step of 5 ends it with a short write-back; the steps of up to 20 between
 #: are read and written back while the other batches book.
-DOCUMENTS_PER_STEP = (5, 20)
+DOCUMENTS_PER_STEP = (3, 20)
 _JOURNAL_TYPES = {20: "sales", 21: "sales_credit", 22: "purchase", 23: "purchase_credit"}
 _VAT_USAGE = {"S": "sales", "P": "purchase", "B": "both"}
 # (entries path, lines path, relation field, lines field)
