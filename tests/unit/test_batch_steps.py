@@ -32,10 +32,10 @@ def test_the_first_batches_side_by_side_are_staggered_then_full():
 def test_steps_per_tool():
     ids = [str(i) for i in range(100)]
     # short first and last steps, growing by STEP_GROWTH up to the long size between
-    assert [len(s) for s in document_steps("exact", ids[:25])] == [2, 6, 15, 2]
-    assert [len(s) for s in document_steps("exact", ids[:60])] == [2, 6, 18, 20, 12, 2]
-    assert [len(s) for s in document_steps("exact", ids[:7])] == [2, 3, 2]
-    assert [len(s) for s in document_steps("exact", ids[:4])] == [2, 2]
+    assert [len(s) for s in document_steps("exact", ids[:25])] == [3, 9, 10, 3]
+    assert [len(s) for s in document_steps("exact", ids[:60])] == [3, 9, 20, 20, 5, 3]
+    assert [len(s) for s in document_steps("exact", ids[:7])] == [3, 1, 3]
+    assert [len(s) for s in document_steps("exact", ids[:6])] == [3, 3]
     assert [len(s) for s in document_steps("exact", ids[:1])] == [1]
     assert [len(s) for s in document_steps("octopus", ids[:50])] == [10] * 5
     assert [len(s) for s in document_steps("yuki", ids)] == [100]  # one import call a batch: the step is the batch

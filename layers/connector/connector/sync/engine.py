@@ -22,6 +22,7 @@ import contextlib
 import json
 import logging
 import uuid
+from concurrent.futures import ThreadPoolExecutor
 from collections.abc import Callable, Iterator, Sequence
 from decimal import Decimal
 from dataclasses import dataclass, field
@@ -172,8 +173,36 @@ def plan_run(svc: Services, run_id: str) -> dict[str, Any]:
     Returns ``{"run_id", "components": [{"name", "batches": [0, 1, ...]}], "error": None}`` in the fixed
     component order. Documents the host already has a booking number for are recorded as
     ``already_synced`` here and not batched; customers already mapped are not batched either.
+
+    While it lists the host's documents, the tool's master data is read on a second thread
+    (:func:`_prefetch_metadata`): the host's and the tool's rate limits are separate, so the
+    ledger-accounts component, which comes first, then finds it read (issue 8: wall time near the floor).
     """
     run, entity = _run_and_entity(svc, run_id)
+    assert entity.settings is not None
+    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="prefetch") as pool:
+        prefetch = pool.submit(_prefetch_metadata, svc, entity)
+        plan = _plan(svc, run_id, run, entity)
+        if prefetch.result():
+            svc.stores.update_run(run_id, metadata_prefetched=True)
+    return plan
+
+
+def _prefetch_metadata(svc: Services, entity: EntityRecord) -> bool:
+    """Read the tool's master data (GL accounts, journals, VAT codes) and store it as the ledger-accounts
+    component would; returns whether it was stored. Never raises: whatever went wrong, the component reads
+    it again itself and reports the failure there, where the user looks for it."""
+    try:
+        svc.stores.put_metadata(entity.account_id, entity.entity_id, svc.adapter_for(entity).fetch_metadata())
+        return True
+    except Exception:  # noqa: BLE001 - the ledger-accounts component reads again and reports
+        log.info("tool master data not read ahead; the ledger-accounts component reads it", exc_info=True,
+                 extra={"account_id": entity.account_id, "entity_id": entity.entity_id})
+        return False
+
+
+def _plan(svc: Services, run_id: str, run: dict[str, Any], entity: EntityRecord) -> dict[str, Any]:
+    """:func:`plan_run`'s listing and batching (see there)."""
     assert entity.settings is not None
     if svc.webhooks is not None:
         svc.webhooks.clear_pending(run["account_id"], run["entity_id"], before=now_iso())
@@ -319,7 +348,7 @@ def process_batch(svc: Services, run_id: str, component: str, batch: int) -> dic
     try:
         adapter = svc.adapter_for(entity)
         if comp is Component.LEDGER_ACCOUNTS:
-            results = _sync_metadata(svc, entity, adapter)
+            results = _sync_metadata(svc, entity, adapter, prefetched=bool(run.get("metadata_prefetched")))
         elif comp in RELATION_COMPONENTS:
             if run.get("dry_run"):
                 results = _dry_relations(svc, entity, ids)
@@ -363,9 +392,15 @@ def prime_adapter(adapter: AccountingAdapter, metadata: ToolMetadata) -> None:
         use(metadata)
 
 
-def _sync_metadata(svc: Services, entity: EntityRecord, adapter: AccountingAdapter) -> list[dict[str, Any]]:
-    metadata = adapter.fetch_metadata()
-    svc.stores.put_metadata(entity.account_id, entity.entity_id, metadata)
+def _sync_metadata(svc: Services, entity: EntityRecord, adapter: AccountingAdapter, *, prefetched: bool = False) -> list[dict[str, Any]]:
+    """The ledger-accounts component: the tool's GL accounts, journals and VAT codes, stored for the
+    batches and the setup screens. ``prefetched``: this run's plan read and stored them already
+    (:func:`plan_run`); they are read from the store then, else from the tool. Raises
+    :class:`AdapterError`."""
+    metadata = svc.stores.get_metadata(entity.account_id, entity.entity_id) if prefetched else None
+    if metadata is None:
+        metadata = adapter.fetch_metadata()
+        svc.stores.put_metadata(entity.account_id, entity.entity_id, metadata)
     return [
         {
             "id": "metadata",
