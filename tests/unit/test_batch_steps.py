@@ -34,7 +34,7 @@ def test_steps_per_tool():
     # short first and last steps, growing by STEP_GROWTH up to the long size between
     assert [len(s) for s in document_steps("exact", ids[:25])] == [3, 9, 10, 3]
     assert [len(s) for s in document_steps("exact", ids[:60])] == [3, 9, 20, 20, 5, 3]
-    assert [len(s) for s in document_steps("exact", ids[:7])] == [3, 1, 3]
+    assert [len(s) for s in document_steps("exact", ids[:7])] == [3, 4]  # no step of 1 between two of 3
     assert [len(s) for s in document_steps("exact", ids[:6])] == [3, 3]
     assert [len(s) for s in document_steps("exact", ids[:1])] == [1]
     assert [len(s) for s in document_steps("octopus", ids[:50])] == [10] * 5

@@ -35,9 +35,12 @@ domain, Octopus none documented, host product 200 requests per sliding minute), 
 the clock jumps to the next UTC midnight (fresh daily budgets and minute windows) and the first sync
 runs. ``wall_to_floor`` = simulated elapsed time / :func:`floor_seconds`: the requests that sync made
 to the tool and to the host over the rate each limit allows (issue 8's floor), the longer of the two. The clock speed is chosen so that the in-process work takes
-about a third of the floor (``processing_share``), so time lost to pacing shows. AWS calls take
-:data:`AWS_CALL_SECONDS` each on that clock, not moto's CPU times the clock's speed
-(:class:`AwsCallsAtAwsSpeed`; ``moto_seconds_not_on_the_clock`` says how much real time that left out). ``throttled`` = 429
+about a third of the floor (``processing_share``), so time lost to pacing shows. The clock runs while
+the connector works (handlers, the threads they start, the sync's start); AWS takes AWS's time on it,
+not moto's CPU times the clock's speed: :data:`AWS_CALL_SECONDS` an AWS call, :data:`SFN_TASK_SECONDS`
+of Step Functions a Lambda task (:class:`AwsCallsAtAwsSpeed`; ``moto_seconds_not_on_the_clock`` says
+how much real time moto's DynamoDB and Step Functions interpreter took off it, ``lambda_tasks`` how many
+tasks were charged). ``throttled`` = 429
 answers of the tool's sandbox (the host's: ``host_throttled``). A run the daily budget stops is resumed
 when the budget resets (the clock jumps there), as the next sync would.
 
@@ -1420,6 +1423,24 @@ def _job(tool: str, n: int, wall: bool, started: float) -> dict[str, Any]:
     return measure_size(tool, n, wall=wall, say=say)
 
 
+def machine_ms(repeats: int = 5) -> float:
+    """This machine's speed for the CPU and import figures: the median milliseconds of a fixed pure-Python
+    workload (Decimal arithmetic, a dict and string formatting, 200,000 rounds) on one thread. Those
+    figures scale with it, so two reports are compared through it (this machine varies by 10-30 % from
+    day to day)."""
+    def once() -> float:
+        t = time.thread_time()
+        table: dict[str, Decimal] = {}
+        total = Decimal(0)
+        for i in range(200_000):
+            amount = Decimal(i % 997) / 100
+            total += amount.quantize(Decimal("0.01"), rounding=ROUND_HALF_UP)
+            table[f"k{i % 1000}"] = total
+        return (time.thread_time() - t) * 1000
+
+    return round(statistics.median(once() for _ in range(repeats)), 1)
+
+
 def run_bench(sizes: Sequence[int], report: Any, console: Any, *, tools: Sequence[str] = TOOLS, wall_max: int = WALL_MAX_DOCUMENTS, imports: bool = True, jobs: int | None = None) -> int:
     """The ``connector bench`` command: measure every tool at every size (``jobs`` measurements side by
     side in worker processes; default one per CPU, at most 3), print one table per tool and the
@@ -1428,6 +1449,8 @@ def run_bench(sizes: Sequence[int], report: Any, console: Any, *, tools: Sequenc
     started = time.monotonic()
     sizes = sorted(set(sizes))
     jobs = max(1, min(3, os.cpu_count() or 1) if jobs is None else jobs)
+    machine = machine_ms()
+    console.print(f"machine speed: {machine} ms for the fixed workload of bench.machine_ms (lower is faster)")
     console.print(f"[bold]Accounting connector benchmark[/]: {', '.join(TOOL_NAMES[t] for t in tools)} at {', '.join(f'{n:,}' for n in sizes)} documents; "
                   f"wall time under the real limits up to {wall_max:,}; {jobs} measurement(s) side by side")
     work = [(tool, n, n <= wall_max) for tool in tools for n in sizes]
@@ -1460,7 +1483,7 @@ def run_bench(sizes: Sequence[int], report: Any, console: Any, *, tools: Sequenc
     if report:
         from pathlib import Path
 
-        Path(report).write_text(json.dumps({"results": results, "imports": import_rows, "targets": checks, "notes": list(NOTES), "seconds": round(time.monotonic() - started)}, indent=2, default=str))
+        Path(report).write_text(json.dumps({"machine_ms": machine, "results": results, "imports": import_rows, "targets": checks, "notes": list(NOTES), "seconds": round(time.monotonic() - started)}, indent=2, default=str))
         console.print(f"report written to {report}")
     if missed:
         console.print(f"{len(missed)} target(s) missed:", style="bold red")

@@ -96,6 +96,8 @@ def document_steps(tool: str, ids: Sequence[str]) -> list[Sequence[str]]:
         steps.append(ids[start : min(end, start + size)])
         start += size
         size = min(long, size * STEP_GROWTH)
+    if len(steps) > 1 and len(steps[-1]) < short:  # a middle step shorter than the short ones: part of the last
+        end -= len(steps.pop())
     steps.append(ids[end:])
     return steps
 
