@@ -19,7 +19,9 @@ from connector.models import (
     DocumentLine,
     DocumentTotals,
     GLAccount,
+    IntegrationSettings,
     Journal,
+    JournalSettings,
     Party,
     ToolMetadata,
     VatCode,
@@ -150,6 +152,15 @@ class FakeTool:
             if i in booking_ids
         }
 
+
+#: An Exact Online company entity's setup for the fakes: one VAT rate linked to a VAT code and a ledger account.
+EXACT_SETTINGS = IntegrationSettings(
+    tool="exact",
+    start_date=date(2025, 1, 1),
+    journals=JournalSettings(outgoing_invoices="70", outgoing_credit_notes="71"),
+    vat_codes={"rate-21": "21"},
+    ledger_accounts={"rate-21": "700000"},
+)
 
 START = datetime(2025, 3, 10, 10, 0, 30, tzinfo=UTC).timestamp()
 

@@ -5,28 +5,21 @@ account scoping. One test runs a manual sync through the real state machine, API
 from __future__ import annotations
 
 import json
-from datetime import date
 
 import boto3
 import pytest
 
 from connector import runtime
 from connector.local.stack import LocalStack
-from connector.models import ComponentStatus, IntegrationSettings, JournalSettings, RunStatus
+from connector.models import ComponentStatus, RunStatus
 from connector.notify import Notifier
 from connector.stores.dynamodb import Stores
 from connector.stores.secrets import put_secret
 from connector.sync import engine
-from tests.fakes import FakeHost, FakeTool, make_document
+from tests.fakes import EXACT_SETTINGS, FakeHost, FakeTool, make_document
 from tests.integration.test_api import SECRET, call, token
 
-SETTINGS = IntegrationSettings(
-    tool="exact",
-    start_date=date(2025, 1, 1),
-    journals=JournalSettings(outgoing_invoices="70", outgoing_credit_notes="71"),
-    vat_codes={"rate-21": "21"},
-    ledger_accounts={"rate-21": "700000"},
-)
+SETTINGS = EXACT_SETTINGS
 ADMIN = token(rights=["admin"])
 DOCS = token(rights=["expenses"])
 

@@ -3,24 +3,17 @@
 from __future__ import annotations
 
 import json
-from datetime import date
 
 import pytest
 
 from connector import runtime
 from connector.local.stack import LocalStack
-from connector.models import IntegrationSettings, JournalSettings, Trigger
+from connector.models import IntegrationSettings, Trigger
 from connector.stores.dynamodb import Stores, SyncAlreadyRunning
 from connector.sync import engine
-from tests.fakes import FakeHost, FakeTool, make_document
+from tests.fakes import EXACT_SETTINGS, FakeHost, FakeTool, make_document
 
-SETTINGS = IntegrationSettings(
-    tool="exact",
-    start_date=date(2025, 1, 1),
-    journals=JournalSettings(outgoing_invoices="70", outgoing_credit_notes="71"),
-    vat_codes={"rate-21": "21"},
-    ledger_accounts={"rate-21": "700000"},
-)
+SETTINGS = EXACT_SETTINGS
 
 
 @pytest.fixture()

@@ -5,24 +5,17 @@ reports the failure itself."""
 from __future__ import annotations
 
 import threading
-from datetime import date
 
 import boto3
 import pytest
 
 from connector.local.stack import LocalStack
-from connector.models import IntegrationSettings, JournalSettings, Trigger
+from connector.models import Trigger
 from connector.stores.dynamodb import Stores
 from connector.sync import engine
-from tests.fakes import FakeHost, FakeTool, make_document
+from tests.fakes import EXACT_SETTINGS, FakeHost, FakeTool, make_document
 
-SETTINGS = IntegrationSettings(
-    tool="exact",
-    start_date=date(2025, 1, 1),
-    journals=JournalSettings(outgoing_invoices="70", outgoing_credit_notes="71"),
-    vat_codes={"rate-21": "21"},
-    ledger_accounts={"rate-21": "700000"},
-)
+SETTINGS = EXACT_SETTINGS
 
 
 class CountingTool(FakeTool):

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import time
-from datetime import date
 
 import boto3
 import pytest
@@ -14,21 +13,15 @@ from connector import runtime, triggers
 from connector.clock import get_clock
 from connector.local.lambda_shim import LambdaContext
 from connector.local.stack import ACCOUNT_ID, LocalStack
-from connector.models import IntegrationSettings, JournalSettings, Trigger
+from connector.models import Trigger
 from connector.notify import Notifier
 from connector.stores.dynamodb import Stores
 from connector.stores.secrets import put_secret
 from connector.stores.triggers import TriggerStore
 from connector.sync import engine
-from tests.fakes import FakeHost, FakeTool, make_document
+from tests.fakes import EXACT_SETTINGS, FakeHost, FakeTool, make_document
 
-SETTINGS = IntegrationSettings(
-    tool="exact",
-    start_date=date(2025, 1, 1),
-    journals=JournalSettings(outgoing_invoices="70", outgoing_credit_notes="71"),
-    vat_codes={"rate-21": "21"},
-    ledger_accounts={"rate-21": "700000"},
-)
+SETTINGS = EXACT_SETTINGS
 SENDER = "no-reply@connector.example.com"
 WEBHOOK_SECRET = "whsec-account-1-0123456789abcdef0123456789"  # noqa: S105
 

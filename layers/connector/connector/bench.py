@@ -1443,12 +1443,13 @@ def machine_ms(repeats: int = 5) -> float:
 
 def run_bench(sizes: Sequence[int], report: Any, console: Any, *, tools: Sequence[str] = TOOLS, wall_max: int = WALL_MAX_DOCUMENTS, imports: bool = True, jobs: int | None = None) -> int:
     """The ``connector bench`` command: measure every tool at every size (``jobs`` measurements side by
-    side in worker processes; default one per CPU, at most 3), print one table per tool and the
+    side in worker processes; default one at a time: the CPU figures are thread CPU time, which a
+    measurement on the core's other hyperthread inflates by 15-20 %), print one table per tool and the
     handlers' import times, write the JSON ``report`` (a path, optional). Returns 1 when a target is
     missed (each one listed), else 0."""
     started = time.monotonic()
     sizes = sorted(set(sizes))
-    jobs = max(1, min(3, os.cpu_count() or 1) if jobs is None else jobs)
+    jobs = max(1, 1 if jobs is None else jobs)
     machine = machine_ms()
     console.print(f"machine speed: {machine} ms for the fixed workload of bench.machine_ms (lower is faster)")
     console.print(f"[bold]Accounting connector benchmark[/]: {', '.join(TOOL_NAMES[t] for t in tools)} at {', '.join(f'{n:,}' for n in sizes)} documents; "

@@ -51,7 +51,7 @@ def main(argv: list[str] | None = None) -> int:
     bench.add_argument("--report", type=Path, help="write the figures as JSON to this file")
     bench.add_argument("--tool", choices=["exact", "octopus", "yuki"], action="append", help="this tool only (repeatable; default: all three)")
     bench.add_argument("--wall-max", type=int, default=1000, help="measure the rate-limited wall time up to this many documents (default 1000)")
-    bench.add_argument("--jobs", type=int, help="measurements side by side in worker processes (default: one per CPU, at most 3)")
+    bench.add_argument("--jobs", type=int, help="measurements side by side in worker processes (default 1: side by side, they inflate each other's CPU figures)")
     args = parser.parse_args(argv)
 
     from rich.console import Console

@@ -329,6 +329,13 @@ class Stores:
         item = self.runs.get_item(Key={"pk": f"RUN#{run_id}", "sk": "#RUN"}, ConsistentRead=True).get("Item")
         return _plain(item) if item else None
 
+    def run_status(self, run_id: str) -> str | None:
+        """The run's status alone (``None``: no such run): one strongly consistent read of that attribute,
+        not the whole run record with its components (each batch checks it before booking)."""
+        item = self.runs.get_item(Key={"pk": f"RUN#{run_id}", "sk": "#RUN"}, ConsistentRead=True,
+                                  ProjectionExpression="#s", ExpressionAttributeNames={"#s": "status"}).get("Item")
+        return str(item["status"]) if item and "status" in item else None
+
     def set_component(self, run_id: str, component: str, status: ComponentStatus, *, only_from: Sequence[ComponentStatus] = (), **fields: Any) -> bool:
         """Set a component's status (and counts / error fields); with ``only_from``, only when its current
         status is one of those. Returns whether it was written."""

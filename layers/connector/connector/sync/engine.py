@@ -22,8 +22,8 @@ import contextlib
 import json
 import logging
 import uuid
-from concurrent.futures import ThreadPoolExecutor
 from collections.abc import Callable, Iterator, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from decimal import Decimal
 from dataclasses import dataclass, field
 from typing import Any
@@ -506,9 +506,9 @@ def _sync_documents(
     # host's nor the tool's rate limit waits for the other (issue 8). Write-backs keep their order.
     if not run.get("dry_run"):
         # A run the watchdog closed (Stalled) meanwhile has lost its lock: its late Lambda books nothing.
-        current = stores.get_run(run["run_id"]) or {}
-        if current.get("status") != RunStatus.RUNNING.value:
-            raise AdapterError(f"the run is no longer running ({current.get('status') or 'gone'}): nothing was booked by this late batch")
+        status = stores.run_status(run["run_id"])
+        if status != RunStatus.RUNNING.value:
+            raise AdapterError(f"the run is no longer running ({status or 'gone'}): nothing was booked by this late batch")
     steps = document_steps(entity.tool or "", todo)
     with _Behind(len(steps) > 1) as behind:
         for documents, unreadable in _read_ahead(fetch, steps):
