@@ -483,7 +483,8 @@ class AwsCallsAtAwsSpeed:
 
             def working(event: Any, context: Any) -> Any:
                 with meter.frame(frozen=False):
-                    meter.tasks += 1
+                    with meter._lock:  # Map iterations invoke handlers side by side
+                        meter.tasks += 1
                     meter._latency(SFN_TASK_SECONDS)
                     return handler(event, context)
 
