@@ -4,6 +4,7 @@ reports the failure itself."""
 
 from __future__ import annotations
 
+import contextlib
 import threading
 
 import boto3
@@ -37,19 +38,17 @@ class CountingTool(FakeTool):
 
 @pytest.fixture()
 def svc_and_tool():
-    def make(tool: CountingTool):
-        stack = LocalStack().__enter__()
-        stores = Stores(boto3.resource("dynamodb"), stack.table_names["SettingsTable"], stack.table_names["RunsTable"], stack.table_names["NotificationsTable"])
-        host = FakeHost([make_document(f"d{i}", "100.00") for i in range(3)])
-        svc = engine.Services(stores=stores, adapter_for=lambda e: tool, host_for=lambda e: host, start_execution=lambda run_id: None)
-        stores.put_entity("acc-1", "ent-1", name="A", tool="exact", status="Connected", settings=SETTINGS, connection={"division": 1})
-        made.append(stack)
-        return svc
+    with contextlib.ExitStack() as stacks:
 
-    made: list[LocalStack] = []
-    yield make
-    for stack in made:
-        stack.__exit__(None, None, None)
+        def make(tool: CountingTool):
+            stack = stacks.enter_context(LocalStack())
+            stores = Stores(boto3.resource("dynamodb"), stack.table_names["SettingsTable"], stack.table_names["RunsTable"], stack.table_names["NotificationsTable"])
+            host = FakeHost([make_document(f"d{i}", "100.00") for i in range(3)])
+            svc = engine.Services(stores=stores, adapter_for=lambda e: tool, host_for=lambda e: host, start_execution=lambda run_id: None)
+            stores.put_entity("acc-1", "ent-1", name="A", tool="exact", status="Connected", settings=SETTINGS, connection={"division": 1})
+            return svc
+
+        yield make
 
 
 def test_the_plan_reads_the_master_data_on_a_second_thread_and_the_component_reads_it_no_more(svc_and_tool):

@@ -474,7 +474,8 @@ class AwsCallsAtAwsSpeed:
                 with meter.frame(frozen=True):
                     return original_request(stubber, request)
             finally:
-                meter.calls += 1
+                with meter._lock:  # Map iterations call AWS side by side
+                    meter.calls += 1
                 if not (meter._frames.stack and meter._frames.stack[-1]):  # back in connector code: it waits the AWS latency
                     meter._latency(AWS_CALL_SECONDS)
 
@@ -483,7 +484,7 @@ class AwsCallsAtAwsSpeed:
 
             def working(event: Any, context: Any) -> Any:
                 with meter.frame(frozen=False):
-                    with meter._lock:  # Map iterations invoke handlers side by side
+                    with meter._lock:
                         meter.tasks += 1
                     meter._latency(SFN_TASK_SECONDS)
                     return handler(event, context)

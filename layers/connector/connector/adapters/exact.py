@@ -117,9 +117,9 @@ log = logging.getLogger(__name__)
 REFRESH_MARGIN = 30.0  # seconds before expiry; Exact refuses a refresh before 570 s of a 600 s token (§1.2)
 BATCH = 40  # filter terms per request (§1.12, ossobv)
 #: Documents read, booked and written back together (:func:`connector.adapters.document_steps`): with 60
-#: calls a minute (§1.10) one document is posted a second, so a first step of 5 starts a batch's bookings
-#: a few seconds in and a last step of 5 ends it with a short write-back; the steps of up to 20 between
-#: are read and written back while the other batches book.
+#: calls a minute (§1.10) one document is posted a second, so a first step of 3 starts a batch's bookings
+#: after four host reads and a last step of 3 ends it with a short write-back; the steps between grow up
+#: to 20, each read while the one before books.
 DOCUMENTS_PER_STEP = (3, 20)
 _JOURNAL_TYPES = {20: "sales", 21: "sales_credit", 22: "purchase", 23: "purchase_credit"}
 _VAT_USAGE = {"S": "sales", "P": "purchase", "B": "both"}
