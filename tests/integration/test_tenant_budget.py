@@ -194,6 +194,56 @@ def test_an_announced_reservation_takes_what_was_announced_not_a_whole_block(clo
         assert host._c.block_size == HOST_LIMITS.block
 
 
+def _on_thread(pool, call):
+    return pool.submit(call).result()
+
+
+def test_the_threads_of_one_invocation_plan_on_each_others_writes_not_on_a_stale_copy(clock):
+    """A batch's read-ahead and write-behind threads draw from the same host budget: each thread keeps its
+    own reservation, but plans its next write on the newest item any of them wrote, so they don't lose a
+    conditional write (and read the item again) at every reservation."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    with mock_aws(), ThreadPoolExecutor(1) as reader, ThreadPoolExecutor(1) as writer:
+        table = _table()
+        host = TenantBudget(table, "host:account:1", HOST_LIMITS)
+
+        def step() -> None:
+            host.expect(3)
+            for _ in range(3):
+                host.take()
+            host.release()
+
+        for pool in (reader, writer, reader, writer):
+            _on_thread(pool, step)
+        item = table.get_item(Key={"pk": "TENANT#host:account:1", "sk": "BUDGET"})["Item"]
+        assert int(item["used"]) == 12 and int(item["version"]) == 4  # one write a step
+        assert (host.reads, host.conflicts) == (1, 0)  # the first look at the item, then no lost race
+
+
+def test_a_release_pulls_back_no_slot_once_another_thread_reserved_after_it(clock):
+    """Giving back the unused end of a block moves the bucket back only while no one reserved after it:
+    once another thread of the same process has, those slots are its own (only the day's count comes back)."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    with mock_aws(), ThreadPoolExecutor(1) as first, ThreadPoolExecutor(1) as second:
+        table = _table()
+        exact = TenantBudget(table, "exact:division:1", TOOL_LIMITS["exact"])
+        key = {"pk": "TENANT#exact:division:1", "sk": "BUDGET"}
+
+        def announce_ten_use_one() -> None:
+            exact.expect(10)
+            exact.take()
+
+        _on_thread(first, announce_ten_use_one)
+        _on_thread(second, exact.take)  # reserves its block after the first thread's ten slots
+        after_second = table.get_item(Key=key)["Item"]
+        _on_thread(first, exact.release)
+        item = table.get_item(Key=key)["Item"]
+        assert item["tat"] == after_second["tat"]  # the second thread's slots stay where they were
+        assert int(item["used"]) == int(after_second["used"]) - 9  # the nine unused slots went back to the day
+
+
 def test_a_spent_day_raises_at_once_with_the_next_utc_midnight(clock):
     with mock_aws():
         table = _table()

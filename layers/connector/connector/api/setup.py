@@ -27,9 +27,8 @@ import json
 import logging
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import httpx
 from botocore.exceptions import ClientError
 
 from connector import adapters
@@ -68,6 +67,9 @@ from connector.ports import AdapterError, CredentialsChanged
 from connector.stores.dynamodb import EntityRecord, Stores
 from connector.stores.memory import MemoryCredentialStore
 from connector.stores.secrets import put_secret
+
+if TYPE_CHECKING:
+    import httpx
 
 log = logging.getLogger(__name__)
 
@@ -334,6 +336,8 @@ def exchange_exact_code(base_url: str, app: dict[str, Any], code: str, redirect_
         "client_id": str(app["client_id"]),
         "client_secret": str(app["client_secret"]),
     }
+    import httpx  # here, not at the top: only connecting Exact needs it, every other API call starts faster
+
     try:
         with httpx.Client(base_url=base_url.rstrip("/"), transport=transport, timeout=httpx.Timeout(30.0, connect=10.0)) as client:
             response = client.post("/api/oauth2/token", data=form, headers={"Accept": "application/json"})

@@ -58,7 +58,11 @@ then any 60 s span holds at most ``per_minute - headroom / 2`` calls, the other 
 absorbing the network's delay. A later request reserves anew.
 
 One :class:`TenantBudget` may serve several threads (the local stack runs a Map's batches side by side in
-one process): each thread keeps its own reservation, as separate Lambdas would.
+one process; a batch reads ahead and writes back on threads of its own): each thread keeps its own
+reservation, as separate Lambdas would, but plans its next write on the newest copy of the item any
+thread of the process has read or written, so two threads of one batch don't lose a conditional write to
+each other at every reservation (a sync of 1,000 Exact documents made 0.32 budget requests per host request
+with a copy per thread, 0.17 with the shared one: 384 instead of 708).
 """
 
 from __future__ import annotations
@@ -251,6 +255,12 @@ class TenantBudget:
         self.max_wait = max_wait
         self.key = {"pk": f"TENANT#{tenant}", "sk": "BUDGET"}
         self._c = _Caller()  # per thread: each invocation side by side in one process acts as its own Lambda
+        # The newest item any thread of this process read or wrote: a thread plans its next write on it
+        # rather than on its own older copy, so the threads of one invocation (a batch's read-ahead and
+        # write-behind threads share the host's budget) don't lose a conditional write to each other's
+        # every reservation. Only a guess of the stored item: a wrong one costs a failed write and a read.
+        self._newest: BucketState | None = None
+        self._newest_lock = threading.Lock()
         self.taken = 0
         self.waited = 0.0
         self.conflicts = 0
@@ -269,8 +279,7 @@ class TenantBudget:
             if self._c.block_next < self._c.block_size:
                 return self._from_block(clock)
         while True:
-            if not self._c.loaded:
-                self._c.state = self._read()
+            self._c.state = self._plan_on()
             size = self._block_for(clock.now()) if n == 1 else n
             decision = plan_take(self._c.state, self.limits, clock.now(), size)
             if decision.new is not None and self._c.wasted:  # give the day back what expired unused
@@ -298,7 +307,7 @@ class TenantBudget:
                     self.waited += decision.wait
                 return decision.wait
             self.conflicts += 1
-            self._c.loaded = False  # someone else reserved meanwhile: read the item again
+            self._c.state = self._read()  # someone else reserved meanwhile: read the item again
 
     def expect(self, calls: int) -> None:
         """Announce that about ``calls`` requests follow (a batch's document reads, its bookings): the next
@@ -318,9 +327,12 @@ class TenantBudget:
         unused = trailing + self._c.wasted
         if unused <= 0 or self._c.state is None:
             return
+        mine = self._c.state
+        self._c.state = self._plan_on()
         rate = self.limits.rate
-        day = self._c.state.day
-        pull_back = trailing if rate else 0  # our block's slots end at the stored tat while no one wrote after us
+        day = mine.day
+        # our block's slots end at the stored tat while no one wrote after us (nor did another thread here)
+        pull_back = trailing if rate and self._c.state is not None and self._c.state.version == mine.version else 0
         for _ in range(8):
             state = self._c.state
             if state is None or state.day != day:  # a new UTC day started: its count owes us nothing
@@ -400,13 +412,30 @@ class TenantBudget:
         names = {"division": "Exact Online division", "dossier_id": "Octopus dossier", "domain_id": "Yuki domain", "administration_id": "Yuki administration", "account": "host product account"}
         return f"{names.get(field, tool + ' tenant')} {value}".strip()
 
+    def _plan_on(self) -> BucketState | None:
+        """The item the next write is planned on: this thread's copy, or the newest copy any thread of the
+        process has seen when that one is newer (a higher version), or else the item read now."""
+        with self._newest_lock:
+            newest = self._newest
+        if newest is not None and (self._c.state is None or newest.version > self._c.state.version):
+            self._c.loaded = True
+            return newest
+        return self._c.state if self._c.loaded else self._read()
+
+    def _seen(self, state: BucketState) -> None:
+        with self._newest_lock:
+            if self._newest is None or state.version > self._newest.version:
+                self._newest = state
+
     def _read(self) -> BucketState | None:
         self.reads += 1
         item = self.table.get_item(Key=self.key, ConsistentRead=True).get("Item")
         self._c.loaded = True
         if not item:
             return None
-        return BucketState(tat=float(item["tat"]), day=int(item["day"]), used=int(item["used"]), version=int(item["version"]))
+        state = BucketState(tat=float(item["tat"]), day=int(item["day"]), used=int(item["used"]), version=int(item["version"]))
+        self._seen(state)
+        return state
 
     def _write(self, old: BucketState | None, new: BucketState) -> bool:
         self.writes += 1
@@ -427,11 +456,12 @@ class TenantBudget:
             kwargs["ExpressionAttributeValues"] = values
         try:
             self.table.put_item(**kwargs)
-            return True
         except ClientError as error:
             if error.response["Error"]["Code"] != "ConditionalCheckFailedException":
                 raise
             return False
+        self._seen(new)
+        return True
 
 
 class BudgetedTransport(httpx.BaseTransport):
