@@ -176,12 +176,15 @@ def test_console_sets_up_exact_syncs_and_shows_the_details(served, browser):
 
 
 def _walk_through_the_console(served: dict[str, str], browser: object) -> None:
+    from selenium.common.exceptions import StaleElementReferenceException
     from selenium.webdriver.common.by import By
     from selenium.webdriver.support import expected_conditions as ec
     from selenium.webdriver.support.ui import Select, WebDriverWait
 
     driver = browser
-    wait = WebDriverWait(driver, 20)
+    # the console re-renders a panel after each answer: an element found just before is then gone, and
+    # the condition is checked again rather than failing (Selenium's documented remedy)
+    wait = WebDriverWait(driver, 20, ignored_exceptions=(StaleElementReferenceException,))
     shot = Shots(driver, SHOTS)
 
     def status_of_entity() -> str:
@@ -245,8 +248,6 @@ def _walk_through_the_console(served: dict[str, str], browser: object) -> None:
     row_sync = driver.find_element(By.CSS_SELECTOR, "button[aria-label='Sync Demo Exact Online BV']")
     assert not row_sync.is_enabled()
     shot("04-sync-running.png")
-    from selenium.common.exceptions import StaleElementReferenceException
-
     # the badge is re-rendered while the run goes on: a reference can go stale between find and read
     WebDriverWait(driver, 45, ignored_exceptions=(StaleElementReferenceException,)).until(
         lambda d: d.find_elements(By.CSS_SELECTOR, "#run-title .badge") and d.find_element(By.CSS_SELECTOR, "#run-title .badge").text != "Running"

@@ -252,7 +252,21 @@ def _percent(text: str | None) -> Decimal:
 
 
 def _local(el: Any) -> str:
-    return etree.QName(el).localname if isinstance(el.tag, str) else ""
+    """An element's local name: its tag without the ``{namespace}`` of lxml's Clark notation; ``""`` for
+    a comment or processing instruction (whose ``tag`` is not a string)."""
+    tag = el.tag
+    return tag.rpartition("}")[2] if isinstance(tag, str) else ""
+
+
+def _fields(el: etree._Element) -> dict[str, str]:
+    """The stripped texts of an element's child elements by local name, the first of each name (what
+    :func:`_text` gives one name at a time, in one pass over the children)."""
+    out: dict[str, str] = {}
+    for child in el:
+        name = _local(child)
+        if name and name not in out:
+            out[name] = (child.text or "").strip()
+    return out
 
 
 def _children(el: etree._Element | None, name: str | None = None) -> list[etree._Element]:
@@ -1270,28 +1284,30 @@ class YukiAdapter:
             ("searchValues", list(values)),
         ])
         rows = []
-        for inv in (c for c in result.iter() if isinstance(c.tag, str) and _local(c) == "Invoice"):
+        for inv in (c for c in result.iter() if _local(c) == "Invoice"):
+            f = _fields(inv)
+            lines = [_fields(ln) for ln in _children(_child(inv, "InvoiceLines"), "InvoiceLine")]
             rows.append({
                 "ID": inv.get("ID", ""),
-                "Type": _text(inv, "Type"),
-                "Reference": _text(inv, "Reference"),
-                "BookingNumber": _text(inv, "BookingNumber"),
-                "Processed": _bool(_text(inv, "Processed")),
-                "Currency": _text(inv, "Currency"),
-                "ContactCode": _text(inv, "ContactCode"),
-                "TotalAmountExclVAT": _dec(_text(inv, "TotalAmountExclVAT")),
-                "TotalVATAmount": _dec(_text(inv, "TotalVATAmount")),
-                "TotalAmount": _dec(_text(inv, "TotalAmount")),
+                "Type": f.get("Type", ""),
+                "Reference": f.get("Reference", ""),
+                "BookingNumber": f.get("BookingNumber", ""),
+                "Processed": _bool(f.get("Processed", "")),
+                "Currency": f.get("Currency", ""),
+                "ContactCode": f.get("ContactCode", ""),
+                "TotalAmountExclVAT": _dec(f.get("TotalAmountExclVAT", "")),
+                "TotalVATAmount": _dec(f.get("TotalVATAmount", "")),
+                "TotalAmount": _dec(f.get("TotalAmount", "")),
                 "Lines": [
                     {
-                        "Description": _text(ln, "Description"),
-                        "GLAccountCode": _text(ln, "GLAccountCode"),
-                        "VATType": _text(ln, "VATType"),
-                        "VATPercentage": _percent(_text(ln, "VATPercentage")),
-                        "LineAmount": _dec(_text(ln, "LineAmount")),
-                        "LineVATAmount": _dec(_text(ln, "LineVATAmount")),
+                        "Description": ln.get("Description", ""),
+                        "GLAccountCode": ln.get("GLAccountCode", ""),
+                        "VATType": ln.get("VATType", ""),
+                        "VATPercentage": _percent(ln.get("VATPercentage", "")),
+                        "LineAmount": _dec(ln.get("LineAmount", "")),
+                        "LineVATAmount": _dec(ln.get("LineVATAmount", "")),
                     }
-                    for ln in _children(_child(inv, "InvoiceLines"), "InvoiceLine")
+                    for ln in lines
                 ],
             })
         return rows
