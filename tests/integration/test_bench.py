@@ -132,3 +132,37 @@ def test_an_aws_call_costs_its_latency_not_motos_cpu_and_a_handler_inside_moto_r
     assert bench.AWS_CALL_SECONDS <= costs["aws"] < bench.AWS_CALL_SECONDS + 0.5  # not moto's CPU x 100
     assert costs["work"] >= 2.0
     assert task >= bench.SFN_TASK_SECONDS + costs["aws"] + costs["work"]
+
+
+@pytest.mark.parametrize("process_wide", [True, False])
+def test_the_cpu_meter_counts_the_threads_a_handler_starts_when_it_runs_alone(process_wide):
+    """A batch reads ahead and writes back on threads of its own: the meter of section A (invocations one
+    at a time) counts their CPU too; the per-thread meter (invocations side by side) sees the invoking
+    thread alone."""
+    import threading
+    import time
+    from types import SimpleNamespace
+
+    def burn(seconds: float) -> None:
+        start = time.thread_time()
+        while time.thread_time() - start < seconds:
+            pass
+
+    class Dispatcher:
+        def handler_for(self, name):
+            def handler(event, context):
+                helper = threading.Thread(target=burn, args=(0.15,))
+                helper.start()
+                helper.join()  # the invoking thread waits: no CPU of its own
+                return "ok"
+
+            return handler
+
+    env = SimpleNamespace(stack=SimpleNamespace(dispatcher=Dispatcher()), sandbox_thread_cpu=lambda: 0.0, sandbox_total_cpu=lambda: 0.0)
+    meter = bench.CpuMeter(env, bench.MotoProbe(), process_wide=process_wide)
+    meter.enabled = True
+    env.stack.dispatcher.handler_for("ProcessBatchFunction")(None, None)
+    if process_wide:
+        assert meter.connector >= 0.14
+    else:
+        assert meter.connector < 0.05

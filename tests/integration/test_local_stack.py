@@ -77,17 +77,21 @@ def test_run_books_each_document_once_and_orders_components(stack):
 
 
 def test_transitions_grow_with_batches_not_documents(stack):
-    host, tool = FakeHost([make_document(f"d{i}", "10.00") for i in range(40)]), FakeTool()
-    svc = _wire(stack, host, tool, batch_size=20)
+    # Exact's batches hold 50 documents, the first of a component 25 (staggered): 51 and 75 documents
+    # are both two batches
+    assert [len(b) for b in engine.staggered_batches(list(range(51)), 50, 2)] == [25, 26]
+    assert [len(b) for b in engine.staggered_batches(list(range(75)), 50, 2)] == [25, 50]
+    host, tool = FakeHost([make_document(f"d{i}", "10.00") for i in range(51)]), FakeTool()
+    svc = _wire(stack, host, tool)
     few = engine.start_sync(svc, "acc", "ent", trigger=Trigger.NIGHTLY)
     stack.wait(few)
     transitions_2_batches = stack.state_transitions(few)
 
-    host2 = FakeHost([make_document(f"e{i}", "10.00", customer="c9") for i in range(80)])
-    svc2 = _wire(stack, host2, FakeTool(), batch_size=40)
+    host2 = FakeHost([make_document(f"e{i}", "10.00", customer="c9") for i in range(75)])
+    svc2 = _wire(stack, host2, FakeTool())
     many = engine.start_sync(svc2, "acc", "ent", trigger=Trigger.NIGHTLY)
     stack.wait(many)
-    assert len(host2.booking_numbers) == 80
+    assert len(host2.booking_numbers) == 75
     assert stack.state_transitions(many) == transitions_2_batches
 
 
@@ -117,7 +121,10 @@ def test_document_batches_run_as_many_at_once_as_the_plan_says(stack, tool, expe
     import threading
     import time
 
-    host, fake = FakeHost([make_document(f"d{i}", "10.00") for i in range(8)]), FakeTool()
+    from connector.adapters import documents_per_batch
+
+    documents = 2 * documents_per_batch(tool, 2) + 1  # three batches at least, whatever the tool's batch size
+    host, fake = FakeHost([make_document(f"d{i}", "10.00") for i in range(documents)]), FakeTool()
     post, lock, state = fake.post_bookings, threading.Lock(), {"now": 0, "peak": 0}
 
     def slow_post(entries):  # long enough for the Map to start the other batches meanwhile
@@ -134,6 +141,6 @@ def test_document_batches_run_as_many_at_once_as_the_plan_says(stack, tool, expe
     svc.stores.put_entity("acc", "ent", name="Demo", tool=tool, status="Connected", settings=IntegrationSettings.model_validate({**SETTINGS.model_dump(), "tool": tool}))
     run_id = engine.start_sync(svc, "acc", "ent", trigger=Trigger.NIGHTLY)
     assert stack.wait(run_id)["status"] == "SUCCEEDED"
-    assert len(host.booking_numbers) == 8
-    # Octopus: one batch at a time (caller-chosen sequence numbers); the others: four batches side by side
+    assert len(host.booking_numbers) == documents
+    # Octopus: one batch at a time (caller-chosen sequence numbers); Exact: two side by side
     assert (state["peak"] == 1) if expected == 1 else (state["peak"] >= expected)

@@ -18,13 +18,15 @@ sandbox by the real handlers, on the moto local stack. Each size gets fresh envi
   re-sync. ``state_transitions`` = ``*StateEntered`` events in the first sync's execution history (every
   page of it), or, for driven runs, :func:`transitions_formula` (checked against the history at the
   smaller sizes).
-- Connector CPU: every handler invocation is timed on its own thread (``time.thread_time``), minus the CPU
-  moto spent answering AWS calls on that thread (timed around ``BotocoreStubber.process_request``) and
-  minus the CPU the sandboxes spent answering it (timed around their WSGI apps: the sandboxes are served
-  in-process through ``httpx.WSGITransport``, see :func:`in_process_http`). What is left is the handlers,
-  the engine, the adapters, the host client, the stores' boto3 / botocore client side, logging and
-  httpx. ``cpu_ms_per_document`` = that total over the whole first sync / N. For driven runs a
-  statistical profile (:class:`CpuSampler`) says where it goes (``cpu_breakdown``).
+- Connector CPU: every handler invocation is timed as the process's CPU (``time.process_time``: the
+  invocations run one at a time, so this is the handler and the threads it starts, a batch's read-ahead
+  and write-behind), minus the CPU moto spent answering AWS calls (timed around
+  ``BotocoreStubber.process_request`` on every thread), minus the CPU the sandboxes spent answering
+  (timed around their WSGI apps: the sandboxes are served in-process through ``httpx.WSGITransport``, see
+  :func:`in_process_http`) and minus the statistical profiler's own. What is left is the handlers, the
+  engine, the adapters, the host client, the stores' boto3 / botocore client side, logging and httpx.
+  ``cpu_ms_per_document`` = that total over the whole first sync / N. A statistical profile
+  (:class:`CpuSampler`, every thread that is not waiting) says where it goes (``cpu_breakdown``).
 - Memory: ``tracemalloc`` peak of one ProcessBatch invocation over the memory held before it: a batch of
   new invoices (25; Yuki 100), and the payment-status invocation (which reads every booking of the entity). The
   sandboxes and moto run in the same thread, so this is an upper bound for the connector alone.
@@ -272,6 +274,11 @@ class _TimedApp:
         """CPU seconds spent answering requests on the calling thread so far."""
         return self._by_thread.get(threading.get_ident(), 0.0)
 
+    def total_cpu(self) -> float:
+        """CPU seconds spent answering requests on every thread so far."""
+        with self._lock:
+            return sum(self._by_thread.values())
+
     def total(self) -> float:
         with self._lock:
             return sum(self._by_thread.values())
@@ -343,6 +350,10 @@ class MotoProbe:
     def thread_cpu(self, depth: int) -> float:
         """CPU seconds of moto calls made at ``depth`` on the calling thread so far."""
         return self._acc.get((threading.get_ident(), depth), 0.0)
+
+    def total_cpu(self, depth: int) -> float:
+        """CPU seconds of moto calls made at ``depth`` on every thread so far."""
+        return sum(spent for (_, d), spent in list(self._acc.items()) if d == depth)
 
 
 class AwsLatencyClock(ScaledClock):
@@ -649,18 +660,25 @@ class BenchEnvironment(DemoEnvironment):
     def sandbox_thread_cpu(self) -> float:
         return self.host_app.thread_cpu() + self.tool_app.thread_cpu()
 
+    def sandbox_total_cpu(self) -> float:
+        return self.host_app.total_cpu() + self.tool_app.total_cpu()
+
 
 # ------------------------------------------------------------------------------------- measurement
 
 
 class CpuMeter:
     """Times every handler invocation the local stack's dispatcher makes (state machine or :class:`Driver`):
-    CPU of the invoking thread minus moto's and the sandboxes' CPU on that thread = the connector's.
-    ``pause()`` / ``resume()`` leave invocations out (the traced batch of the memory probe)."""
+    the CPU the invocation cost minus moto's and the sandboxes' CPU meanwhile = the connector's.
+    ``process_wide`` (invocations one at a time, nothing else running: :class:`Driver` with concurrency 1):
+    the whole process's CPU, so the threads a handler starts (a batch's read-ahead and write-behind, the
+    plan's read-ahead of the tool's master data) count too; otherwise the invoking thread's alone.
+    ``enabled`` False leaves invocations out (the traced batch of the memory probe)."""
 
-    def __init__(self, env: BenchEnvironment, probe: MotoProbe) -> None:
+    def __init__(self, env: BenchEnvironment, probe: MotoProbe, *, process_wide: bool = False) -> None:
         self.env = env
         self.probe = probe
+        self.process_wide = process_wide
         self.connector = 0.0
         self.moto = 0.0
         self.sandboxes = 0.0
@@ -684,13 +702,17 @@ class CpuMeter:
             if not self.enabled:
                 return handler(event, context)
             depth = self.probe.depth() + 1
-            t0, m0, s0 = time.thread_time(), self.probe.thread_cpu(depth), self.env.sandbox_thread_cpu()
+            if self.process_wide:
+                cpu, moto_cpu, sandbox_cpu = time.process_time, lambda: self.probe.total_cpu(depth), self.env.sandbox_total_cpu
+            else:
+                cpu, moto_cpu, sandbox_cpu = time.thread_time, lambda: self.probe.thread_cpu(depth), self.env.sandbox_thread_cpu
+            t0, m0, s0 = cpu(), moto_cpu(), sandbox_cpu()
             try:
                 return handler(event, context)
             finally:
-                total = time.thread_time() - t0
-                moto = self.probe.thread_cpu(depth) - m0
-                sandboxes = self.env.sandbox_thread_cpu() - s0
+                total = cpu() - t0
+                moto = moto_cpu() - m0
+                sandboxes = sandbox_cpu() - s0
                 with self._lock:
                     self.connector += total - moto - sandboxes
                     self.moto += moto
@@ -702,14 +724,16 @@ class CpuMeter:
 
 
 class CpuSampler:
-    """A statistical profile of the main thread (where :class:`Driver` runs the handlers when
-    ``concurrency`` is 1): every ``interval`` s of process CPU (``ITIMER_PROF``) the interrupted stack is
-    classified as moto, sandbox, or connector CPU by library (innermost non-stdlib frame) and connector
-    function (innermost frame of the ``connector`` package). Unix only; a no-op elsewhere."""
+    """A statistical profile of the threads that work (the main thread, where :class:`Driver` runs the
+    handlers when ``concurrency`` is 1, and the threads they start): every ``interval`` s of process CPU
+    (``ITIMER_PROF``) each stack that is not waiting is classified as moto, sandbox, or connector CPU by
+    library (innermost non-stdlib frame) and connector function (innermost frame of the ``connector``
+    package), the sample shared among them. Unix only; a no-op elsewhere."""
 
     def __init__(self, interval: float = 0.002) -> None:
         self.interval = interval
         self.samples: Counter[tuple[str, str]] = Counter()
+        self.overhead = 0.0  # CPU seconds of the sampling itself: not the connector's
         self.active = False
         self._old: Any = None
 
@@ -728,10 +752,24 @@ class CpuSampler:
         self.active = False
 
     def _sample(self, signum: int, frame: Any) -> None:
-        if self.active and frame is not None:
-            self.samples[classify_stack(frame)] += 1
+        """One sample of process CPU, shared by the threads that were not waiting (the main thread, where
+        the handlers run, and the threads they started: a batch's read-ahead and write-behind)."""
+        if not self.active or frame is None:
+            return
+        started = time.thread_time()
+        try:
+            self._take(frame)
+        finally:
+            self.overhead += time.thread_time() - started
 
-    def breakdown(self, connector_seconds: float, documents: int, top: int = 12) -> list[dict[str, Any]]:
+    def _take(self, frame: Any) -> None:
+        main = threading.get_ident()
+        stacks = [f for ident, f in sys._current_frames().items() if ident != main] + [frame]
+        stacks = [f for f in stacks if not _waiting(f)]
+        for stack in stacks:
+            self.samples[classify_stack(stack)] += 1 / len(stacks)
+
+    def breakdown(self, connector_seconds: float, documents: int, top: int = 16) -> list[dict[str, Any]]:
         """The connector's samples as ``{"library", "where", "share", "ms_per_document"}`` (largest first),
         ``connector_seconds`` spread by share; moto and sandbox samples are left out."""
         mine = {k: v for k, v in self.samples.items() if k[0] not in ("moto", "sandbox", "harness")}
@@ -741,6 +779,14 @@ class CpuSampler:
             share = n / total if total else 0.0
             rows.append({"library": library, "where": where, "share": round(share, 3), "ms_per_document": round(connector_seconds * share / max(1, documents) * 1000, 3)})
         return rows
+
+
+_WAITING_IN = ("threading.py", "queue.py", "_base.py", "concurrent/futures/thread.py", "selectors.py", "socket.py", "ssl.py")
+
+
+def _waiting(frame: Any) -> bool:
+    """Whether a thread's innermost frame is a wait (a lock, a queue, a future, a socket): no CPU."""
+    return frame.f_code.co_filename.endswith(_WAITING_IN) or frame.f_code.co_name == "sleep"
 
 
 _LIBRARIES = ("botocore", "boto3", "httpx", "httpcore", "h11", "pydantic", "pydantic_core", "aws_lambda_powertools", "tenacity", "stdnum", "lxml", "dateutil", "jmespath", "urllib3", "certifi")
@@ -1030,7 +1076,7 @@ def measure_size(tool: str, n: int, *, wall: bool, say: Callable[[str], None] = 
 
     # A: calls, CPU, memory: no limits, in-process sandboxes, batches one at a time on this thread.
     with BenchEnvironment(documents, tool, limits=False) as env, MotoProbe() as probe:
-        meter = CpuMeter(env, probe)
+        meter = CpuMeter(env, probe, process_wide=True)
         relations = premap_relations(env)
         say(f"{row['customers']} customers mapped first ({sum(relations.values())} tool requests); first sync, batches one at a time")
         doc_batch_cpu: list[float] = []
@@ -1048,18 +1094,19 @@ def measure_size(tool: str, n: int, *, wall: bool, say: Callable[[str], None] = 
                         return call()
                 finally:
                     meter.enabled, sampler.active = True, True
-            before = meter.connector
+            before = meter.connector - sampler.overhead
             try:
                 return call()
             finally:
-                doc_batch_cpu.append(meter.connector - before)
+                doc_batch_cpu.append(meter.connector - sampler.overhead - before)
 
         with sampler:
             meter.enabled = True
             first = run_sync(env, via="driver", concurrency=1, around_batch=around)
             meter.enabled = False
-        # the traced batch ran under tracemalloc: count it as an average document batch instead
-        connector_cpu = meter.connector + (statistics.fmean(doc_batch_cpu) if doc_batch_cpu else 0.0)
+        # the traced batch ran under tracemalloc: count it as an average document batch instead; the
+        # sampler's own CPU (its signal handler runs in the process the meter times) is not the connector's
+        connector_cpu = meter.connector - sampler.overhead + (statistics.fmean(doc_batch_cpu) if doc_batch_cpu else 0.0)
         say(f"first sync {first.status}: {first.calls:,} tool requests, {sum(first.host_calls.values()):,} host requests, {first.real_seconds:.0f} s")
 
         def trace_payments(component: str, batch: int, call: Callable[[], Any]) -> Any:
@@ -1407,7 +1454,7 @@ NOTES = (
     "calls = every request the tool's sandbox answered (reads, writes, logins, token refreshes), nothing subtracted",
     "customers are mapped before the first sync by the engine's relations step; their requests are 'customer requests'",
     "state transitions: from the execution history (state machine runs) or 4 + 2 x components + batches (driven runs)",
-    "CPU: handler thread CPU minus moto's and the in-process sandboxes' CPU on that thread",
+    "CPU: the process's CPU while a handler runs (its threads included; one invocation at a time) minus moto's, the in-process sandboxes' and the profiler's",
     "peak MB: tracemalloc peak of one ProcessBatch invocation (a batch of new invoices: 25, Yuki 100 / payment status); includes moto and the sandboxes in the same thread",
     "wall / floor: simulated time of the first sync under the real limits / the earliest those limits allow its requests",
 )

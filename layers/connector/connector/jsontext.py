@@ -7,7 +7,7 @@ One encoder for every client (the host client, the Exact Online and Octopus adap
 
 from __future__ import annotations
 
-import json
+from json.encoder import encode_basestring as _quote  # json.dumps(text, ensure_ascii=False), in C
 from collections.abc import Callable, Mapping
 from datetime import date, datetime
 from decimal import Decimal
@@ -28,6 +28,36 @@ def encode_json(value: Any) -> bytes:
 
 
 def _encode(value: Any, out: Callable[[str], Any]) -> None:
+    # the exact types first (dict, list, str and Decimal are nearly every value), then the general rules
+    kind = type(value)
+    if kind is str:
+        out(_quote(value))
+    elif kind is dict:
+        out("{")
+        first = True
+        for key, item in value.items():
+            if type(key) is not str and not isinstance(key, str):
+                raise TypeError(f"JSON object keys must be str, not {type(key).__name__}")
+            out(_quote(key) + ":" if first else "," + _quote(key) + ":")
+            first = False
+            _encode(item, out)
+        out("}")
+    elif kind is list or kind is tuple:
+        out("[")
+        for i, item in enumerate(value):
+            if i:
+                out(",")
+            _encode(item, out)
+        out("]")
+    elif kind is Decimal:
+        if not value.is_finite():
+            raise ValueError(f"{value} cannot be written as JSON")
+        out(format(value, "f"))
+    else:
+        _encode_other(value, out)
+
+
+def _encode_other(value: Any, out: Callable[[str], Any]) -> None:
     if value is None:
         out("null")
     elif value is True:
@@ -43,27 +73,13 @@ def _encode(value: Any, out: Callable[[str], Any]) -> None:
     elif isinstance(value, float):
         raise TypeError("a float is not written as JSON here: use Decimal for money")
     elif isinstance(value, str):
-        out(json.dumps(value, ensure_ascii=False))
+        out(_quote(str(value)))
     elif isinstance(value, (datetime, date)):
-        out(json.dumps(value.isoformat()))
+        out(_quote(value.isoformat()))
     elif isinstance(value, Mapping):
-        out("{")
-        for i, (key, item) in enumerate(value.items()):
-            if not isinstance(key, str):
-                raise TypeError(f"JSON object keys must be str, not {type(key).__name__}")
-            if i:
-                out(",")
-            out(json.dumps(key, ensure_ascii=False))
-            out(":")
-            _encode(item, out)
-        out("}")
+        _encode(dict(value), out)
     elif isinstance(value, (list, tuple)):
-        out("[")
-        for i, item in enumerate(value):
-            if i:
-                out(",")
-            _encode(item, out)
-        out("]")
+        _encode(list(value), out)
     else:
         raise TypeError(f"{type(value).__name__} is not JSON serialisable")
 
