@@ -81,7 +81,7 @@ import httpx
 from tenacity import RetryCallState, Retrying, retry_if_exception_type, stop_after_attempt, wait_exponential_jitter
 
 from connector.adapters.signals import Ambiguous as _Ambiguous, Throttled as _Throttled, Transient as _Transient
-from connector.http import tls_context
+from connector.http import absolute_url, tls_context
 from connector.jsontext import json_text
 from connector.adapters import AdapterContext
 from connector.clock import get_clock
@@ -988,7 +988,7 @@ class ExactOnlineAdapter:
         self.calls["writes" if write else "reads"] += 1
         path = url.split("?")[0]
         try:
-            response = self._http.request(method, url, params=params, content=content, headers=headers)
+            response = self._http.request(method, absolute_url(self._http, url), params=params, content=content, headers=headers)
         except (httpx.ConnectError, httpx.ConnectTimeout, httpx.PoolTimeout) as exc:
             raise _Transient(f"{method} {path}: {type(exc).__name__}") from None
         except httpx.TransportError as exc:  # the request may have reached Exact

@@ -105,7 +105,7 @@ from lxml import etree
 from tenacity import Retrying, retry_if_exception_type, stop_after_attempt, wait_exponential_jitter
 
 from connector.adapters.signals import Transient as _Transient  # here: HTTP 5xx without a SOAP Fault, connection error, timeout
-from connector.http import tls_context
+from connector.http import absolute_url, tls_context
 from connector.adapters import AdapterContext
 from connector.clock import get_clock
 from connector.models import (
@@ -1364,7 +1364,7 @@ class YukiAdapter:
         self.calls["writes" if write else "reads"] += 1
         headers = {"Content-Type": "text/xml; charset=utf-8", "SOAPAction": f'"{NS}{operation}"'}
         try:
-            response = self._http.post(f"/ws/{service}.asmx", content=body, headers=headers)
+            response = self._http.post(absolute_url(self._http, f"ws/{service}.asmx"), content=body, headers=headers)
         except httpx.TransportError as exc:
             raise _Transient(f"{operation}: {type(exc).__name__}") from None
         log.debug("yuki: %s -> %s", operation, response.status_code)

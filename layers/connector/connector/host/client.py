@@ -37,7 +37,7 @@ from typing import Any
 import httpx
 from tenacity import RetryError, Retrying, retry_if_exception_type, stop_after_attempt, wait_exponential
 
-from connector.http import tls_context
+from connector.http import absolute_url, tls_context
 from connector.clock import Clock, get_clock
 from connector.host.mapping import (
     HOST_KINDS,
@@ -600,7 +600,7 @@ class HostClient:
                 self.clock.sleep(delay)
             self.calls["writes" if write else "reads"] += 1
             try:
-                response = self._http.post(f"/{action}", content=payload)
+                response = self._http.post(absolute_url(self._http, action), content=payload)
             except httpx.TransportError as exc:
                 raise _Transient(None, f"{type(exc).__name__}: {exc}") from None
             reset = self._reset_at(response)
