@@ -996,31 +996,17 @@ def audit_books(svc: Services, run_id: str, bookings: list[dict[str, Any]] | Non
         totals[2] += gross - net
         totals[3] += gross
 
-    start_date = entity.settings.start_date
-
-    def host_rows(kind: DocumentKind, direction: Direction) -> list[dict[str, Any]]:
-        if direction is Direction.INCOMING:
-            return [r for r in host.list_incoming(kind, since=start_date) if r.get("booking_number")]  # type: ignore[attr-defined]
-        return [r for r in host.list_documents(kind, since=start_date) if r.get("booking_number")]
-
-    # The host's lists are read on a second thread while the tool's entries are read here (the entries of
-    # every booked record, whatever the host lists): the two sides wait for neither (issue 8).
-    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="audit-host") as pool:
-        listed_rows = {component: pool.submit(host_rows, kind, direction) for component, (kind, direction) in DOCUMENT_COMPONENTS.items()}
-        tool_entries: dict[Component, dict[str, Any]] = {}
-        for component, (kind, direction) in DOCUMENT_COMPONENTS.items():
-            entry_ids = [rec["entry_id"] for (rk, _), rec in records.items() if rk == booking_kind(kind, direction)]
-            tool_entries[component] = adapter.read_bookings(entry_ids, kind, direction, lines=False) if entry_ids else {}
-        host_lists = {component: future.result() for component, future in listed_rows.items()}
-
     for component, (kind, direction) in DOCUMENT_COMPONENTS.items():
-        rows = host_lists[component]
+        if direction is Direction.INCOMING:
+            rows = [r for r in host.list_incoming(kind, since=entity.settings.start_date) if r.get("booking_number")]  # type: ignore[attr-defined]
+        else:
+            rows = [r for r in host.list_documents(kind, since=entity.settings.start_date) if r.get("booking_number")]
         if not rows:
             continue
         record_kind = booking_kind(kind, direction)
         subject = _subject_type(kind, direction)
         known = {r["id"]: records.get((record_kind, r["id"])) for r in rows}
-        entries = tool_entries[component]
+        entries = adapter.read_bookings([rec["entry_id"] for rec in known.values() if rec], kind, direction, lines=False) if any(known.values()) else {}
         for row in rows:
             documents += 1
             totals = row.get("totals") or {}
