@@ -781,7 +781,7 @@ class CpuSampler:
         return rows
 
 
-_WAITING_IN = ("threading.py", "queue.py", "_base.py", "concurrent/futures/thread.py", "selectors.py", "socket.py", "ssl.py")
+_WAITING_IN = ("/threading.py", "/queue.py", "concurrent/futures/_base.py", "concurrent/futures/thread.py", "/selectors.py", "/socket.py", "/ssl.py")
 
 
 def _waiting(frame: Any) -> bool:
@@ -1492,8 +1492,8 @@ def machine_ms(repeats: int = 5) -> float:
 
 def run_bench(sizes: Sequence[int], report: Any, console: Any, *, tools: Sequence[str] = TOOLS, wall_max: int = WALL_MAX_DOCUMENTS, imports: bool = True, jobs: int | None = None) -> int:
     """The ``connector bench`` command: measure every tool at every size (``jobs`` measurements side by
-    side in worker processes; default one at a time: the CPU figures are thread CPU time, which a
-    measurement on the core's other hyperthread inflates by 15-20 %), print one table per tool and the
+    side in worker processes; default one at a time: a measurement on the core's other hyperthread
+    inflates the CPU figures by 15-20 %), print one table per tool and the
     handlers' import times, write the JSON ``report`` (a path, optional). Returns 1 when a target is
     missed (each one listed), else 0."""
     started = time.monotonic()

@@ -36,7 +36,7 @@ def _encode(value: Any, out: Callable[[str], Any]) -> None:
         out("{")
         first = True
         for key, item in value.items():
-            if type(key) is not str and not isinstance(key, str):
+            if not isinstance(key, str):
                 raise TypeError(f"JSON object keys must be str, not {type(key).__name__}")
             out(_quote(key) + ":" if first else "," + _quote(key) + ":")
             first = False
@@ -50,11 +50,15 @@ def _encode(value: Any, out: Callable[[str], Any]) -> None:
             _encode(item, out)
         out("]")
     elif kind is Decimal:
-        if not value.is_finite():
-            raise ValueError(f"{value} cannot be written as JSON")
-        out(format(value, "f"))
+        out(_decimal(value))
     else:
         _encode_other(value, out)
+
+
+def _decimal(value: Decimal) -> str:
+    if not value.is_finite():
+        raise ValueError(f"{value} cannot be written as JSON")
+    return format(value, "f")
 
 
 def _encode_other(value: Any, out: Callable[[str], Any]) -> None:
@@ -65,9 +69,7 @@ def _encode_other(value: Any, out: Callable[[str], Any]) -> None:
     elif value is False:
         out("false")
     elif isinstance(value, Decimal):
-        if not value.is_finite():
-            raise ValueError(f"{value} cannot be written as JSON")
-        out(format(value, "f"))
+        out(_decimal(value))
     elif isinstance(value, int):
         out(str(int(value)))
     elif isinstance(value, float):

@@ -70,12 +70,15 @@ def _build() -> Services:
     # The connector's own app registration per tool (client id / secret): the same for every entity and
     # rarely rotated, so a warm container reads it again after APP_SECRET_MAX_AGE seconds, not per batch.
     # The entities' tokens are never cached here: another Lambda may have refreshed them.
-    from aws_lambda_powertools.utilities.parameters import SecretsProvider
+    # (built at the first read: handlers that never build an adapter don't import Powertools' parameters)
+    @functools.cache
+    def app_secrets() -> Any:
+        from aws_lambda_powertools.utilities.parameters import SecretsProvider
 
-    app_secrets = SecretsProvider(boto3_client=secrets)
+        return SecretsProvider(boto3_client=secrets)
 
     def read_app_secret(tool: str) -> dict[str, Any]:
-        return dict(app_secrets.get(config.secret_id("app", tool), max_age=APP_SECRET_MAX_AGE, transform="json"))
+        return dict(app_secrets().get(config.secret_id("app", tool), max_age=APP_SECRET_MAX_AGE, transform="json"))
 
     def adapter_for(entity: EntityRecord) -> Any:
         assert entity.tool is not None
