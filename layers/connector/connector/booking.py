@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import functools
 from collections import defaultdict
+from dataclasses import dataclass
 from decimal import ROUND_HALF_UP, Decimal
 
 from connector.models import (
@@ -32,16 +33,37 @@ from connector.models import (
     IntegrationSettings,
     Skip,
     ToolMetadata,
-    VatSubtotal,
 )
 from connector.money import CENT, ZERO, has_more_places, round_money
 
-#: UNCL5305 categories whose VAT amount must be zero (EN 16931 BR-Z-08, BR-E-08, BR-AE-08, BR-IC-08, BR-G-08, BR-O-08).
+#: The tools' names as the skip hints give them.
+TOOL_LABELS = {"exact": "Exact Online", "octopus": "Octopus", "yuki": "Yuki"}
+
+#: UNCL5305 categories whose VAT amount must be zero (EN 16931 BR-Z-09, BR-E-09, BR-AE-09, BR-IC-09, BR-G-09, BR-O-09).
 ZERO_VAT_CATEGORIES = frozenset({"Z", "E", "AE", "K", "G", "O"})
 
-#: Largest difference accepted between a rate's stated VAT and taxable x rate (EN 16931 rounds per
-#: category, BR-S-09; one cent of slack covers documents that rounded the rate's base first).
-VAT_TOLERANCE = CENT
+#: Largest difference (in currency units, exclusive) accepted between a rate's stated VAT (BT-117) and its
+#: taxable amount x rate rounded half-up to the cent: EN 16931 BR-CO-17 as the CEN / Peppol BIS 3
+#: schematron checks it, ``abs(BT-117) - 1 < round(abs(BT-116) x BT-119 / 100, 2) < abs(BT-117) + 1``
+#: (https://github.com/ConnectingEurope/eInvoicing-EN16931, ubl/schematron; Peppol BIS Billing 3.0
+#: https://docs.peppol.eu/poacc/billing/3.0/rules/ubl-tc434/BR-CO-17/). The stated VAT is what is booked.
+VAT_TOLERANCE = Decimal(1)
+
+#: The EN 16931 rule-id stem of each UNCL5305 VAT category (BR-S-08, BR-IC-08 for K, BR-IG-08 for L, ...).
+_RULE_STEM = {"S": "S", "Z": "Z", "E": "E", "AE": "AE", "K": "IC", "G": "G", "O": "O", "L": "IG", "M": "IP"}
+
+#: UNCL5305 names of the VAT categories, as the reasons show them.
+CATEGORY_NAMES = {
+    "S": "standard rated",
+    "Z": "zero rated",
+    "E": "exempt from VAT",
+    "AE": "reverse charge",
+    "K": "intra-community supply",
+    "G": "export outside the EU",
+    "O": "not subject to VAT",
+    "L": "IGIC, Canary Islands",
+    "M": "IPSI, Ceuta and Melilla",
+}
 
 
 class NotBookable(Exception):
@@ -60,16 +82,45 @@ def _subject(doc: Document) -> tuple[str, str]:
     return kind, doc.host_id
 
 
+def document_label(doc: Document) -> str:
+    """How reasons name a document: its kind and its own number (BT-1), e.g. ``invoice 2025 / 12`` or
+    ``incoming credit note CN-7`` -- never the host's internal id."""
+    kind = "invoice" if doc.kind is DocumentKind.INVOICE else "credit note"
+    side = "incoming " if doc.direction is Direction.INCOMING else ""
+    return f"{side}{kind} {doc.number}"
+
+
 def _skip(doc: Document, reason: str, hint: str) -> NotBookable:
     subject_type, subject_id = _subject(doc)
-    return NotBookable(Skip(reason=reason, hint=hint, subject_type=subject_type, subject_id=subject_id))
+    return NotBookable(Skip(reason=f"{document_label(doc)}: {reason}", hint=hint, subject_type=subject_type, subject_id=subject_id))
+
+
+def _money(amount: Decimal) -> str:
+    """An amount as reasons show it: to the cent (``392.00``), or with all its decimals when it has more."""
+    return str(amount) if has_more_places(amount) else str(round_money(amount))
+
+
+def _rule(category: str | None, number: int) -> str:
+    """The EN 16931 rule of ``category`` with ``number`` (``_rule("S", 8)`` = ``BR-S-08``); for a rate
+    without a known category, the rule of every category (the host's public API gives none)."""
+    stem = _RULE_STEM.get(category or "")
+    if stem:
+        return f"BR-{stem}-{number:02d}"
+    return f"BR-S-{number:02d} / BR-Z-{number:02d} / BR-E-{number:02d} ... by the rate's VAT category, which the host gives none of"
 
 
 def _rate_label(doc: Document, rate_id: str) -> str:
+    """``VAT 21%`` for a standard rate; ``VAT 0% category G (export outside the EU)`` for other
+    categories; ``VAT 6% ('6% BTW', no category)`` when the rate's category is unknown."""
     try:
-        return f"'{doc.vat_rate(rate_id).description}'"
+        rate = doc.vat_rate(rate_id)
     except KeyError:
-        return f"'{rate_id}'"
+        return f"VAT rate '{rate_id}'"
+    if rate.category == "S":
+        return f"VAT {rate.percentage}%"
+    if rate.category:
+        return f"VAT {rate.percentage}% category {rate.category} ({CATEGORY_NAMES.get(rate.category, 'UNCL5305')})"
+    return f"VAT {rate.percentage}% ('{rate.description}', no category)"
 
 
 @functools.cache
@@ -80,26 +131,63 @@ def is_iso_currency(code: str) -> bool:
     return len(code) == 3 and pycountry.currencies.get(alpha_3=code.upper()) is not None and code.isupper()
 
 
-def vat_per_rate(doc: Document) -> dict[str, VatSubtotal]:
-    """The VAT breakdown summed per VAT rate id (a document may split one rate over several subtotals,
-    e.g. Belgian K 0 % goods and services)."""
-    merged: dict[str, VatSubtotal] = {}
+@dataclass(frozen=True)
+class VatGroup:
+    """One VAT breakdown group of a document (BG-23), as the booking rules use it.
+
+    ``rate_ids``: the document's VAT rates the group stands for -- one when the source names the rate
+    (UBL, the host's ``taxes[].tax_rate`` extension), several when it gives only a numeric rate shared by
+    them (:attr:`connector.models.VatSubtotal.shared_rate_ids`). ``taxable`` (BT-116) and ``vat`` (BT-117)
+    are the document's own figures (document currency and sign), summed over its subtotals of the same
+    rates (a document may split one rate over several subtotals, e.g. Belgian K 0 % goods and services).
+    ``percentage`` is BT-119 in percent; ``category`` the UNCL5305 code when all its rates share a known
+    one, else ``None``.
+    """
+
+    rate_ids: tuple[str, ...]
+    taxable: Decimal
+    vat: Decimal
+    percentage: Decimal
+    category: str | None
+
+
+def vat_groups(doc: Document) -> list[VatGroup]:
+    """The document's own VAT breakdown (BG-23) grouped per VAT rate (or per set of rates a numeric-rate
+    breakdown does not tell apart), in breakdown order. Never rebuilt from the lines."""
+    merged: dict[tuple[str, ...], list[Decimal]] = {}
     for sub in doc.vat_breakdown:
-        if sub.vat_rate_id in merged:
-            prev = merged[sub.vat_rate_id]
-            sub = VatSubtotal(vat_rate_id=sub.vat_rate_id, taxable_amount=prev.taxable_amount + sub.taxable_amount, vat_amount=prev.vat_amount + sub.vat_amount)
-        merged[sub.vat_rate_id] = sub
-    return merged
+        key = tuple(dict.fromkeys((sub.vat_rate_id, *sub.shared_rate_ids)))
+        sums = merged.setdefault(key, [ZERO, ZERO])
+        sums[0] += sub.taxable_amount
+        sums[1] += sub.vat_amount
+    groups = []
+    for ids, (taxable, vat) in merged.items():
+        rates = [r for r in doc.vat_rates if r.id in ids]
+        categories = {r.category for r in rates}
+        percentage = rates[0].percentage if rates else ZERO
+        category = categories.pop() if len(categories) == 1 else None
+        groups.append(VatGroup(rate_ids=ids, taxable=taxable, vat=vat, percentage=percentage, category=category))
+    return groups
+
+
+def _group_label(doc: Document, group: VatGroup) -> str:
+    if len(group.rate_ids) == 1:
+        return _rate_label(doc, group.rate_ids[0])
+    names = " and ".join(_rate_label(doc, r) for r in group.rate_ids)
+    return f"VAT {group.percentage}% ({names}: one row of the host's VAT breakdown, which gives no category)"
 
 
 def check_arithmetic(doc: Document) -> None:
-    """Check that the document's own totals add up, exactly in decimal.
+    """Check that the document's own totals add up, exactly in decimal, against its own VAT breakdown.
 
-    Rules (EN 16931): BR-CO-13 net = sum(lines) - allowances + charges; BR-CO-15 gross = net + VAT;
-    BR-CO-14 VAT = sum of the VAT breakdown; the breakdown's taxable amounts equal the base per rate
-    computed from the lines, allowances and charges (BR-S-08 and kin); each rate's VAT is taxable x rate
-    within one cent (BR-S-09), zero for Z/E/AE/K/G/O. Raises :class:`NotBookable` naming the first rule
-    broken, with both figures.
+    Rules (EN 16931, https://docs.peppol.eu/poacc/billing/3.0/rules/ubl-tc434/): BR-CO-13 net =
+    sum(lines) - allowances + charges; BR-CO-15 gross = net + VAT; BR-CO-14 VAT = sum of the VAT
+    breakdown; every VAT category used on a line, allowance or charge has its breakdown (BR-S-01,
+    BR-Z-01, BR-E-01, BR-AE-01, BR-IC-01, BR-G-01, BR-O-01, BR-IG-01, BR-IP-01); each breakdown's taxable
+    amount equals the lines, allowances and charges of its category and rate (BR-S-08 and kin); a
+    document with category O has no other category (BR-O-11 .. BR-O-14); each VAT amount is taxable x
+    rate within BR-CO-17's tolerance (:data:`VAT_TOLERANCE`), and zero for Z/E/AE/K/G/O (BR-Z-09 and
+    kin). Raises :class:`NotBookable` naming the document's number, the first rule broken and the figures.
     """
     totals = doc.totals
     lines_sum = sum((line.net_amount for line in doc.lines), ZERO)
@@ -109,21 +197,21 @@ def check_arithmetic(doc: Document) -> None:
     if net != totals.net:
         raise _skip(
             doc,
-            f"the line amounts don't add up: lines {lines_sum} - allowances {allowances} + charges {charges} = {net},"
-            f" the document's total without VAT is {totals.net}",
+            f"the line amounts don't add up: lines {_money(lines_sum)} - allowances {_money(allowances)} + charges {_money(charges)}"
+            f" = {_money(net)}, the document's total without VAT is {_money(totals.net)} (EN 16931 BR-CO-13)",
             "Correct the line amounts or the totals of the document in the host product, then sync again.",
         )
     if totals.net + totals.vat != totals.gross:
         raise _skip(
             doc,
-            f"the totals don't add up: {totals.net} + VAT {totals.vat} != total {totals.gross}",
+            f"the totals don't add up: {_money(totals.net)} + VAT {_money(totals.vat)} is not the total {_money(totals.gross)} (EN 16931 BR-CO-15)",
             "Correct the document's totals in the host product.",
         )
     breakdown_vat = sum((s.vat_amount for s in doc.vat_breakdown), ZERO)
     if breakdown_vat != totals.vat:
         raise _skip(
             doc,
-            f"the VAT per rate adds up to {breakdown_vat}, the document's VAT total is {totals.vat}",
+            f"the VAT per rate adds up to {_money(breakdown_vat)}, the document's VAT total is {_money(totals.vat)} (EN 16931 BR-CO-14)",
             "Correct the VAT amounts of the document in the host product.",
         )
     base_per_rate: dict[str, Decimal] = defaultdict(lambda: ZERO)
@@ -131,55 +219,107 @@ def check_arithmetic(doc: Document) -> None:
         base_per_rate[line.vat_rate_id] += line.net_amount
     for ac in doc.allowance_charges:
         base_per_rate[ac.vat_rate_id] += ac.amount if ac.is_charge else -ac.amount
-    stated = vat_per_rate(doc)
+    groups = vat_groups(doc)
+    covered = {rate_id for group in groups for rate_id in group.rate_ids}
+
+    def category_of(rate_id: str) -> str | None:
+        try:
+            return doc.vat_rate(rate_id).category
+        except KeyError:
+            return None
+
     for rate_id, base in base_per_rate.items():
-        subtotal = stated.get(rate_id)
-        if subtotal is None and base == 0:
-            continue  # e.g. a charge and an allowance that cancel out: no VAT breakdown is due (BR-CO-18 needs one per category with a base)
-        if subtotal is None:
+        if rate_id in covered or base == 0:
+            continue  # base 0: e.g. a charge and an allowance that cancel out, no breakdown is due (BR-CO-18)
+        category = category_of(rate_id)
+        try:
+            percentage: Decimal | None = doc.vat_rate(rate_id).percentage
+        except KeyError:
+            percentage = None
+        instead = [g for g in groups if g.percentage == percentage]
+        reason = f"{_rate_label(doc, rate_id)} is used on lines ({_money(base)}) but missing from the VAT breakdown (EN 16931 {_rule(category, 1)})"
+        if instead:
+            reason += f"; the breakdown has {_group_label(doc, instead[0])} with {_money(instead[0].taxable)} instead"
+            if instead[0].category == "O" and category != "O":
+                reason += ", and a breakdown of category O allows no line of another category (BR-O-12)"
+        raise _skip(doc, reason, "Correct the VAT category of the lines or the VAT breakdown of the document in the host product.")
+
+    used_categories = {category_of(r) for r, base in base_per_rate.items()} | {g.category for g in groups if g.taxable != 0}
+    if "O" in used_categories and used_categories - {"O", None}:
+        others = ", ".join(sorted(c for c in used_categories - {"O"} if c))
+        raise _skip(
+            doc,
+            f"category O (not subject to VAT) is used together with category {others}: a document with category O"
+            " has no other VAT category (EN 16931 BR-O-11, BR-O-12)",
+            "Split the document, or correct the VAT category of its lines, in the host product.",
+        )
+
+    for group in groups:
+        label = _group_label(doc, group)
+        used = [r for r in group.rate_ids if r in base_per_rate]
+        base = sum((base_per_rate[r] for r in used), ZERO)
+        if not used and group.taxable != 0:
             raise _skip(
                 doc,
-                f"VAT rate {_rate_label(doc, rate_id)} is used on lines but missing from the VAT breakdown",
+                f"the VAT breakdown has {label} with a taxable amount of {_money(group.taxable)}, but no line, allowance or charge"
+                f" uses that rate (EN 16931 {_rule(group.category, 8)})",
                 "Correct the VAT breakdown of the document.",
             )
-        if subtotal.taxable_amount != base:
+        if group.taxable != base:
             raise _skip(
                 doc,
-                f"the taxable amount of VAT rate {_rate_label(doc, rate_id)} is {subtotal.taxable_amount},"
-                f" its lines add up to {base}",
-                "Correct the VAT breakdown of the document.",
+                f"the taxable amount of {label} is {_money(group.taxable)}, its lines, allowances and charges add up to {_money(base)}"
+                f" (EN 16931 {_rule(group.category, 8)})",
+                "Correct the VAT breakdown (or the lines, discounts and charges) of the document in the host product.",
             )
-    for rate_id, subtotal in stated.items():
-        if rate_id not in base_per_rate and subtotal.taxable_amount != 0:
+        zero_vat = group.percentage == 0 or (
+            bool(group.rate_ids) and all(category_of(r) in ZERO_VAT_CATEGORIES for r in group.rate_ids)
+        )
+        if zero_vat:
+            if group.vat != 0:
+                rule = _rule(group.category, 9) if group.category in ZERO_VAT_CATEGORIES else "BR-CO-17"
+                raise _skip(
+                    doc,
+                    f"{label} must carry no VAT, the document has {_money(group.vat)} (EN 16931 {rule})",
+                    "Correct the VAT category or the VAT amount of the document.",
+                )
+            continue
+        expected = round_money(group.taxable * group.percentage / 100)
+        if abs(group.vat - expected) >= VAT_TOLERANCE:
             raise _skip(
                 doc,
-                f"VAT rate {_rate_label(doc, rate_id)} has a taxable amount of {subtotal.taxable_amount} but no line uses it",
-                "Correct the VAT breakdown of the document.",
-            )
-        rate = doc.vat_rate(rate_id)
-        if rate.category in ZERO_VAT_CATEGORIES and subtotal.vat_amount != 0:
-            raise _skip(
-                doc,
-                f"VAT rate {_rate_label(doc, rate_id)} (category {rate.category}) must carry no VAT, the document has {subtotal.vat_amount}",
-                "Correct the VAT category or the VAT amount of the document.",
-            )
-        expected = subtotal.taxable_amount * rate.percentage / 100
-        if abs(subtotal.vat_amount - expected) > VAT_TOLERANCE:
-            raise _skip(
-                doc,
-                f"the VAT of rate {_rate_label(doc, rate_id)} is {subtotal.vat_amount}, {rate.percentage}% of"
-                f" {subtotal.taxable_amount} is {round_money(expected)}",
+                f"the VAT of {label} is {_money(group.vat)}, {group.percentage}% of {_money(group.taxable)} is {_money(expected)}:"
+                f" {_money(abs(group.vat - expected))} apart, EN 16931 BR-CO-17 accepts less than {VAT_TOLERANCE}"
+                f" ({_rule(group.category, 9)})",
                 "Correct the VAT amount of the document.",
             )
+
+
+def line_warnings(doc: Document) -> tuple[str, ...]:
+    """Warnings about lines that are booked as the document says but look wrong: a line whose quantity
+    (BT-129) and line net amount (BT-131) have opposite signs. EN 16931 has BT-131 = BT-129 x the item
+    net price BT-146 (plus line charges, minus line allowances) and BR-27 keeps that price non-negative,
+    so the signs should agree (a return is a negative quantity *and* a negative amount). Each warning
+    names the document's number, the line and both figures."""
+    warnings = []
+    for index, line in enumerate(doc.lines, start=1):
+        if line.quantity * line.net_amount < 0:
+            warnings.append(
+                f"{document_label(doc)}: line {index} ('{line.description[:40]}') has quantity {line.quantity} but line amount"
+                f" {_money(line.net_amount)}, of the opposite sign (EN 16931 BT-131 = quantity x net price, BR-27: the price is"
+                f" not negative); it was booked at {_money(line.net_amount)}: check the line's quantity and price in the host product."
+            )
+    return tuple(warnings)
 
 
 def _split_vat(vat: Decimal, bases: list[Decimal], percentage: Decimal) -> list[Decimal]:
     """Split a rate's VAT (the document's own, BT-117) over booking lines with the given (signed) bases.
 
     Each line gets base x rate rounded half-up to the cent (what the tool itself computes for the line);
-    the difference between the document's VAT and their sum (rounding per category vs per line, at most
-    a cent or two) goes to the line with the largest base, so the shares sum to ``vat`` exactly.
-    ``vat`` is at cent precision (checked by the caller).
+    the difference between the document's VAT and their sum (rounding per category vs per line, or the
+    document's own difference within BR-CO-17's tolerance, less than one currency unit) goes to the line
+    with the largest base, so the shares sum to ``vat`` exactly. ``vat`` is at cent precision (checked by
+    the caller).
     """
     if len(bases) == 1:
         return [vat]
@@ -348,26 +488,32 @@ def _build(
                 "Round the line amounts of the document to the cent.",
             )
 
-    stated_vat = {rate_id: s.vat_amount for rate_id, s in vat_per_rate(doc).items()}
-    keys_per_rate: dict[str, list[tuple[str, str]]] = defaultdict(list)
-    for key in groups:
-        keys_per_rate[key[1]].append(key)
+    # The document's own VAT of each breakdown group (one VAT rate, or the rates a numeric-rate breakdown
+    # doesn't tell apart) is split over that group's booking lines; a rate with no breakdown has base 0.
+    keys_per_group: list[tuple[Decimal, list[tuple[str, str]], str]] = []
+    placed: set[str] = set()
+    for group in vat_groups(doc):
+        members = [r for r in group.rate_ids if r not in placed]
+        placed.update(members)
+        keys_per_group.append((group.vat, [key for key in groups if key[1] in members], _group_label(doc, group)))
+    keys_per_group += [(ZERO, [key], _rate_label(doc, key[1])) for key in groups if key[1] not in placed]
     lines: list[BookingLine] = []
-    for rate_id, keys in keys_per_rate.items():
-        vat = stated_vat.get(rate_id, ZERO)
+    for vat, keys, label in keys_per_group:
         if has_more_places(vat, places):
             raise _skip(
                 doc,
-                f"the VAT of rate {_rate_label(doc, rate_id)} is {vat}, which has more than {places} decimals",
+                f"the VAT of {label} is {vat}, which has more than {places} decimals (EN 16931 BR-DEC-20)",
                 "Round the VAT amounts of the document to the cent.",
             )
-        code, percentage = vat_codes[rate_id]
+        if not keys:
+            continue
+        percentage = vat_codes[keys[0][1]][1]
         shares = _split_vat(vat, [groups[k] for k in keys], percentage)
         for key, share in zip(keys, shares, strict=True):
             lines.append(
                 BookingLine(
                     gl_account=key[0],
-                    vat_code=code,
+                    vat_code=vat_codes[key[1]][0],
                     vat_percentage=percentage,
                     net_amount=round_money(groups[key], places),
                     vat_amount=share,
@@ -384,6 +530,10 @@ def _build(
             f"the entry would be {net} + {vat_total}, the document is {doc.totals.net} + {doc.totals.vat}",
             "Report this document to support.",
         )
+    try:  # never an assumed rate of 1 (connector.exchange)
+        rate = decide_rate(doc, metadata, TOOL_LABELS.get(str(settings.tool), "the accounting tool")).rate
+    except MissingRate as missing:
+        raise _skip(doc, missing.reason, missing.hint) from None
     return BookingEntry(
         host_id=doc.host_id,
         kind=doc.kind,
@@ -394,13 +544,14 @@ def _build(
         entry_date=doc.issue_date,
         due_date=doc.due_date,
         currency=doc.currency,
-        exchange_rate=doc.exchange_rate,
+        exchange_rate=rate,
         description=f"{doc.number} {doc.party.name}"[:60],
         payment_reference=doc.payment_reference,
         lines=tuple(lines),
         net=net,
         vat=vat_total,
         gross=net + vat_total,
+        warnings=line_warnings(doc),
     )
 
 

@@ -223,11 +223,18 @@ class DocumentAllowanceCharge(_Model):
 
 
 class VatSubtotal(_Model):
-    """VAT breakdown per VAT rate (BG-23): taxable amount (BT-116) and VAT amount (BT-117)."""
+    """VAT breakdown per VAT rate (BG-23): taxable amount (BT-116) and VAT amount (BT-117).
+
+    ``vat_rate_id`` is the VAT rate (category BT-118 and rate BT-119) the subtotal is for. A source that
+    gives its breakdown per *numeric* rate only (the host product's public API, host-api.md §4.3) cannot
+    tell apart the document's VAT rates of one percentage: its subtotal then stands for ``vat_rate_id``
+    and the ``shared_rate_ids`` together, and is checked against all their lines at once.
+    """
 
     vat_rate_id: str
     taxable_amount: Decimal
     vat_amount: Decimal
+    shared_rate_ids: tuple[str, ...] = ()
 
     _v = field_validator("taxable_amount", "vat_amount", mode="before")(_money)
 
@@ -385,10 +392,25 @@ class BookYear(_Model):
     closed: bool = False
 
 
+class ExchangeRate(_Model):
+    """One row of the tool's exchange-rate table: from ``start`` on, 1 unit of ``currency`` is ``rate``
+    units of the administration's (company) currency. Exact Online: ``financial/ExchangeRates``
+    (``SourceCurrency``, ``StartDate``, ``Rate``); Octopus: ``GET /currencies``. A rate holds until the
+    next row of the same currency starts."""
+
+    currency: str
+    start: date
+    rate: Decimal
+
+    _v = field_validator("rate", mode="before")(_money)
+
+
 class ToolMetadata(_Model):
     """What the ledger-accounts component fetches from the tool and caches for the run's batches.
 
-    ``book_years`` empty = the tool didn't say (no date check before posting)."""
+    ``book_years`` empty = the tool didn't say (no date check before posting). ``exchange_rates`` is the
+    tool's rate table when the adapter could read it (``exchange_rates_read``); when it could not (Yuki
+    has no operation that lists rates) the tool applies its own table when the entry is posted."""
 
     book_years: tuple[BookYear, ...] = ()
     gl_accounts: tuple[GLAccount, ...] = ()
@@ -396,6 +418,8 @@ class ToolMetadata(_Model):
     vat_codes: tuple[VatCode, ...] = ()
     currencies: tuple[str, ...] = ()
     company_currency: str = "EUR"
+    exchange_rates: tuple[ExchangeRate, ...] = ()
+    exchange_rates_read: bool = False
     #: Tool-specific reference rows the adapter wants back in later batches through its ``use_metadata``
     #: (Octopus: its ``/bookyears`` rows with their periods); opaque to the engine, JSON-serialisable.
     tool_rows: dict[str, Any] = Field(default_factory=dict)
@@ -434,7 +458,9 @@ class BookingEntry(_Model):
     ``reference`` is the document number (BT-1) the tool stores as its external reference (Exact
     ``YourRef``, Yuki ``Reference``); ``relation_id`` is the tool's id of the customer / supplier.
     ``net``, ``vat``, ``gross`` are the entry totals in the document's sign; ``gross == net + vat`` and
-    the lines sum to them exactly (checked by :func:`connector.booking.build_entry`).
+    the lines sum to them exactly (checked by :func:`connector.booking.build_entry`). ``warnings`` are
+    what the entry books as the document says but a user should look at (e.g. a line whose quantity and
+    amount have opposite signs); the sync shows them as the document's flag.
     """
 
     host_id: str
@@ -453,6 +479,7 @@ class BookingEntry(_Model):
     net: Decimal
     vat: Decimal
     gross: Decimal
+    warnings: tuple[str, ...] = ()
 
 
 class BookingResult(_Model):
@@ -472,7 +499,12 @@ class BookingRejected(_Model):
 
 
 class BookedEntry(_Model):
-    """An entry as read back from the tool, amounts in the document currency and document sign."""
+    """An entry as read back from the tool, amounts in the document currency and document sign.
+
+    ``company_currency`` / ``company_net`` / ``company_vat`` / ``company_gross`` are the amounts the tool
+    holds in the administration's own currency (same sign convention), and ``exchange_rate`` the rate the
+    tool holds on the entry (1 unit of ``currency`` = ``exchange_rate`` units of ``company_currency``);
+    ``None`` when the tool did not say."""
 
     entry_id: str
     booking_number: str
@@ -482,6 +514,11 @@ class BookedEntry(_Model):
     vat: Decimal
     gross: Decimal
     lines: tuple[BookingLine, ...] = ()
+    company_currency: str | None = None
+    company_net: Decimal | None = None
+    company_vat: Decimal | None = None
+    company_gross: Decimal | None = None
+    exchange_rate: Decimal | None = None
 
 
 class Skip(_Model):

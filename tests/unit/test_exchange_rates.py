@@ -1,0 +1,117 @@
+"""Exchange rates: a document in a foreign currency is booked at BT-111's rate, the document's own rate
+or the tool's rate for the document date, and skipped with a reason when there is none (never rate 1)."""
+
+from __future__ import annotations
+
+from datetime import date
+from decimal import Decimal
+
+from connector.booking import build_entry
+from connector.exchange import decide_rate
+from connector.models import (
+    BookingEntry,
+    Document,
+    DocumentLine,
+    DocumentTotals,
+    ExchangeRate,
+    GLAccount,
+    IntegrationSettings,
+    Journal,
+    JournalSettings,
+    Party,
+    Skip,
+    ToolMetadata,
+    VatCode,
+    VatRate,
+    VatSubtotal,
+)
+
+D = Decimal
+S20 = VatRate(id="S:20", description="20%", percentage=D(20), category="S")
+
+
+def rsd_invoice(*, bt111: str | None = None, rate: str | None = None, tax_currency: str | None = None, number: str = "2024-17") -> Document:
+    """18,720 RSD: 15,600 + 20 % VAT 3,120, dated 2024-05-01."""
+    return Document(
+        host_id="h-rsd", kind="invoice", number=number, issue_date=date(2024, 5, 1), currency="RSD",
+        exchange_rate=None if rate is None else D(rate),
+        tax_currency=tax_currency or ("EUR" if bt111 is not None else None),
+        vat_in_tax_currency=None if bt111 is None else D(bt111),
+        party=Party(host_id="c1", name="Beograd d.o.o."),
+        lines=(DocumentLine(description="Consulting", net_amount=D("15600.00"), vat_rate_id="S:20"),),
+        vat_breakdown=(VatSubtotal(vat_rate_id="S:20", taxable_amount=D("15600.00"), vat_amount=D("3120.00")),),
+        vat_rates=(S20,),
+        totals=DocumentTotals(net=D("15600.00"), vat=D("3120.00"), gross=D("18720.00"), payable=D("18720.00")),
+    )
+
+
+def metadata(*rates: ExchangeRate, read: bool = True) -> ToolMetadata:
+    return ToolMetadata(
+        gl_accounts=(GLAccount(code="700000"),), journals=(Journal(code="70", type="sales"),),
+        vat_codes=(VatCode(code="20", percentage=D(20), usage="sales"),),
+        company_currency="EUR", exchange_rates=rates, exchange_rates_read=read,
+    )
+
+
+SETTINGS = IntegrationSettings(tool="exact", start_date=date(2024, 1, 1), journals=JournalSettings(outgoing_invoices="70"),
+                               vat_codes={"S:20": "20"}, ledger_accounts={"S:20": "700000"})
+
+
+def test_no_rate_anywhere_skips_with_reason_and_hint():
+    result = build_entry(rsd_invoice(), SETTINGS, metadata(ExchangeRate(currency="USD", start=date(2024, 1, 1), rate=D("0.92"))), "rel-1")
+    assert isinstance(result, Skip)
+    assert result.reason == "invoice 2024-17: no exchange rate for RSD on 2024-05-01 in the accounting tool and none on the document (BT-111)"
+    assert result.hint == "Add the RSD rate in Exact Online's exchange rates, then sync again."
+    assert (result.subject_type, result.subject_id) == ("invoice", "h-rsd")
+
+
+def test_rate_starting_after_the_document_date_does_not_count():
+    later = ExchangeRate(currency="RSD", start=date(2024, 6, 1), rate=D("0.0086"))
+    assert isinstance(build_entry(rsd_invoice(), SETTINGS, metadata(later), "rel-1"), Skip)
+
+
+def test_bt111_in_company_currency_gives_the_rate():
+    entry = build_entry(rsd_invoice(bt111="26.63"), SETTINGS, metadata(), "rel-1")
+    assert isinstance(entry, BookingEntry)
+    assert entry.exchange_rate == D("0.0085352564")  # 26.63 / 3,120 half-up to 10 decimals
+    assert (D("3120.00") * entry.exchange_rate).quantize(D("0.01")) == D("26.63")  # the VAT comes back as BT-111
+
+
+def test_a_given_rate_that_reproduces_bt111_is_kept_as_it_is():
+    choice = decide_rate(rsd_invoice(bt111="26.67", rate="0.008547"), metadata())
+    assert (choice.rate, choice.source) == (D("0.008547"), "document_vat")
+
+
+def test_bt111_in_another_currency_is_not_a_rate_into_the_company_currency():
+    # Valutor i faktura: USD invoice, VAT accounting currency SEK; the company books in EUR.
+    doc = rsd_invoice(bt111="2779.00", tax_currency="SEK", rate="0.89")
+    assert isinstance(build_entry(doc, SETTINGS, metadata(), "rel-1"), Skip)
+
+
+def test_tool_rate_for_the_document_date():
+    rates = (ExchangeRate(currency="RSD", start=date(2024, 1, 1), rate=D("0.0085")),
+             ExchangeRate(currency="RSD", start=date(2024, 4, 1), rate=D("0.00854")),
+             ExchangeRate(currency="RSD", start=date(2024, 6, 1), rate=D("0.0087")))
+    entry = build_entry(rsd_invoice(), SETTINGS, metadata(*rates), "rel-1")
+    assert isinstance(entry, BookingEntry) and entry.exchange_rate == D("0.00854")
+
+
+def test_host_rate_before_the_tool_table():
+    entry = build_entry(rsd_invoice(rate="0.0086"), SETTINGS, metadata(ExchangeRate(currency="RSD", start=date(2024, 1, 1), rate=D("0.0085"))), "rel-1")
+    assert isinstance(entry, BookingEntry) and entry.exchange_rate == D("0.0086")
+
+
+def test_company_currency_needs_no_rate():
+    doc = rsd_invoice().model_copy(update={"currency": "EUR"})
+    entry = build_entry(doc, SETTINGS, metadata(), "rel-1")
+    assert isinstance(entry, BookingEntry) and entry.exchange_rate is None
+
+
+def test_tool_whose_table_is_not_read_applies_its_own():
+    assert decide_rate(rsd_invoice(), metadata(read=False)).source == "tool_applies"
+
+
+def test_contradicting_vat_totals_are_skipped():
+    doc = rsd_invoice(bt111="-26.63")
+    result = build_entry(doc, SETTINGS, metadata(), "rel-1")
+    assert isinstance(result, Skip) and "BT-111" in result.reason and "-26.63" in result.reason and "3120.00" in result.reason
