@@ -81,7 +81,8 @@ import httpx
 from tenacity import RetryCallState, Retrying, retry_if_exception_type, stop_after_attempt, wait_exponential_jitter
 
 from connector.adapters.signals import Ambiguous as _Ambiguous, Throttled as _Throttled, Transient as _Transient
-from connector.http import absolute_url, tls_context
+from connector import limits
+from connector.http import BodyTooLarge, absolute_url, read_response, tls_context
 from connector.jsontext import json_text
 from connector.adapters import AdapterContext
 from connector.clock import get_clock
@@ -155,6 +156,14 @@ _HINTS: tuple[tuple[str, str], ...] = (
 
 
 DEFAULT_BASE_URL = "https://start.exactonline.nl"
+#: The documented success status per method (Exact Online REST API reference,
+#: https://start.exactonline.nl/docs/HlpRestAPIResources.aspx: a read answers 200, a create 201 with the
+#: entity, an update or delete 204; docs/architecture.md "Answers the connector accepts"). Anything else
+#: that is not a 4xx the caller handles (400 refusal, 401 refresh, 429 wait) or a 5xx (retried) is an
+#: AdapterError: a 3xx is never followed and never read as an empty success.
+_SUCCESS: dict[str, frozenset[int]] = {
+    "GET": frozenset({200}), "POST": frozenset({201}), "PUT": frozenset({204}), "DELETE": frozenset({204}),
+}
 
 
 # ------------------------------------------------------------------------------------------ helpers
@@ -281,6 +290,7 @@ class ExactOnlineAdapter:
             verify=tls_context(),  # built once per process (connector.http)
             timeout=httpx.Timeout(timeout, connect=10.0),
             headers={"Accept": "application/json"},
+            follow_redirects=False,  # a redirect is an error (_send_once), never followed
         )
         self._creds: dict[str, Any] | None = None
         self._minute_remaining: int | None = None
@@ -860,7 +870,10 @@ class ExactOnlineAdapter:
             if optional and 400 <= response.status_code < 500:
                 return []
             self._check(response, path)
-            data = (_loads(response.content) or {}).get("d", {})
+            body = self._json(response, path)
+            data = body.get("d") if isinstance(body, dict) else None
+            if not isinstance(data, dict | list):  # never read as "no rows": that posts a found entry again
+                raise AdapterError(f"Exact Online answered GET {path} without the OData result ('d')")
             if isinstance(data, list):  # OData v1 shape
                 rows.extend(data)
                 break
@@ -870,8 +883,21 @@ class ExactOnlineAdapter:
         return rows
 
     def _check(self, response: httpx.Response, what: str) -> None:
-        if response.status_code >= 400:
+        """Raise :class:`AdapterError` unless the status is the documented success of the request's
+        method (:data:`_SUCCESS`)."""
+        if response.status_code not in _SUCCESS.get(response.request.method, ()):
             raise AdapterError(f"Exact Online refused {what}: HTTP {response.status_code}: {_error_message(response)}")
+
+    @staticmethod
+    def _json(response: httpx.Response, what: str) -> Any:
+        """The decoded JSON body (``Decimal`` numbers); :class:`AdapterError` when it is not JSON (an
+        HTML page of a proxy or a login screen)."""
+        try:
+            return _loads(response.content)
+        except ValueError:
+            kind = response.headers.get("Content-Type", "no content type")
+            raise AdapterError(f"Exact Online answered {what} with something that is not JSON "
+                               f"(HTTP {response.status_code}, {kind})") from None
 
     # --------------------------------------------------------------------------------- HTTP: writes
 
@@ -895,8 +921,11 @@ class ExactOnlineAdapter:
                 if existing is not None:
                     return 201, existing
                 continue
-            if response.status_code in (200, 201):
-                return 201, (_loads(response.content) or {}).get("d", {})
+            if response.status_code == 201:
+                body = self._json(response, f"POST {path}")
+                if not isinstance(body, dict) or not isinstance(body.get("d"), dict):
+                    raise AdapterError(f"Exact Online answered POST {path} without the created entity ('d')")
+                return 201, body["d"]
             if response.status_code == 400:
                 return 400, _error_message(response)
             self._check(response, path)
@@ -988,13 +1017,16 @@ class ExactOnlineAdapter:
         self.calls["writes" if write else "reads"] += 1
         path = url.split("?")[0]
         try:
-            response = self._http.request(method, absolute_url(self._http, url), params=params, content=content, headers=headers)
+            response = read_response(self._http, method, absolute_url(self._http, url), limit=limits.MAX_ANSWER_BYTES,
+                                     params=params, content=content, headers=headers)
         except (httpx.ConnectError, httpx.ConnectTimeout, httpx.PoolTimeout) as exc:
             raise _Transient(f"{method} {path}: {type(exc).__name__}") from None
         except httpx.TransportError as exc:  # the request may have reached Exact
             if write and ambiguous_writes:
                 raise _Ambiguous(type(exc).__name__) from None
             raise _Transient(f"{method} {path}: {type(exc).__name__}") from None
+        except BodyTooLarge as exc:
+            raise AdapterError(f"Exact Online's answer to {method} {path} is too large: {exc}") from None
         log.debug("exact: %s %s -> %s", method, path, response.status_code)
         self._note_limits(response)
         if response.status_code == 429:
@@ -1006,6 +1038,12 @@ class ExactOnlineAdapter:
             if write and ambiguous_writes:
                 raise _Ambiguous(f"HTTP {response.status_code}")
             raise _Transient(f"{method} {path}: HTTP {response.status_code}")
+        status = response.status_code
+        if status not in _SUCCESS.get(method, ()) and not 400 <= status < 500:
+            # A redirect (a login or maintenance page, a proxy) or an undocumented status: not Exact's
+            # answer. Never read as success (an empty lookup would post an entry again) nor retried.
+            what = "a redirect, not followed" if 300 <= status < 400 else "not the documented success"
+            raise AdapterError(f"Exact Online answered {method} {path} with HTTP {status} ({what})")
         return response
 
     # ---------------------------------------------------------------------------------- rate limits
@@ -1102,8 +1140,8 @@ class ExactOnlineAdapter:
         response = self._token_call(form)
         now = get_clock().now()
         if response.status_code == 200:
-            body = _loads(response.content) or {}
-            if not body.get("access_token") or not body.get("refresh_token"):
+            body = self._json(response, "the token request") or {}
+            if not isinstance(body, dict) or not body.get("access_token") or not body.get("refresh_token"):
                 raise AdapterError("Exact Online's token endpoint answered without tokens")
             fresh = {
                 **creds,
@@ -1137,9 +1175,12 @@ class ExactOnlineAdapter:
     def _token_call(self, form: dict[str, str]) -> httpx.Response:
         def once() -> httpx.Response:
             try:
-                response = self._http.post("/api/oauth2/token", data=form, headers={"Accept": "application/json"})
+                response = read_response(self._http, "POST", "/api/oauth2/token", limit=limits.MAX_ANSWER_BYTES,
+                                         data=form, headers={"Accept": "application/json"})
             except httpx.TransportError as exc:
                 raise _Transient(f"token endpoint: {type(exc).__name__}") from None
+            except BodyTooLarge as exc:
+                raise AdapterError(f"Exact Online's token endpoint answer is too large: {exc}") from None
             if response.status_code >= 500:
                 raise _Transient(f"token endpoint: HTTP {response.status_code}")
             return response

@@ -1,0 +1,157 @@
+"""What the clients accept as an answer: only the documented success statuses (a redirect is an error,
+never an empty success, and never followed), and bodies no larger than connector.limits allows."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+
+import httpx
+import pytest
+
+from connector import limits
+from connector.adapters.exact import ExactOnlineAdapter
+from connector.http import BodyTooLarge, read_response
+from connector.models import BookingResult
+from connector.ports import AdapterError
+from tests.unit.test_exact_adapter import CLIENT, DIV, SECRET, World as ExactWorld, entry, party
+
+Rule = Callable[[httpx.Request], httpx.Response | None]
+
+LOGIN_PAGE = b"<html><body><form action='/login'>Sign in</form></body></html>"
+
+
+def redirect(request: httpx.Request) -> httpx.Response:
+    """What a login or maintenance page or a proxy answers instead of the API: no body, a Location."""
+    return httpx.Response(302, headers={"Location": "https://login.example.test/?next=api"})
+
+
+class Intercept(httpx.BaseTransport):
+    """A sandbox behind ``rule``: a request the rule answers (not ``None``) never reaches the sandbox.
+    ``sent`` lists every request that reached the sandbox, as ``"METHOD path"``."""
+
+    def __init__(self, app: object, rule: Rule) -> None:
+        self.inner = httpx.WSGITransport(app=app)
+        self.rule = rule
+        self.sent: list[str] = []
+
+    def handle_request(self, request: httpx.Request) -> httpx.Response:
+        answer = self.rule(request)
+        if answer is not None:
+            return answer
+        self.sent.append(f"{request.method} {request.url.path}")
+        return self.inner.handle_request(request)
+
+
+class Counting(httpx.SyncByteStream):
+    """A body of ``chunks`` chunks of ``size`` bytes that counts what was pulled from it."""
+
+    def __init__(self, chunks: int, size: int = 1024) -> None:
+        self.chunks, self.size, self.pulled = chunks, size, 0
+
+    def __iter__(self) -> Iterator[bytes]:
+        for _ in range(self.chunks):
+            self.pulled += 1
+            yield b"x" * self.size
+
+
+# ------------------------------------------------------------------------------- connector.http
+
+
+def test_a_body_announced_over_the_limit_is_refused_before_any_of_it_is_read():
+    body = Counting(100)
+    transport = httpx.MockTransport(lambda request: httpx.Response(200, headers={"Content-Length": str(100 * 1024)},
+                                                                   stream=body))
+    with httpx.Client(transport=transport) as client, pytest.raises(BodyTooLarge) as caught:
+        read_response(client, "GET", "http://tool.test/rows", limit=4096)
+    assert body.pulled == 0
+    assert caught.value.declared and caught.value.size == 100 * 1024 and caught.value.limit == 4096
+    assert "0.1 MB (102,400 bytes)" in str(caught.value) and "(4,096 bytes)" in str(caught.value)
+
+
+def test_a_chunked_body_over_the_limit_is_refused_as_soon_as_the_total_passes_it():
+    body = Counting(100)  # no Content-Length: Transfer-Encoding chunked
+    transport = httpx.MockTransport(lambda request: httpx.Response(200, stream=body))
+    with httpx.Client(transport=transport) as client, pytest.raises(BodyTooLarge) as caught:
+        read_response(client, "GET", "http://tool.test/rows", limit=4096)
+    assert body.pulled == 5  # 5 KB read of 100 KB: stopped at the first chunk past 4 KB
+    assert not caught.value.declared and "longer than" in str(caught.value)
+
+
+def test_a_body_within_the_limit_is_read_and_decoded_as_usual():
+    transport = httpx.MockTransport(lambda request: httpx.Response(200, json={"d": {"results": [{"ID": 1}]}}))
+    with httpx.Client(transport=transport) as client:
+        response = read_response(client, "GET", "http://tool.test/rows", limit=4096)
+    assert response.status_code == 200 and response.json() == {"d": {"results": [{"ID": 1}]}}
+
+
+def test_a_redirect_is_handed_back_not_followed():
+    seen: list[str] = []
+
+    def answer(request: httpx.Request) -> httpx.Response:
+        seen.append(str(request.url))
+        return redirect(request) if request.url.host == "tool.test" else httpx.Response(200, json={})
+
+    with httpx.Client(transport=httpx.MockTransport(answer), follow_redirects=True) as client:
+        response = read_response(client, "GET", "http://tool.test/rows", limit=4096)
+    assert response.status_code == 302 and seen == ["http://tool.test/rows"]
+
+
+# ------------------------------------------------------------------------------------ Exact Online
+
+
+def exact_adapter(world: ExactWorld, rule: Rule) -> tuple[ExactOnlineAdapter, Intercept]:
+    transport = Intercept(world.sandbox, rule)
+    adapter = ExactOnlineAdapter("http://exact.test", DIV, world.store, client_id=CLIENT, client_secret=SECRET,
+                                 transport=transport)
+    return adapter, transport
+
+
+def on_path(fragment: str, answer: Rule, method: str = "GET") -> Rule:
+    return lambda request: answer(request) if request.method == method and fragment in request.url.path else None
+
+
+def test_exact_a_redirected_lookup_is_an_error_not_no_entry(clock):
+    world = ExactWorld(clock)
+    customer = world.adapter.ensure_relations([party("c1", "Acme", "3001")], customer=True)["c1"]
+    invoice = entry("inv-1", customer, ref="INV-1")
+    assert isinstance(world.adapter.post_bookings([invoice])[0], BookingResult)
+    adapter, _ = exact_adapter(world, on_path("salesentry/SalesEntries", redirect))
+    with pytest.raises(AdapterError, match=r"GET .*salesentry/SalesEntries with HTTP 302 \(a redirect"):
+        adapter.find_bookings([invoice])
+
+
+def test_exact_a_lost_post_whose_lookup_is_redirected_is_not_posted_again(clock):
+    world = ExactWorld(clock)
+    customer = world.adapter.ensure_relations([party("c1", "Acme", "3001")], customer=True)["c1"]
+    world.adapter.fetch_metadata()
+    world.sandbox.fail_next(500, endpoint="salesentry/SalesEntries", after=True)  # booked, answer lost
+    adapter, transport = exact_adapter(world, on_path("salesentry/SalesEntries", redirect))
+    adapter.use_metadata(world.adapter.fetch_metadata())
+    with pytest.raises(AdapterError, match="302"):
+        adapter.post_bookings([entry("inv-1", customer, ref="INV-1")])
+    assert [s for s in transport.sent if s.startswith("POST")] == [f"POST /api/v1/{DIV}/salesentry/SalesEntries"]
+    assert [e["YourRef"] for e in world.sandbox.sales_entries(DIV)] == ["INV-1"]
+
+
+def test_exact_a_redirected_metadata_read_is_an_error_not_no_ledger_accounts(clock):
+    world = ExactWorld(clock)
+    adapter, _ = exact_adapter(world, on_path("financial/GLAccounts", redirect))
+    with pytest.raises(AdapterError, match="GLAccounts with HTTP 302"):
+        adapter.fetch_metadata()
+
+
+def test_exact_a_login_page_answered_200_is_an_error_not_no_entry(clock):
+    world = ExactWorld(clock)
+    page = lambda request: httpx.Response(200, headers={"Content-Type": "text/html"}, content=LOGIN_PAGE)  # noqa: E731
+    adapter, _ = exact_adapter(world, on_path("financial/GLAccounts", page))
+    with pytest.raises(AdapterError, match="not JSON"):
+        adapter.fetch_metadata()
+
+
+def test_exact_an_answer_over_the_limit_is_the_components_error(clock, monkeypatch):
+    world = ExactWorld(clock)
+    monkeypatch.setattr(limits, "MAX_ANSWER_BYTES", 4096)
+    big = lambda request: httpx.Response(200, stream=Counting(100))  # noqa: E731
+    adapter, _ = exact_adapter(world, on_path("financial/GLAccounts", big))
+    with pytest.raises(AdapterError, match=r"answer to GET .*GLAccounts is too large.*\(4,096 bytes\)"):
+        adapter.fetch_metadata()
