@@ -24,6 +24,7 @@ from collections import defaultdict
 from dataclasses import dataclass
 from decimal import ROUND_HALF_UP, Decimal
 
+from connector.exchange import MissingRate, decide_rate
 from connector.models import (
     BookingEntry,
     BookingLine,

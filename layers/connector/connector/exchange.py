@@ -20,9 +20,10 @@ administration's own currency (the *company currency*) and needs the rate betwee
    ``currency_exchange_rate``; ignored when its target is another currency).
 4. Else the tool's own rate for the document date (BT-2), from its rate table when the adapter can
    read it (``ToolMetadata.exchange_rates_read``): the row of the currency with the latest start on or
-   before that date. None there → the document is skipped (``"invoice 2024-17: no exchange rate for RSD
-   on 2024-05-01 in the accounting tool and none on the document (BT-111)"``, hint ``"Add the RSD rate
-   in Exact Online's exchange rates, then sync again."``).
+   before that date. None there → the document is skipped (``"no exchange rate for RSD on 2024-05-01
+   in the accounting tool and none on the document (BT-111)"``, which :mod:`connector.booking` opens with
+   the document's kind and number, hint ``"Add the RSD rate in Exact Online's exchange rates, then sync
+   again."``).
 5. A tool whose table can't be read (Yuki: no operation lists rates, and its invoice imports carry no
    rate, ``docs/`` README "Exchange rates") gets no rate: it applies its own table when the entry is
    posted and refuses the entry when it has none.
@@ -36,7 +37,7 @@ from dataclasses import dataclass
 from datetime import date
 from decimal import ROUND_HALF_UP, Decimal
 
-from connector.models import Direction, Document, DocumentKind, ExchangeRate, ToolMetadata
+from connector.models import Document, ExchangeRate, ToolMetadata
 from connector.money import round_money
 
 __all__ = ["RATE_PLACES", "MissingRate", "RateChoice", "decide_rate", "missing_rate_text", "tool_rate"]
@@ -61,7 +62,8 @@ class RateChoice:
 
 
 class MissingRate(ValueError):
-    """No rate for the document: ``reason`` (names the document, the currency and the date) and ``hint``."""
+    """No rate for the document: ``reason`` (names the currency, the date and the figures; the caller
+    adds the document's kind and number) and ``hint``."""
 
     def __init__(self, reason: str, hint: str) -> None:
         super().__init__(reason)
@@ -69,17 +71,12 @@ class MissingRate(ValueError):
         self.hint = hint
 
 
-def _label(doc: Document) -> str:
-    what = "credit note" if doc.kind is DocumentKind.CREDIT_NOTE else "invoice"
-    return f"{'incoming ' if doc.direction is Direction.INCOMING else ''}{what} {doc.number}"
-
-
-def missing_rate_text(label: str, currency: str, on: date, tool_name: str) -> tuple[str, str]:
-    """The skip reason and hint for a document without a rate (shared by the adapters that learn it from
-    the tool's refusal): ``("invoice 7: no exchange rate for RSD on 2024-05-01 in the accounting tool
-    and none on the document (BT-111)", "Add the RSD rate in Yuki's exchange rates, then sync again.")``."""
+def missing_rate_text(currency: str, on: date, tool_name: str) -> tuple[str, str]:
+    """The skip reason and hint for a document without a rate (also used by an adapter that learns it
+    from the tool's refusal): ``("no exchange rate for RSD on 2024-05-01 in the accounting tool and
+    none on the document (BT-111)", "Add the RSD rate in Yuki's exchange rates, then sync again.")``."""
     return (
-        f"{label}: no exchange rate for {currency} on {on.isoformat()} in the accounting tool and none on the document (BT-111)",
+        f"no exchange rate for {currency} on {on.isoformat()} in the accounting tool and none on the document (BT-111)",
         f"Add the {currency} rate in {tool_name}'s exchange rates, then sync again.",
     )
 
@@ -98,13 +95,12 @@ def decide_rate(doc: Document, metadata: ToolMetadata, tool_name: str = "the acc
     company = metadata.company_currency
     if doc.currency == company:
         return RateChoice(None, "company_currency")
-    label = _label(doc)
     vat = doc.totals.vat
     bt111 = doc.vat_in_tax_currency
     if doc.tax_currency == company and bt111 is not None and (vat != 0 or bt111 != 0):
         if vat == 0 or bt111 == 0 or (vat > 0) != (bt111 > 0):
             raise MissingRate(
-                f"{label}: the VAT total in {company} (BT-111) is {bt111} but the VAT total in {doc.currency}"
+                f"the VAT total in {company} (BT-111) is {bt111} but the VAT total in {doc.currency}"
                 f" (BT-110) is {vat}: no exchange rate follows from them",
                 "Correct the VAT totals of the document (BT-110 / BT-111) in the host product.",
             )
@@ -118,5 +114,5 @@ def decide_rate(doc: Document, metadata: ToolMetadata, tool_name: str = "the acc
         return RateChoice(None, "tool_applies")
     row = tool_rate(metadata.exchange_rates, doc.currency, doc.issue_date)
     if row is None or row.rate <= 0:
-        raise MissingRate(*missing_rate_text(label, doc.currency, doc.issue_date, tool_name))
+        raise MissingRate(*missing_rate_text(doc.currency, doc.issue_date, tool_name))
     return RateChoice(row.rate, "tool")
