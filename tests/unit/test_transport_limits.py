@@ -10,10 +10,12 @@ import pytest
 
 from connector import limits
 from connector.adapters.exact import ExactOnlineAdapter
+from connector.adapters.octopus import OctopusAdapter
 from connector.http import BodyTooLarge, read_response
 from connector.models import BookingResult
 from connector.ports import AdapterError
 from tests.unit.test_exact_adapter import CLIENT, DIV, SECRET, World as ExactWorld, entry, party
+from tests.unit.test_octopus_adapter import World as OctopusWorld, customer as octopus_customer, entry as octopus_entry
 
 Rule = Callable[[httpx.Request], httpx.Response | None]
 
@@ -154,4 +156,60 @@ def test_exact_an_answer_over_the_limit_is_the_components_error(clock, monkeypat
     big = lambda request: httpx.Response(200, stream=Counting(100))  # noqa: E731
     adapter, _ = exact_adapter(world, on_path("financial/GLAccounts", big))
     with pytest.raises(AdapterError, match=r"answer to GET .*GLAccounts is too large.*\(4,096 bytes\)"):
+        adapter.fetch_metadata()
+
+
+# ----------------------------------------------------------------------------------------- Octopus
+
+
+def octopus_adapter(world: OctopusWorld, rule: Rule) -> tuple[OctopusAdapter, Intercept]:
+    transport = Intercept(world.sandbox, rule)
+    adapter = OctopusAdapter("http://octopus.test", world.dossier, world.store,
+                             software_house_uuid=world.admin.app_secret["software_house_uuid"], transport=transport)
+    return adapter, transport
+
+
+def test_octopus_a_redirected_lookup_is_an_error_not_no_booking(clock):
+    world = OctopusWorld(clock)
+    invoice = octopus_entry("inv-1", octopus_customer(world), ref="INV-1")
+    assert isinstance(world.adapter.post_bookings([invoice])[0], BookingResult)
+    adapter, _ = octopus_adapter(world, on_path("buysellbookings/modified", redirect))
+    with pytest.raises(AdapterError, match=r"GET dossiers/1001/buysellbookings/modified with HTTP 302 \(a redirect"):
+        adapter.find_bookings([invoice])
+
+
+def test_octopus_a_lost_post_whose_lookup_is_redirected_is_not_posted_again(clock):
+    world = OctopusWorld(clock)
+    relation = octopus_customer(world)
+    world.sandbox.fail_next(500, endpoint="buysellbookings", method="POST", after=True)  # booked, answer lost
+    lookup = lambda request: redirect(request) if request.method == "GET" and request.url.path.endswith(  # noqa: E731
+        "/buysellbookings") else None
+    adapter, transport = octopus_adapter(world, lookup)
+    with pytest.raises(AdapterError, match="302"):
+        adapter.post_bookings([octopus_entry("inv-1", relation, ref="INV-1")])
+    assert len([s for s in transport.sent if s.startswith("POST") and s.endswith("/buysellbookings")]) == 1
+    assert [b["reference"] for b in world.sandbox.bookings(world.dossier)] == ["INV-1"]
+
+
+def test_octopus_a_redirected_metadata_read_is_an_error_not_no_ledger_accounts(clock):
+    world = OctopusWorld(clock)
+    adapter, _ = octopus_adapter(world, on_path("/accounts", redirect))
+    with pytest.raises(AdapterError, match="GET dossiers/1001/accounts with HTTP 302"):
+        adapter.fetch_metadata()
+
+
+def test_octopus_a_redirected_login_is_an_error(clock):
+    world = OctopusWorld(clock)
+    world.store.save({k: v for k, v in world.store.load().items() if not k.startswith("dossier_token")})
+    adapter, _ = octopus_adapter(world, on_path("/authentication", redirect, method="POST"))
+    with pytest.raises(AdapterError, match="POST authentication with HTTP 302"):
+        adapter.fetch_metadata()
+
+
+def test_octopus_an_answer_over_the_limit_is_the_components_error(clock, monkeypatch):
+    world = OctopusWorld(clock)
+    monkeypatch.setattr(limits, "MAX_ANSWER_BYTES", 4096)
+    big = lambda request: httpx.Response(200, stream=Counting(100))  # noqa: E731
+    adapter, _ = octopus_adapter(world, on_path("/vatcodes", big))
+    with pytest.raises(AdapterError, match=r"answer to GET .*vatcodes is too large.*\(4,096 bytes\)"):
         adapter.fetch_metadata()

@@ -114,7 +114,8 @@ import httpx
 from tenacity import RetryCallState, Retrying, retry_if_exception_type, stop_after_attempt, wait_exponential_jitter
 
 from connector.adapters.signals import Ambiguous as _Ambiguous, Throttled as _Throttled, Transient as _Transient
-from connector.http import absolute_url, tls_context
+from connector import limits
+from connector.http import BodyTooLarge, absolute_url, read_response, tls_context
 from connector.jsontext import json_text
 from connector.adapters import AdapterContext
 from connector.clock import get_clock
@@ -145,6 +146,14 @@ log = logging.getLogger(__name__)
 
 DEFAULT_BASE_URL = "https://service.inaras.be/octopus-rest-api/v1"
 API_ROOT = "/octopus-rest-api/v1"
+#: The success statuses per method (Octopus REST API, https://service.inaras.be/octopus-rest-api/swagger/,
+#: and the public clients that call it: a read answers 200; ``POST buysellbookings`` 200/201/204,
+#: ``PUT buysellbookings`` 200/204, ``PUT relations`` 201 created or 200/204 updated; docs/architecture.md
+#: "Answers the connector accepts"). Anything else that is not a 4xx the caller handles or a 5xx (retried)
+#: is an AdapterError: a 3xx is never followed and never read as an empty success.
+_SUCCESS: dict[str, frozenset[int]] = {
+    "GET": frozenset({200}), "POST": frozenset({200, 201, 204}), "PUT": frozenset({200, 201, 204}),
+}
 TOKEN_TTL = 600.0  # seconds, user and dossier token (§2.2)
 REAUTH_AFTER = 540.0  # seconds: both tokens are fetched again 9 min after issue (§2.2)
 ALL_SINCE = "2000-01-01 00:00:00.000"  # modifiedTimeStamp that lists everything (§2.5, §2.9)
@@ -317,6 +326,7 @@ class OctopusAdapter:
             verify=tls_context(),  # built once per process (connector.http)
             timeout=httpx.Timeout(timeout, connect=10.0),
             headers={"Accept": "application/json"},
+            follow_redirects=False,  # a redirect is an error (_send_once, _auth_call), never followed
         )
         self._token: str | None = None
         self._token_expires = 0.0  # epoch seconds
@@ -679,7 +689,7 @@ class OctopusAdapter:
             which = ident.get("externalRelationId") or ident.get("relationKey", {}).get("id")
             raise RelationRejected(f"Octopus refused relation {which} ({party.name}): {_error_message(response)}")
         self._check(response, "relations")
-        payload = _loads(response.content) if response.content else None
+        payload = self._json(response, "PUT relations") if response.content else None
         if isinstance(payload, dict):
             key = payload.get("relationKey") or payload.get("relationIdentificationServiceData", {}).get("relationKey")
             if isinstance(key, dict) and key.get("id") is not None:
@@ -1041,7 +1051,7 @@ class OctopusAdapter:
                 self._list_quirk = True
             else:
                 self._check(response, "buysellbookings")
-                return list(_loads(response.content) or [])
+                return list(self._json(response, "GET buysellbookings") or [])
         return self._get_list("buysellbookings/modified", {"bookyearId": str(bookyear), "journalKey": journal,
                                                            "modifiedTimeStamp": ALL_SINCE})
 
@@ -1189,7 +1199,7 @@ class OctopusAdapter:
                 self._list_quirk = True
             else:
                 self._check(response, "buysellbookings")
-                rows = _loads(response.content) or []
+                rows = self._json(response, "GET buysellbookings") or []
                 return next((r for r in rows if int(r.get("documentSequenceNr") or 0) == seq
                              and r.get("journalKey") in (None, journal)), None)
         rows = self._get_list("buysellbookings/modified", {"bookyearId": str(bookyear), "journalKey": journal,
@@ -1222,7 +1232,7 @@ class OctopusAdapter:
         if none_on_404 and response.status_code == 404:
             return []
         self._check(response, path)
-        body = _loads(response.content)
+        body = self._json(response, f"GET {path}")
         if body is None:
             return []
         if not isinstance(body, list):
@@ -1230,8 +1240,21 @@ class OctopusAdapter:
         return body
 
     def _check(self, response: httpx.Response, what: str) -> None:
-        if response.status_code >= 400:
+        """Raise :class:`AdapterError` unless the status is a success of the request's method
+        (:data:`_SUCCESS`)."""
+        if response.status_code not in _SUCCESS.get(response.request.method, ()):
             raise AdapterError(f"Octopus refused {what}: HTTP {response.status_code}: {_error_message(response)}")
+
+    @staticmethod
+    def _json(response: httpx.Response, what: str) -> Any:
+        """The decoded JSON body (``Decimal`` numbers, ``None`` when empty); :class:`AdapterError` when it
+        is not JSON (an HTML page of a proxy or a login screen)."""
+        try:
+            return _loads(response.content)
+        except ValueError:
+            kind = response.headers.get("Content-Type", "no content type")
+            raise AdapterError(f"Octopus answered {what} with something that is not JSON "
+                               f"(HTTP {response.status_code}, {kind})") from None
 
     @staticmethod
     def _backoff_seconds(attempt: int) -> float:
@@ -1302,13 +1325,16 @@ class OctopusAdapter:
         self.calls["writes" if write else "reads"] += 1
         path = url.split("?")[0]
         try:
-            response = self._http.request(method, absolute_url(self._http, url), params=params, content=content, headers=headers)
+            response = read_response(self._http, method, absolute_url(self._http, url), limit=limits.MAX_ANSWER_BYTES,
+                                     params=params, content=content, headers=headers)
         except (httpx.ConnectError, httpx.ConnectTimeout, httpx.PoolTimeout) as exc:
             raise _Transient(f"{method} {path}: {type(exc).__name__}") from None
         except httpx.TransportError as exc:  # the request may have reached Octopus
             if write and ambiguous_writes:
                 raise _Ambiguous(type(exc).__name__) from None
             raise _Transient(f"{method} {path}: {type(exc).__name__}") from None
+        except BodyTooLarge as exc:
+            raise AdapterError(f"Octopus's answer to {method} {path} is too large: {exc}") from None
         log.debug("octopus: %s %s -> %s", method, path, response.status_code)
         if response.status_code == 429:
             raise _Throttled(self._retry_after(response))
@@ -1316,7 +1342,17 @@ class OctopusAdapter:
             if write and ambiguous_writes:
                 raise _Ambiguous(f"HTTP {response.status_code}")
             raise _Transient(f"{method} {path}: HTTP {response.status_code}")
+        self._refuse_unexpected(method, path, response.status_code, _SUCCESS.get(method, frozenset()))
         return response
+
+    @staticmethod
+    def _refuse_unexpected(method: str, path: str, status: int, success: frozenset[int]) -> None:
+        """:class:`AdapterError` for a status that is neither a success in ``success`` nor a 4xx the
+        caller handles: a redirect (a login or maintenance page, a proxy) is not Octopus's answer, never
+        read as success (an empty lookup would post a booking again) nor retried."""
+        if status not in success and not 400 <= status < 500:
+            what = "a redirect, not followed" if 300 <= status < 400 else "not a documented success"
+            raise AdapterError(f"Octopus answered {method} {path} with HTTP {status} ({what})")
 
     @staticmethod
     def _retry_after(response: httpx.Response) -> float:
@@ -1380,7 +1416,7 @@ class OctopusAdapter:
             raise CredentialsChanged("credentials changed: reconnect")
         if response.status_code >= 400:
             raise AdapterError(f"Octopus refused the login: HTTP {response.status_code}: {_error_message(response)}")
-        token = (_loads(response.content) or {}).get("token")
+        token = (self._json(response, "POST authentication") or {}).get("token")
         if not token:
             raise AdapterError("Octopus answered the login without a token")
         response = self._auth_call("POST", "dossiers", params={"dossierId": str(self.dossier_id)}, content="{}",
@@ -1390,7 +1426,7 @@ class OctopusAdapter:
         if response.status_code >= 400:
             raise AdapterError(f"Octopus refused to open dossier {self.dossier_id}: HTTP {response.status_code}: "
                                f"{_error_message(response)}")
-        body = _loads(response.content) or {}
+        body = self._json(response, "POST dossiers") or {}
         dossier_token = body.get("Dossiertoken") or body.get("dossierToken") or body.get("dossiertoken")
         if not dossier_token:
             raise AdapterError("Octopus answered the dossier connect without a dossier token")
@@ -1406,13 +1442,17 @@ class OctopusAdapter:
             if self.budget is not None:
                 self.budget.take()
             try:
-                response = self._http.request(method, path, params=params, content=content, headers=headers)
+                response = read_response(self._http, method, path, limit=limits.MAX_ANSWER_BYTES, params=params,
+                                         content=content, headers=headers)
             except httpx.TransportError as exc:
                 raise _Transient(f"{path}: {type(exc).__name__}") from None
+            except BodyTooLarge as exc:
+                raise AdapterError(f"Octopus's answer to {method} {path} is too large: {exc}") from None
             if response.status_code >= 500:
                 raise _Transient(f"{path}: HTTP {response.status_code}")
             if response.status_code == 429:
                 raise _Throttled(self._retry_after(response))
+            self._refuse_unexpected(method, path, response.status_code, frozenset({200}))  # the token answers
             return response
 
         retrying = Retrying(
