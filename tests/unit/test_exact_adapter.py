@@ -101,7 +101,7 @@ def test_fetch_metadata_normalises_and_follows_paging(clock):
     assert meta.company_currency == "EUR" and set(meta.currencies) == {"EUR", "USD", "GBP"}
     years = len(w.sandbox._divisions[DIV].years)
     period_pages = max(1, -(-years // 4))  # the period table's first periods (one per book year), paged by 4
-    assert w.adapter.calls == {"reads": 5 + 2 + 2 + 1 + 1 + period_pages, "writes": 0}
+    assert w.adapter.calls == {"reads": 5 + 2 + 2 + 1 + 1 + 1 + period_pages, "writes": 0}  # + exchange rates of USD, GBP
     assert meta.book_years and all(y.start <= y.end for y in meta.book_years)
 
 
@@ -257,7 +257,7 @@ def test_refreshes_shortly_before_expiry_and_saves_rotation(world, clock):
     assert new["expires_at"] == pytest.approx(clock.now() + 600) and new["tenant"] == "t1"
     assert sandbox.calls("oauth2/token")["writes"] == 1
     assert sandbox.calls()["4xx"] == 0  # no 401 and no refused refresh on the way
-    assert adapter.calls == {"reads": 12, "writes": 0}  # 2 x (GL, journals, VAT codes, divisions, currencies, book years)
+    assert adapter.calls == {"reads": 14, "writes": 0}  # 2 x (GL, journals, VAT codes, divisions, currencies, exchange rates, book years)
 
 
 def test_401_mid_sync_refreshes_once_and_retries(world, clock):
@@ -354,8 +354,8 @@ def test_connection_errors_retried():
 
 
 def test_daily_limit_raises_with_resume_at(clock):
-    w = World(clock, day_limit=6)
-    w.adapter.fetch_metadata()  # GL, journals, VAT, divisions, currencies, book years: the 6th call leaves 0
+    w = World(clock, day_limit=7)
+    w.adapter.fetch_metadata()  # GL, journals, VAT, divisions, currencies, exchange rates, book years: the 7th call leaves 0
     reads = w.adapter.calls["reads"]
     with pytest.raises(AdapterError) as caught:
         w.adapter.fetch_metadata()
@@ -368,8 +368,8 @@ def test_daily_limit_raises_with_resume_at(clock):
 
 
 def test_minutely_limit_waits_for_the_reset(clock):
-    w = World(clock, minute_limit=3)
-    w.adapter.fetch_metadata()  # 5 calls at 3 per minute
+    w = World(clock, minute_limit=4)
+    w.adapter.fetch_metadata()  # 7 calls at 4 per minute
     assert w.sandbox.calls()["429"] == 0
     assert clock.slept == [pytest.approx(30.0)]  # 10:00:30 -> the minute rolls over at 10:01:00
 

@@ -115,3 +115,79 @@ def test_contradicting_vat_totals_are_skipped():
     doc = rsd_invoice(bt111="-26.63")
     result = build_entry(doc, SETTINGS, metadata(), "rel-1")
     assert isinstance(result, Skip) and "BT-111" in result.reason and "-26.63" in result.reason and "3120.00" in result.reason
+
+
+# ------------------------------------------------------------------------------------- Exact Online
+
+from connector.exchange import MissingRate  # noqa: E402
+from connector.models import BookingRejected, BookingResult  # noqa: E402
+from tests.unit.test_exact_adapter import DIV, World, entry, line, party  # noqa: E402
+import pytest  # noqa: E402
+
+
+def rsd21(*, bt111: str | None = None) -> Document:
+    """15,600 RSD + 21 % VAT 3,276 = 18,876 RSD on 2024-05-01 (the Exact demo division's VAT code 2 is 21 %)."""
+    doc = rsd_invoice(bt111=bt111)
+    return doc.model_copy(update={"totals": DocumentTotals(net=D("15600.00"), vat=D("3276.00"), gross=D("18876.00"), payable=D("18876.00"))})
+
+
+def rsd_entry(customer: str, rate: Decimal | None):
+    return entry("h-rsd", customer, ref="2024-17", currency="RSD", exchange_rate=rate, entry_date=date(2024, 5, 1),
+                 due_date=date(2024, 5, 31), lines=(line(net="15600.00", tax="3276.00"),))
+
+
+@pytest.fixture
+def exact(clock):
+    w = World(clock)
+    w.sandbox.add_currency(DIV, "RSD")  # enabled, no rate in the division's table
+    yield w
+    w.adapter.close()
+
+
+def test_exact_rsd_without_any_rate_is_skipped_and_never_booked_at_1(exact):
+    metadata = exact.adapter.fetch_metadata()
+    assert metadata.exchange_rates_read and {r.currency for r in metadata.exchange_rates} == {"USD", "GBP"}
+    with pytest.raises(MissingRate) as missing:
+        decide_rate(rsd21(), metadata, "Exact Online")
+    assert missing.value.reason == "no exchange rate for RSD on 2024-05-01 in the accounting tool and none on the document (BT-111)"
+    assert missing.value.hint == "Add the RSD rate in Exact Online's exchange rates, then sync again."
+    # The simulator refuses an entry without a rate as well (it used to hold it at rate 1).
+    customer = exact.adapter.ensure_relations([party("c1", "Beograd", "3001")], customer=True)["c1"]
+    [answer] = exact.adapter.post_bookings([rsd_entry(customer, None)])
+    assert isinstance(answer, BookingRejected) and "no exchange rate for RSD on 2024-05-01" in answer.reason
+    assert exact.sandbox.sales_entries(DIV) == []
+
+
+def test_exact_rsd_with_bt111_is_booked_at_the_rate_it_gives(exact):
+    metadata = exact.adapter.fetch_metadata()
+    choice = decide_rate(rsd21(bt111="27.96"), metadata, "Exact Online")
+    assert (choice.rate, choice.source) == (D("0.0085347985"), "document_vat")  # 27.96 / 3,276
+    customer = exact.adapter.ensure_relations([party("c1", "Beograd", "3001")], customer=True)["c1"]
+    [answer] = exact.adapter.post_bookings([rsd_entry(customer, choice.rate)])
+    assert isinstance(answer, BookingResult)
+    booked = exact.adapter.read_bookings([answer.entry_id], rsd21().kind)[answer.entry_id]
+    assert (booked.company_currency, booked.company_net, booked.company_vat, booked.company_gross) == (
+        "EUR", D("133.14"), D("27.96"), D("161.10"))  # the VAT in EUR is BT-111
+    assert booked.exchange_rate == choice.rate and (booked.currency, booked.gross) == ("RSD", D("18876.00"))
+
+
+def test_exact_rsd_booked_at_the_divisions_rate_for_the_document_date(exact):
+    exact.sandbox.add_exchange_rate(DIV, "RSD", "0.0084", date(2024, 1, 1))
+    exact.sandbox.add_exchange_rate(DIV, "RSD", "0.0085", date(2024, 4, 1))
+    exact.sandbox.add_exchange_rate(DIV, "RSD", "0.0086", date(2024, 6, 1))
+    metadata = exact.adapter.fetch_metadata()
+    choice = decide_rate(rsd21(), metadata, "Exact Online")
+    assert (choice.rate, choice.source) == (D("0.0085"), "tool")
+    customer = exact.adapter.ensure_relations([party("c1", "Beograd", "3001")], customer=True)["c1"]
+    [answer] = exact.adapter.post_bookings([rsd_entry(customer, choice.rate)])
+    booked = exact.adapter.read_bookings([answer.entry_id], rsd21().kind)[answer.entry_id]
+    assert (booked.company_net, booked.company_vat, booked.company_gross) == (D("132.60"), D("27.85"), D("160.45"))
+
+
+def test_exact_simulator_applies_its_own_table_when_no_rate_is_sent(exact):
+    exact.sandbox.add_exchange_rate(DIV, "RSD", "0.0085", date(2024, 4, 1))
+    customer = exact.adapter.ensure_relations([party("c1", "Beograd", "3001")], customer=True)["c1"]
+    [answer] = exact.adapter.post_bookings([rsd_entry(customer, None)])
+    assert isinstance(answer, BookingResult)
+    [stored] = exact.sandbox.sales_entries(DIV)
+    assert stored["Rate"] == D("0.0085") and stored["AmountDC"] == D("160.45")

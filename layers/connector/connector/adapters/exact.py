@@ -27,6 +27,15 @@ Choices where the reference is silent or (unconfirmed):
 - The company currency comes from ``system/Divisions`` (``Currency``) and the currency list from
   ``general/Currencies``; ``current/Me`` has no currency field. Both are optional (a 4xx → EUR / the
   company currency alone).
+- Exchange rates (exact.md ``financial/ExchangeRates``: ``SourceCurrency``, ``TargetCurrency``,
+  ``StartDate``, ``Rate``): read with the metadata for the enabled foreign currencies (one request, no
+  request when only the division currency is enabled) into ``ToolMetadata.exchange_rates`` — ``Rate``
+  taken as units of the division currency per unit of ``SourceCurrency`` (the direction is unconfirmed;
+  Exact's entries carry ``AmountDC = AmountFC × Rate``). A refused read leaves the table unread
+  (``exchange_rates_read`` false): Exact then applies its own rate when the entry is posted. The entry's
+  ``Rate`` is sent when the booking rules decided one (:mod:`connector.exchange`); never a default of 1.
+- Company-currency amounts: read back from the entry header (``AmountDC``, ``VATAmountDC``, both
+  read-only, and ``Rate``) into ``BookedEntry.company_*`` in the division currency, document sign.
 - Relation code: the party's ``customer_number`` when numeric (≤ 18 digits), else ``9`` + 17 digits of
   the SHA-256 of ``host_id`` (Exact codes are numeric, §1.6). An existing account found by code but
   lacking the customer / supplier flag gets it with a ``PUT`` (Exact shares one account for both).
@@ -97,6 +106,7 @@ from connector.models import (
     BookingResult,
     Direction,
     DocumentKind,
+    ExchangeRate,
     GLAccount,
     Journal,
     Party,
@@ -356,6 +366,7 @@ class ExactOnlineAdapter:
         ends = [nxt - timedelta(days=1) for nxt in starts[1:]] + ([date(starts[-1].year + 1, starts[-1].month, starts[-1].day) - timedelta(days=1)] if starts else [])
         book_years = tuple(BookYear(start=a, end=b) for a, b in zip(starts, ends, strict=True))
         currencies = tuple(str(r["Code"]) for r in currency_rows if r.get("Code")) or (company_currency,)
+        exchange_rates, rates_read = self._exchange_rates(company_currency, [c for c in currencies if c != company_currency])
 
         gl_accounts = tuple(
             GLAccount(
@@ -396,8 +407,32 @@ class ExactOnlineAdapter:
             currencies=currencies,
             company_currency=company_currency,
             book_years=book_years,
+            exchange_rates=exchange_rates,
+            exchange_rates_read=rates_read,
         )
         return self._metadata
+
+    def _exchange_rates(self, company_currency: str, foreign: Sequence[str]) -> tuple[tuple[ExchangeRate, ...], bool]:
+        """The division's ``financial/ExchangeRates`` rows of the ``foreign`` currencies into
+        ``company_currency`` (``(rows, True)``), ``((), True)`` without foreign currencies (no request), and
+        ``((), False)`` when Exact refuses the read (the entry then gets Exact's own rate)."""
+        if not foreign:
+            return (), True
+        flt = " or ".join(f"SourceCurrency eq '{c}'" for c in foreign)
+        try:
+            rows = self._get_all("financial/ExchangeRates", {"$filter": flt, "$select": "SourceCurrency,TargetCurrency,StartDate,Rate"})
+        except AdapterError as exc:
+            if exc.resume_at:  # the day's budget is spent: not a refusal of this read
+                raise
+            log.warning("Exact Online exchange rates not read: %s", exc)
+            return (), False
+        rates = []
+        for row in rows:
+            start, rate = _odata_date(row.get("StartDate")), row.get("Rate")
+            if start is None or rate in (None, "") or (row.get("TargetCurrency") or company_currency) != company_currency:
+                continue
+            rates.append(ExchangeRate(currency=str(row.get("SourceCurrency") or ""), start=start, rate=_dec(rate)))
+        return tuple(rates), True
 
     def use_metadata(self, metadata: ToolMetadata) -> None:
         """Take the metadata this run's ledger-accounts component already fetched (and the engine stored)
@@ -743,7 +778,7 @@ class ExactOnlineAdapter:
         for batch in chunked(list(wanted), BATCH):
             flt = " or ".join(f"EntryID eq guid'{i}'" for i in batch)
             rows = self._get_all(
-                path, {"$filter": flt, "$select": "EntryID,EntryNumber,YourRef,Currency,AmountFC,VATAmountFC,Type"}
+                path, {"$filter": flt, "$select": "EntryID,EntryNumber,YourRef,Currency,AmountFC,VATAmountFC,AmountDC,VATAmountDC,Rate,Type"}
             )
             if not rows:
                 continue
@@ -759,6 +794,7 @@ class ExactOnlineAdapter:
                 entry_id = str(row["EntryID"]).lower()
                 sign = -1 if int(row.get("Type") or 0) in (21, 31) else 1
                 gross, vat = _dec(row.get("AmountFC")), _dec(row.get("VATAmountFC"))
+                company = self._company_amounts(row, sign)
                 own = sorted(
                     (ln for ln in line_rows if str(ln.get("EntryID")).lower() == entry_id),
                     key=lambda ln: int(ln.get("LineNumber") or 0),
@@ -772,8 +808,23 @@ class ExactOnlineAdapter:
                     vat=sign * vat,
                     gross=sign * gross,
                     lines=tuple(self._booked_line(ln, sign) for ln in own),
+                    **company,
                 )
         return result
+
+    def _company_amounts(self, row: dict[str, Any], sign: int) -> dict[str, Any]:
+        """``BookedEntry``'s company-currency fields from an entry header: ``AmountDC`` (gross) and
+        ``VATAmountDC`` in the division currency (the metadata's ``company_currency``), document sign."""
+        if row.get("AmountDC") is None or self._metadata is None:
+            return {}
+        gross_dc, vat_dc = _dec(row.get("AmountDC")), _dec(row.get("VATAmountDC"))
+        return {
+            "company_currency": self._metadata.company_currency,
+            "company_net": sign * (gross_dc - vat_dc),
+            "company_vat": sign * vat_dc,
+            "company_gross": sign * gross_dc,
+            "exchange_rate": None if row.get("Rate") in (None, "") else _dec(row.get("Rate")),
+        }
 
     # -------------------------------------------------------------------------------------- payments
 

@@ -68,6 +68,14 @@ Behaviour chosen where the reference marks a fact (unconfirmed) or is silent:
 - ``system/Divisions`` (Code, Description, Currency, Country, VATNumber) and ``general/Currencies``
   (the currencies enabled in the division) are served so a client can read the company currency;
   ``current/Me`` has no currency field.
+- Exchange rates (``financial/ExchangeRates``: ``ID``, ``SourceCurrency``, ``TargetCurrency`` = the
+  division currency, ``StartDate``, ``Rate`` = units of the division currency per unit of the source
+  currency; GET, with ``$filter`` / ``$select`` like any collection): a table per division, set up with
+  :meth:`ExactSandbox.add_exchange_rate` (or the ``rate`` of :meth:`ExactSandbox.add_currency`). An
+  entry in a foreign currency without ``Rate`` gets the row with the latest ``StartDate`` on or before
+  its ``EntryDate``; with none it is refused (``400``, "Invalid: Rate – no exchange rate for RSD on
+  2024-05-01"; that Exact refuses rather than books at some rate is this module's choice, the reference
+  is silent). Never rate 1 for a foreign currency; the division currency's own rate is 1.
 """
 
 from __future__ import annotations
@@ -259,6 +267,10 @@ _OPEN_LIST_FIELDS = {  # read/financial/ReceivablesList and PayablesList (§1.9)
 }
 _DIVISION_FIELDS = {"Code": I, "Description": S, "Currency": S, "Country": S, "VATNumber": S}
 _CURRENCY_FIELDS = {"Code": S, "Description": S, "AmountPrecision": D, "PricePrecision": D}
+_EXCHANGE_RATE_FIELDS = {  # financial/ExchangeRates (exact.md)
+    "ID": G, "Rate": D, "SourceCurrency": S, "StartDate": T, "TargetCurrency": S, "SourceCurrencyDescription": S,
+    "TargetCurrencyDescription": S, "Division": I, "Created": T, "Modified": T,
+}
 _ME_FIELDS = {
     "CurrentDivision": I, "AccountingDivision": I, "UserID": G, "UserName": S, "FullName": S, "Email": S,
     "LanguageCode": S, "DivisionCustomerVatNumber": S, "ServerTime": T,
@@ -303,6 +315,8 @@ _SPECS: dict[str, _Spec] = {
               _OPEN_LIST_FIELDS, "_open:payments"),
         _Spec("system/Divisions", _MODEL + "System.Division", "Code", _DIVISION_FIELDS, "_divisions"),
         _Spec("general/Currencies", _MODEL + "General.Currency", "Code", _CURRENCY_FIELDS, "currency_rows"),
+        _Spec("financial/ExchangeRates", _MODEL + "Financial.ExchangeRate", "ID", _EXCHANGE_RATE_FIELDS,
+              "exchange_rates"),
     )
 }
 
@@ -361,8 +375,9 @@ class _Division:
     vat_codes: dict[str, dict[str, Any]] = field(default_factory=dict)
     accounts: dict[str, dict[str, Any]] = field(default_factory=dict)
     years: list[dict[str, Any]] = field(default_factory=list)
-    currencies: dict[str, Decimal] = field(default_factory=dict)  # code -> rate to the division currency
+    currencies: set[str] = field(default_factory=set)  # enabled currency codes
     currency_rows: dict[str, dict[str, Any]] = field(default_factory=dict)
+    exchange_rates: dict[str, dict[str, Any]] = field(default_factory=dict)  # financial/ExchangeRates rows
     sales: dict[str, dict[str, Any]] = field(default_factory=dict)
     sales_lines: dict[str, dict[str, Any]] = field(default_factory=dict)
     purchases: dict[str, dict[str, Any]] = field(default_factory=dict)
@@ -508,14 +523,14 @@ class ExactSandbox:
         vat_number: str | None = None,
         current: bool | None = None,
     ) -> int:
-        """Create division ``code`` (administration currency ``currency``, enabled with rate 1).
+        """Create division ``code`` (administration currency ``currency``, enabled; its own rate is 1).
 
         The first division added becomes the user's current division (``current/Me``) unless
         ``current`` says otherwise. Returns ``code``."""
         with self._lock:
             div = _Division(int(code), description or f"Division {code}", currency, country, vat_number)
             self._divisions[div.code] = div
-            self._enable_currency(div, currency, Decimal(1), currency)
+            self._enable_currency(div, currency, currency)
             if current or (current is None and self.current_division is None):
                 self.current_division = div.code
             return div.code
@@ -609,11 +624,27 @@ class ExactSandbox:
             div.years.append({"year": year, "start": start, "end": end, "periods": periods})
             div.years.sort(key=lambda y: y["start"])
 
-    def add_currency(self, division: int, code: str, rate: Decimal | str, description: str = "") -> None:
-        """Enable currency ``code`` in the division; ``rate`` converts 1 unit of it into the
-        administration currency (used when an entry gives no ``Rate``)."""
+    def add_currency(self, division: int, code: str, rate: Decimal | str | None = None, description: str = "",
+                     start: date = date(2000, 1, 1)) -> None:
+        """Enable currency ``code`` in the division; ``rate`` (when given) is its exchange rate from ``start``
+        on (:meth:`add_exchange_rate`). Without a rate, entries in ``code`` need their own ``Rate``."""
         with self._lock:
-            self._enable_currency(self._division(division), code, Decimal(str(rate)), description or code)
+            self._enable_currency(self._division(division), code, description or code)
+        if rate is not None:
+            self.add_exchange_rate(division, code, rate, start)
+
+    def add_exchange_rate(self, division: int, code: str, rate: Decimal | str, start: date) -> str:
+        """Add a ``financial/ExchangeRates`` row: from ``start`` on, 1 ``code`` = ``rate`` units of the
+        division currency (used when an entry gives no ``Rate``). Returns the row's ``ID``."""
+        with self._lock:
+            div = self._division(division)
+            row_id, now = _new_id(), _now_dt()
+            div.exchange_rates[row_id] = {
+                "ID": row_id, "Rate": Decimal(str(rate)), "SourceCurrency": code, "StartDate": datetime(start.year, start.month, start.day),
+                "TargetCurrency": div.currency, "SourceCurrencyDescription": code, "TargetCurrencyDescription": div.currency,
+                "Division": div.code, "Created": now, "Modified": now,
+            }
+            return row_id
 
     def add_account(
         self,
@@ -1337,11 +1368,18 @@ class ExactSandbox:
         currency = body.get("Currency") or div.currency
         if currency not in div.currencies:
             raise _bad(f"Invalid: Currency: {currency} (not enabled in this administration)")
-        rate = div.currencies[currency]
         if body.get("Rate") is not None:
             rate = _decimal(body["Rate"], "Rate")
             if rate <= 0:
                 raise _bad(f"Invalid: Rate: {rate}")
+        elif currency == div.currency:
+            rate = Decimal(1)
+        else:
+            rows = [r for r in div.exchange_rates.values()
+                    if r["SourceCurrency"] == currency and r["StartDate"] <= entry_date]
+            if not rows:
+                raise _bad(f"Invalid: Rate – no exchange rate for {currency} on {entry_date.date().isoformat()}")
+            rate = max(rows, key=lambda r: r["StartDate"])["Rate"]
 
         # Entry number (§1.11 "Already exists – Entry number: n, Journal: code", §1.12)
         numbers = [e["EntryNumber"] for store in (div.sales, div.purchases) for e in store.values()
@@ -1492,8 +1530,8 @@ class ExactSandbox:
             raise KeyError(f"unknown division {division}") from None
 
     @staticmethod
-    def _enable_currency(div: _Division, code: str, rate: Decimal, description: str) -> None:
-        div.currencies[code] = rate
+    def _enable_currency(div: _Division, code: str, description: str) -> None:
+        div.currencies.add(code)
         div.currency_rows[code] = {"Code": code, "Description": description, "AmountPrecision": Decimal("0.01"),
                                    "PricePrecision": Decimal("0.000001")}
 
@@ -1586,7 +1624,8 @@ def demo_administration(sandbox: ExactSandbox, request: AdminRequest) -> Adminis
     percentage (Exact keeps a fraction: 21 % → 0.21), so each 0 % category (Z, E, AE, K, G, O) gets
     its own code; discount accounts 708000 (sales discounts, type 110) and 608000 (discounts received,
     type 120); the book years of ``request.years`` and the foreign currencies of ``request.currencies``
-    (rates :data:`~connector.sandbox.admin.DEMO_RATES`); then the connector's app consents (tokens).
+    (rates :data:`~connector.sandbox.admin.DEMO_RATES` from 2000-01-01; a currency without a demo rate
+    is enabled without one, so its documents need a rate of their own); then the connector's app consents (tokens).
 
     Returns the :class:`~connector.sandbox.admin.Administration`: journals 70/71/60/61, ``vat_codes`` /
     ``ledger_accounts`` (sales) and ``purchase_vat_codes`` / ``expense_ledger_accounts`` (purchase) keyed
@@ -1609,7 +1648,7 @@ def demo_administration(sandbox: ExactSandbox, request: AdminRequest) -> Adminis
     for year in request.years:
         sandbox.add_financial_year(division, year)
     for currency in sorted(request.currencies - {request.company_currency}):
-        sandbox.add_currency(division, currency, DEMO_RATES.get(currency, "1"))
+        sandbox.add_currency(division, currency, DEMO_RATES.get(currency))
     admin = Administration(
         connection={"division": division},
         credentials={},
