@@ -183,30 +183,61 @@ def test_get_documents_maps_lines_party_and_totals(world: World, client: HostCli
         world.r21: (Decimal(21), "S"), world.ae: (Decimal(0), "AE")}
 
 
-def test_vat_of_a_rate_shared_by_two_tax_rates_is_split_per_id(world: World, client: HostClient) -> None:
-    invoice = world.invoice(
+SHARED_RATE_LINES = "100.01", "200.02", "40", "60"
+
+
+def _shared_rate_invoice(world: World) -> str:
+    r21, r21b, ae, ex = world.r21, world.r21b, world.ae, world.ex
+    return world.invoice(
         "2025-02-01",
-        lines=[
-            {"quantity": 1, "unit_price": "100.01", "tax_rate_id": world.r21},
-            {"quantity": 1, "unit_price": "200.02", "tax_rate_id": world.r21b},
-            {"quantity": 1, "unit_price": "40", "tax_rate_id": world.ae},
-            {"quantity": 1, "unit_price": "60", "tax_rate_id": world.ex},
-        ],
-        charges=[{"value": "10", "description": "Transport", "tax_rate_id": world.ex}],
-        discounts=[{"type": "amount", "value": "5", "description": "Goodwill", "tax_rate_id": world.ae}],
+        lines=[{"quantity": 1, "unit_price": p, "tax_rate_id": r} for p, r in zip(SHARED_RATE_LINES, (r21, r21b, ae, ex), strict=True)],
+        charges=[{"value": "10", "description": "Transport", "tax_rate_id": ex}],
+        discounts=[{"type": "amount", "value": "5", "description": "Goodwill", "tax_rate_id": ae}],
     )
+
+
+def test_vat_breakdown_is_the_hosts_own_per_tax_rate(world: World, client: HostClient) -> None:
+    invoice = _shared_rate_invoice(world)
     host_taxes = world.sb.invoice(invoice)["total"]["taxes"]
-    assert len(host_taxes) == 2  # merged by numeric rate, as the real API does
+    assert [row["tax_rate"]["id"] for row in host_taxes] == [world.r21, world.r21b, world.ae, world.ex]  # extension
     (doc,) = client.get_documents("invoice", [invoice])
-    by_id = {s.vat_rate_id: (s.taxable_amount, s.vat_amount) for s in doc.vat_breakdown}
-    assert by_id[world.ae] == (Decimal("35.00"), Decimal("0.00"))
-    assert by_id[world.ex] == (Decimal("70.00"), Decimal("0.00"))
-    assert by_id[world.r21][0] == Decimal("100.01") and by_id[world.r21b][0] == Decimal("200.02")
-    assert by_id[world.r21][1] + by_id[world.r21b][1] == host_taxes[0]["tax"]["amount"] == Decimal("63.01")
-    assert by_id[world.r21][1] == Decimal("21.00")  # 1/3 of 63.01, largest remainder to the larger share
+    by_id = {s.vat_rate_id: (s.taxable_amount, s.vat_amount, s.shared_rate_ids) for s in doc.vat_breakdown}
+    assert by_id == {
+        world.r21: (Decimal("100.01"), Decimal("21.00"), ()),
+        world.r21b: (Decimal("200.02"), Decimal("42.01"), ()),  # the host's own part of round(300.03 x 21 %) = 63.01
+        world.ae: (Decimal("35.00"), Decimal("0.00"), ()),
+        world.ex: (Decimal("70.00"), Decimal("0.00"), ()),
+    }
     assert sum(s.vat_amount for s in doc.vat_breakdown) == doc.totals.vat
     assert [(a.is_charge, a.amount, a.vat_rate_id) for a in doc.allowance_charges] == [
         (False, Decimal("5"), world.ae), (True, Decimal("10"), world.ex)]
+
+
+def test_public_api_breakdown_per_numeric_rate_stands_for_all_its_tax_rates(world: World, clock: InstantClock) -> None:
+    """Without the extension the rows are per numeric rate (host-api.md §4.3): each becomes one subtotal
+    for every tax rate of that rate, with the host's figures as they are (nothing split or rebuilt)."""
+    world.sb.extensions = False
+    invoice = _shared_rate_invoice(world)
+    with HostClient("http://host", TOKEN, world.dept, transport=httpx.WSGITransport(app=world.sb), clock=clock) as client:
+        (doc,) = client.get_documents("invoice", [invoice])
+    assert [(s.vat_rate_id, s.shared_rate_ids, s.taxable_amount, s.vat_amount) for s in doc.vat_breakdown] == [
+        (world.r21, (world.r21b,), Decimal("300.03"), Decimal("63.01")),
+        (world.ae, (world.ex,), Decimal("105.00"), Decimal("0.00")),
+    ]
+
+
+def test_breakdown_that_disagrees_with_the_lines_is_kept_for_the_booking_rules(world: World, client: HostClient) -> None:
+    """A taxable amount that differs from the lines (a financial discount) and a rate no line uses are
+    not read errors: the document keeps the host's figures and the booking rules say what is wrong."""
+    invoice = world.invoice(
+        "2025-02-01",
+        lines=[{"quantity": 1, "unit_price": "400", "tax_rate_id": world.r21}],
+        total={"tax_exclusive": "400.00", "tax_inclusive": "482.32",
+               "taxes": [{"rate": "0.21", "taxable": "392.00", "tax": "82.32"}, {"rate": "0", "taxable": "5", "tax": "0"}]},
+    )
+    (doc,) = client.get_documents("invoice", [invoice])
+    assert [(s.vat_rate_id, s.taxable_amount, s.vat_amount) for s in doc.vat_breakdown] == [
+        (world.r21, Decimal("392.00"), Decimal("82.32")), (world.ae, Decimal("5"), Decimal("0"))]
 
 
 def test_percentage_discount_becomes_one_allowance_per_rate(world: World, client: HostClient) -> None:

@@ -139,10 +139,16 @@ def test_round_trip_keeps_totals_lines_adjustments_and_vat_breakdown() -> None:
     for original, copy in zip([MIXED, FOREIGN, CREDIT], back, strict=True):
         assert comparable(copy) == comparable(original)
     mixed = back[0]
-    # two 0 % categories in one document keep separate subtotals although the host merges them in taxes[]
+    # two 0 % categories in one document keep separate subtotals: the host keeps the UBL's breakdown per
+    # tax rate (extension total.taxes[].tax_rate); its public API merges them per numeric rate
     assert {rate_key(mixed, s.vat_rate_id): s.taxable_amount for s in mixed.vat_breakdown} == {
         ("S", 21): Decimal("950.00"), ("AE", 0): Decimal("500.00"), ("E", 0): Decimal("171.00")}
-    assert len(setup.sb.invoice(loaded[0].host_id)["total"]["taxes"]) == 2
+    rows = setup.sb.invoice(loaded[0].host_id)["total"]["taxes"]
+    assert len(rows) == 3 and all(row["tax_rate"]["type"] == "taxRate" for row in rows)
+    setup.sb.extensions = False
+    assert [(r["rate"], r["taxable"]["amount"]) for r in setup.sb.invoice(loaded[0].host_id)["total"]["taxes"]] == [
+        (Decimal("0.21"), Decimal("950.00")), (Decimal("0"), Decimal("671.00"))]
+    setup.sb.extensions = True
     assert back[1].exchange_rate == Decimal("0.816786") and back[1].tax_currency == "EUR"
     assert back[2].kind is DocumentKind.CREDIT_NOTE and back[2].totals.payable == Decimal("100.00")
 

@@ -497,7 +497,8 @@ def _build(
         members = [r for r in group.rate_ids if r not in placed]
         placed.update(members)
         keys_per_group.append((group.vat, [key for key in groups if key[1] in members], _group_label(doc, group)))
-    keys_per_group += [(ZERO, [key], _rate_label(doc, key[1])) for key in groups if key[1] not in placed]
+    for rate_id in dict.fromkeys(key[1] for key in groups if key[1] not in placed):
+        keys_per_group.append((ZERO, [key for key in groups if key[1] == rate_id], _rate_label(doc, rate_id)))
     lines: list[BookingLine] = []
     for vat, keys, label in keys_per_group:
         if has_more_places(vat, places):

@@ -13,7 +13,7 @@ Three things live here because the client (:mod:`connector.host.client`) and the
 
 Host-product extensions read here (all optional, see ``connector.sandbox.host.HOST_EXTENSIONS``):
 ``booking_number``, ``source_file``, ``charges[]``, ``discounts[].type == "amount"``, line
-``ledger_account_number``, tax-rate ``category``, relation ``vat_type`` / ``customer_number`` /
+``ledger_account_number``, tax-rate ``category``, ``total.taxes[].tax_rate``, relation ``vat_type`` / ``customer_number`` /
 ``external_ids``. A client of
 the real public API simply gets ``None`` / empty lists for them.
 """
@@ -41,7 +41,7 @@ from connector.models import (
     VatRate,
     VatSubtotal,
 )
-from connector.money import ZERO, allocate, round_money, to_decimal
+from connector.money import ZERO, round_money, to_decimal
 
 RATE_PLACES = 6
 """Decimals kept on a ``currency_exchange_rate.rate`` (host-api.md §4.3 gives no precision; our choice)."""
@@ -311,13 +311,12 @@ def document_from_json(
     - Allowances: ``discounts[]`` of type ``amount`` (extension, with ``tax``) -> one allowance each;
       type ``percentage`` -> one allowance per tax rate id, see :func:`percentage_allowances`.
       Charges: ``charges[]`` (extension). Allowances come first, then charges, each in host order.
-    - VAT breakdown: ``total.taxes[]`` is grouped by *numeric* rate (host-api.md §4.3), so the taxable
-      amount per tax rate id is rebuilt as line totals + charges - allowances of that id; a numeric rate
-      used by one id keeps the host's ``taxable`` and ``tax``; one shared by several ids has the host's
-      ``taxable`` and ``tax`` split over them in proportion to the rebuilt taxable amounts
-      (:func:`connector.money.allocate`, exact to the cent). A used rate missing from ``taxes[]`` gets
-      its rebuilt taxable amount and ``round(taxable x rate)`` VAT, or no subtotal when that is zero
-      (e.g. an allowance and a charge that cancel out).
+    - VAT breakdown: the document's own ``total.taxes[]``, taken as it is (:func:`_vat_breakdown`): a
+      row with the host extension ``tax_rate`` is that tax rate's subtotal (category and rate); a row of
+      the public API, grouped by *numeric* rate (host-api.md §4.3), is one subtotal for all the
+      document's tax rate ids of that rate (``VatSubtotal.shared_rate_ids``). A breakdown that disagrees
+      with the lines is kept as it is: :func:`connector.booking.check_arithmetic` says why it can't be
+      booked (EN 16931 BR-S-08 and kin), this function does not raise for it.
     - Totals: ``net`` = ``tax_exclusive``, ``gross`` = ``tax_inclusive``, ``vat`` = sum of the breakdown,
       ``payable`` = ``payable`` (else gross). The host has no prepaid / rounding fields, so
       ``prepaid`` = ``gross - payable`` and ``rounding`` = 0.
@@ -400,13 +399,10 @@ def document_from_json(
             )
         )
 
-    taxable: dict[str, Decimal] = dict(nets)
-    for adj in adjustments:
-        sign = 1 if adj.is_charge else -1
-        taxable[adj.vat_rate_id] = taxable.get(adj.vat_rate_id, ZERO) + sign * adj.amount
-
+    used = list(dict.fromkeys([line.vat_rate_id for line in lines] + [a.vat_rate_id for a in adjustments]))
     total = data.get("total") or {}
-    breakdown = _vat_breakdown(where, total.get("taxes") or [], taxable, tax_rates)
+    breakdown = _vat_breakdown(where, total.get("taxes") or [], used, tax_rates)
+    used += [r for r in dict.fromkeys(s.vat_rate_id for s in breakdown) if r not in used]
     net_total = _amount(total.get("tax_exclusive"), f"{where}: total.tax_exclusive")
     gross = _amount(total.get("tax_inclusive"), f"{where}: total.tax_inclusive")
     payable = _opt_amount(total.get("payable"), f"{where}: total.payable")
@@ -428,7 +424,6 @@ def document_from_json(
             raise HostDataError(f"{where}: currency_exchange_rate does not involve the document currency {currency}")
         vat_in_tax = round_money(vat * exchange_rate)
 
-    used = list(dict.fromkeys([line.vat_rate_id for line in lines] + [a.vat_rate_id for a in adjustments]))
     number = data.get(names.number)
     if not number:
         raise HostDataError(f"{where}: {names.number} is missing (draft?)")
@@ -468,43 +463,48 @@ def document_from_json(
 def _vat_breakdown(
     where: str,
     taxes: Sequence[Mapping[str, Any]],
-    taxable: Mapping[str, Decimal],
+    used: Sequence[str],
     tax_rates: Mapping[str, VatRate],
 ) -> list[VatSubtotal]:
-    """Per tax-rate id subtotals from the host's per-numeric-rate ``taxes[]`` (see document_from_json)."""
-    by_pct: dict[Decimal, list[str]] = {}
-    for rate_id in taxable:
-        by_pct.setdefault(tax_rates[rate_id].percentage, []).append(rate_id)
-    result: dict[str, VatSubtotal] = {}
-    seen: set[Decimal] = set()
+    """The document's own VAT breakdown from ``total.taxes[]`` (see document_from_json), row by row.
+
+    A row with the host extension ``tax_rate {type, id}`` is that tax rate's subtotal. A row without it
+    (the public API: ``rate``, ``taxable``, ``tax`` only) stands for every rate id in ``used`` (the ids of
+    the lines, discounts and charges) with that numeric rate, not yet named by an extension row
+    (:attr:`VatSubtotal.shared_rate_ids`); a row whose rate no id in ``used`` has is kept on the company
+    entity's first tax rate of that percentage (the booking rules then say no line uses it), or left
+    out when it is all zero. Nothing is rebuilt from the lines and nothing is split: whether the
+    breakdown agrees with the lines is the booking rules' question (:func:`connector.booking.check_arithmetic`).
+    Raises :class:`HostDataError` for an unreadable row, a ``tax_rate`` that is not one of ``tax_rates``,
+    or a rate that is none of them.
+    """
+    rows: list[tuple[str, Decimal, Decimal, Decimal, str | None]] = []
+    named: set[str] = set()
     for i, row in enumerate(taxes):
         field = f"{where}: total.taxes[{i}]"
         pct = rate_to_percentage(_amount(row.get("rate"), f"{field}.rate"))
         host_taxable = _amount(row.get("taxable"), f"{field}.taxable")
         host_tax = _amount(row.get("tax"), f"{field}.tax")
-        ids = by_pct.get(pct)
+        rate_id = None
+        if row.get("tax_rate") is not None:  # host extension: the row's own tax rate (category and rate)
+            rate_id = _ref_id(row["tax_rate"], f"{field}.tax_rate")
+            if rate_id not in tax_rates:
+                raise HostDataError(f"{field}.tax_rate refers to unknown tax rate {rate_id}")
+            named.add(rate_id)
+        rows.append((field, pct, host_taxable, host_tax, rate_id))
+    result: list[VatSubtotal] = []
+    for field, pct, host_taxable, host_tax, rate_id in rows:
+        if rate_id is not None:
+            result.append(VatSubtotal(vat_rate_id=rate_id, taxable_amount=host_taxable, vat_amount=host_tax))
+            continue
+        ids = [r for r in used if r not in named and tax_rates[r].percentage == pct]
         if not ids:
             if host_taxable == 0 and host_tax == 0:
                 continue
-            raise HostDataError(f"{field}: rate {pct}% is used by no line, discount or charge")
-        if pct in seen:
-            raise HostDataError(f"{field}: rate {pct}% appears twice")
-        seen.add(pct)
-        if len(ids) == 1:
-            result[ids[0]] = VatSubtotal(vat_rate_id=ids[0], taxable_amount=host_taxable, vat_amount=host_tax)
-            continue
-        weights = [taxable[r] for r in ids]
-        places = max(2, -min(int(v.as_tuple().exponent) for v in (host_taxable, host_tax)))
-        taxables = (
-            weights if sum(weights, ZERO) == host_taxable else allocate(host_taxable, weights, places)
+            ids = [r for r, rate in tax_rates.items() if rate.percentage == pct][:1]
+            if not ids:
+                raise HostDataError(f"{field}: rate {pct}% is none of the company entity's tax rates")
+        result.append(
+            VatSubtotal(vat_rate_id=ids[0], shared_rate_ids=tuple(ids[1:]), taxable_amount=host_taxable, vat_amount=host_tax)
         )
-        vats = allocate(host_tax, weights, places)
-        for rate_id, base, vat in zip(ids, taxables, vats, strict=True):
-            result[rate_id] = VatSubtotal(vat_rate_id=rate_id, taxable_amount=base, vat_amount=vat)
-    for rate_id, base in taxable.items():
-        if rate_id not in result and base != 0:
-            pct = tax_rates[rate_id].percentage
-            result[rate_id] = VatSubtotal(
-                vat_rate_id=rate_id, taxable_amount=base, vat_amount=round_money(base * pct / 100)
-            )
-    return [result[r] for r in taxable if r in result]
+    return result

@@ -758,9 +758,10 @@ class HostSandbox:
           ``{"type": "amount", "value", "description", "tax_rate_id"}``; ``charges`` (extension):
           ``{"value", "description", "tax_rate_id"}``.
         - ``total``: optional overrides of the computed totals (keys ``tax_exclusive``, ``tax_inclusive``,
-          ``payable``, ``taxes`` = ``[{rate, taxable, tax}]``); otherwise totals are computed: per tax rate
-          id line totals - discounts + charges, ``taxes[]`` grouped by numeric rate with
-          ``tax = round(taxable x rate, 2)``.
+          ``payable``, ``taxes`` = ``[{rate, taxable, tax, tax_rate_id?}]``: the document's own VAT
+          breakdown, per tax rate when ``tax_rate_id`` is given); otherwise totals are computed: per tax
+          rate id line totals - discounts + charges, ``tax = round(taxable x rate, 2)`` per numeric rate
+          (see :data:`HOST_EXTENSIONS` ``total.taxes[].tax_rate``).
         - ``number``: default ``"<year> / <n>"`` per department and year; ``status``: draft | outstanding
           | matched (matched = paid in full now); ``currency`` defaults to the department's;
           ``currency_exchange_rate`` ``{from, to, rate}``.
@@ -929,6 +930,9 @@ class HostSandbox:
                             "rate": _dec(t["rate"], "total.taxes[].rate"),
                             "taxable": _dec(t["taxable"], "total.taxes[].taxable"),
                             "tax": _dec(t["tax"], "total.taxes[].tax"),
+                            "tax_rate_id": (
+                                None if t.get("tax_rate_id") is None else _rate_id(t["tax_rate_id"], "total.taxes[].tax_rate_id")
+                            ),
                         }
                         for t in value
                     ]
@@ -1268,7 +1272,7 @@ class HostSandbox:
             return {"amount": amount, "currency": cur}
 
         t = doc.total
-        taxes = [{"rate": x["rate"], "taxable": money(x["taxable"]), "tax": money(x["tax"])} for x in t["taxes"]]
+        taxes = [{"rate": x["rate"], "taxable": money(x["taxable"]), "tax": money(x["tax"])} for x in _taxes_by_rate(t["taxes"])]
         invoicee: dict[str, Any] = {
             "name": doc.invoicee["name"],
             "vat_number": doc.invoicee["vat_number"],
@@ -1896,10 +1900,16 @@ def _compute_totals(
     by_rate: dict[Decimal, Decimal] = {}
     for rate_id, amount in taxable.items():
         by_rate[rates[rate_id]] = by_rate.get(rates[rate_id], ZERO) + amount
-    taxes = [
-        {"rate": rate, "taxable": amount, "tax": round_money(amount * rate)}
-        for rate, amount in sorted(by_rate.items(), key=lambda kv: -kv[0])
-    ]
+    taxes = []
+    for rate, amount in sorted(by_rate.items(), key=lambda kv: -kv[0]):
+        # The product keeps its breakdown per tax rate (category and rate); the numeric rate's VAT is
+        # round(taxable x rate) as the public API shows it, each tax rate's part is its own rounded VAT
+        # with the rounding difference on the largest one, so the parts add up to the rate's row.
+        ids = [r for r in taxable if rates[r] == rate]
+        parts = [round_money(taxable[r] * rate) for r in ids]
+        largest = max(range(len(ids)), key=lambda i: (abs(taxable[ids[i]]), -i))
+        parts[largest] += round_money(amount * rate) - sum(parts, ZERO)
+        taxes += [{"rate": rate, "taxable": taxable[r], "tax": part, "tax_rate_id": r} for r, part in zip(ids, parts, strict=True)]
     net = sum(taxable.values(), ZERO)
     vat = sum((t["tax"] for t in taxes), ZERO)
     before = sum(nets.values(), ZERO)
@@ -1912,6 +1922,17 @@ def _compute_totals(
         "taxes": taxes,
         "payable": net + vat,
     }
+
+
+def _taxes_by_rate(taxes: Sequence[Mapping[str, Any]]) -> list[dict[str, Any]]:
+    """The public API's ``total.taxes[]`` (host-api.md §4.3): the product's breakdown per tax rate summed
+    per numeric rate, in order of first appearance."""
+    merged: dict[Decimal, dict[str, Any]] = {}
+    for row in taxes:
+        group = merged.setdefault(row["rate"], {"rate": row["rate"], "taxable": ZERO, "tax": ZERO})
+        group["taxable"] += row["taxable"]
+        group["tax"] += row["tax"]
+    return list(merged.values())
 
 
 def _public_discount(discount: Mapping[str, Any]) -> dict[str, Any]:
@@ -2015,6 +2036,13 @@ HOST_EXTENSIONS: dict[str, str] = {
         "in discounts[] and charges {value, description, tax} in the extra list charges[]."
     ),
     "taxRates.category": "Field on tax rates: the UNCL5305 VAT category (S, Z, E, AE, K, G, O, L, M).",
+    "total.taxes[].tax_rate": (
+        "The product keeps a document's VAT breakdown per tax rate (category and rate), not per numeric rate: "
+        "with extensions, total.taxes[] has one row per tax rate, each with tax_rate {type: 'taxRate', id} beside "
+        "the public rate, taxable and tax (two rows may share a numeric rate, e.g. G and O at 0 %); without them, "
+        "the rows are summed per numeric rate as the public API gives them. A row set through total.taxes[] "
+        "without tax_rate_id has no tax_rate."
+    ),
     "source_file": "Field on documents: the file the document was loaded from (the demo's report).",
     "external_ids": (
         "Field on companies and contacts: [{department_id, tool, external_id}], the relation's code in the "
@@ -2053,6 +2081,16 @@ def _extend_document(data: dict[str, Any], doc: _Doc, *, full: bool) -> None:
     """Add the extension fields to an invoice / credit-note ``.info`` (``full``) or ``.list`` row."""
     data["booking_number"] = doc.booking_number
     data["source_file"] = doc.source_file
+    if isinstance(data.get("total"), dict) and "taxes" in data["total"]:
+        data["total"]["taxes"] = [
+            {
+                "rate": x["rate"],
+                "taxable": {"amount": x["taxable"], "currency": doc.currency},
+                "tax": {"amount": x["tax"], "currency": doc.currency},
+                **({"tax_rate": {"type": "taxRate", "id": x["tax_rate_id"]}} if x.get("tax_rate_id") else {}),
+            }
+            for x in doc.total["taxes"]
+        ]
     if full:
         data["discounts"] = [
             {**_public_discount(d), **({"tax": d["tax"]} if d["type"] == "amount" else {})} for d in doc.discounts

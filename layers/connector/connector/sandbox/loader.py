@@ -16,7 +16,7 @@ from typing import Any
 
 from connector.host.mapping import RATE_PLACES, percentage_to_rate, plain_decimal
 from connector.models import Direction, Document, DocumentKind, Party, VatRate
-from connector.money import ZERO, round_money
+from connector.money import round_money
 from connector.sandbox.host import HostSandbox
 
 _ZERO_RATE_LABELS = {
@@ -249,13 +249,17 @@ def _document_fields(document: Document, rate_of: Any, company_currency: str) ->
         for ac in document.allowance_charges
         if ac.is_charge
     ]
-    taxes: dict[Decimal, dict[str, Decimal]] = {}
-    for sub in document.vat_breakdown:
-        rate_of(sub.vat_rate_id)
-        fraction = percentage_to_rate(document.vat_rate(sub.vat_rate_id).percentage)
-        group = taxes.setdefault(fraction, {"rate": fraction, "taxable": ZERO, "tax": ZERO})
-        group["taxable"] += sub.taxable_amount
-        group["tax"] += sub.vat_amount
+    # The UBL's own VAT breakdown (BG-23), one row per cac:TaxSubtotal, each on its tax rate (category
+    # and rate: the host extension total.taxes[].tax_rate), never rebuilt from the lines.
+    taxes = [
+        {
+            "rate": percentage_to_rate(document.vat_rate(sub.vat_rate_id).percentage),
+            "taxable": sub.taxable_amount,
+            "tax": sub.vat_amount,
+            "tax_rate_id": rate_of(sub.vat_rate_id),
+        }
+        for sub in document.vat_breakdown
+    ]
     return {
         "number": document.number,
         "lines": lines,
@@ -265,7 +269,7 @@ def _document_fields(document: Document, rate_of: Any, company_currency: str) ->
             "tax_exclusive": document.totals.net,
             "tax_inclusive": document.totals.gross,
             "payable": document.totals.payable,
-            "taxes": [taxes[r] for r in sorted(taxes, reverse=True)],
+            "taxes": taxes,
         },
         "currency": document.currency,
         "currency_exchange_rate": _exchange_rate(document, company_currency),

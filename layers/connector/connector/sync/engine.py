@@ -611,11 +611,11 @@ def _book_step(
         {"host_id": doc.host_id, "booking_number": result.booking_number, "entry_id": result.entry_id, "source_updated_at": doc.updated_at, "reference": entry.reference}
         for doc, entry in entries if isinstance(result := outcomes.get(entry.host_id), BookingResult)
     ], run["run_id"])
-    booked: list[tuple[Document, BookingResult]] = []
+    booked: list[tuple[Document, BookingResult, tuple[str, ...]]] = []
     for doc, entry in entries:
         result = outcomes.get(entry.host_id)
         if isinstance(result, BookingResult):
-            booked.append((doc, result))
+            booked.append((doc, result, entry.warnings))
         else:
             stores.clear_intent(account, ent, record_kind, doc.host_id)
             reason = result.reason if isinstance(result, BookingRejected) else "the accounting tool gave no answer for this document"
@@ -625,8 +625,8 @@ def _book_step(
     def write_back() -> list[dict[str, Any]]:
         done = []
         with calls_ahead(host, len(booked) * (2 if direction is Direction.INCOMING else 1)):  # the booking numbers written back
-            for doc, result in booked:
-                note = " ".join(w for w in (_write_back(host, kind, direction, doc.host_id, result.booking_number), relation_warning(adapter, doc.party), vat_number_warning(doc.party.vat_number)) if w) or None
+            for doc, result, warnings in booked:
+                note = " ".join(w for w in (_write_back(host, kind, direction, doc.host_id, result.booking_number), *warnings, relation_warning(adapter, doc.party), vat_number_warning(doc.party.vat_number)) if w) or None
                 status = DocumentOutcome.ALREADY_SYNCED if doc.host_id in found else DocumentOutcome.SYNCED
                 done.append(_document_result(doc, status, booking_number=result.booking_number, entry_id=result.entry_id, flag=note))
         return done
