@@ -11,11 +11,13 @@ import pytest
 from connector import limits
 from connector.adapters.exact import ExactOnlineAdapter
 from connector.adapters.octopus import OctopusAdapter
+from connector.adapters.yuki import YukiAdapter
 from connector.http import BodyTooLarge, read_response
 from connector.models import BookingResult
 from connector.ports import AdapterError
 from tests.unit.test_exact_adapter import CLIENT, DIV, SECRET, World as ExactWorld, entry, party
 from tests.unit.test_octopus_adapter import World as OctopusWorld, customer as octopus_customer, entry as octopus_entry
+from tests.unit.test_yuki_adapter import World as YukiWorld, customer as yuki_customer, entry as yuki_entry
 
 Rule = Callable[[httpx.Request], httpx.Response | None]
 
@@ -212,4 +214,57 @@ def test_octopus_an_answer_over_the_limit_is_the_components_error(clock, monkeyp
     big = lambda request: httpx.Response(200, stream=Counting(100))  # noqa: E731
     adapter, _ = octopus_adapter(world, on_path("/vatcodes", big))
     with pytest.raises(AdapterError, match=r"answer to GET .*vatcodes is too large.*\(4,096 bytes\)"):
+        adapter.fetch_metadata()
+
+
+# -------------------------------------------------------------------------------------------- Yuki
+
+
+def yuki_adapter(world: YukiWorld, rule: Rule) -> tuple[YukiAdapter, Intercept]:
+    transport = Intercept(world.sandbox, rule)
+    return YukiAdapter("http://yuki.test", world.admin, world.store, domain_id=world.domain, transport=transport), transport
+
+
+def on_operation(operation: str, answer: Rule) -> Rule:
+    return lambda request: answer(request) if request.headers.get("SOAPAction", "").endswith(f'{operation}"') else None
+
+
+def test_yuki_a_lost_import_whose_lookup_is_redirected_is_not_imported_again(clock):
+    world = YukiWorld()
+    code = yuki_customer(world)
+    world.sandbox.fail_next(502, operation="ProcessSalesInvoices", after=True)  # booked, answer lost
+    sent: list[str] = []
+    search = on_operation("SearchInvoices", redirect)
+    # the pre-flight lookup is answered; the lookup after the lost import is redirected
+    adapter, transport = yuki_adapter(world, lambda request: search(request) if any(
+        s.endswith("/Sales.asmx") for s in sent) else None)
+    sent = transport.sent
+    with pytest.raises(AdapterError, match=r"HTTP 302 to SearchInvoices \(a redirect, not followed\)"):
+        adapter.post_bookings([yuki_entry("inv-1", code)])
+    # the import itself is sent again (Yuki refuses a second invoice with the same Reference); what
+    # settles it is the lookup, and a redirected lookup stops the component instead of a guess
+    assert len(world.sandbox.invoices(world.admin)) == 1
+
+
+def test_yuki_a_redirected_metadata_read_is_an_error_not_no_ledger_accounts(clock):
+    world = YukiWorld()
+    adapter, _ = yuki_adapter(world, on_operation("GetGLAccountScheme", redirect))
+    with pytest.raises(AdapterError, match="HTTP 302 to GetGLAccountScheme"):
+        adapter.fetch_metadata()
+
+
+def test_yuki_a_page_that_is_not_a_soap_envelope_is_an_error(clock):
+    world = YukiWorld()
+    page = lambda request: httpx.Response(200, headers={"Content-Type": "text/html"}, content=LOGIN_PAGE)  # noqa: E731
+    adapter, _ = yuki_adapter(world, on_operation("GetGLAccountScheme", page))
+    with pytest.raises(AdapterError, match=r"GetGLAccountScheme with something that is not a SOAP envelope \(text/html\)"):
+        adapter.fetch_metadata()
+
+
+def test_yuki_an_answer_over_the_limit_is_the_components_error(clock, monkeypatch):
+    world = YukiWorld()
+    monkeypatch.setattr(limits, "MAX_ANSWER_BYTES", 4096)
+    big = lambda request: httpx.Response(200, headers={"Content-Type": "text/xml"}, stream=Counting(100))  # noqa: E731
+    adapter, _ = yuki_adapter(world, on_operation("GetGLAccountScheme", big))
+    with pytest.raises(AdapterError, match=r"answer to GetGLAccountScheme is too large.*\(4,096 bytes\)"):
         adapter.fetch_metadata()

@@ -105,7 +105,8 @@ from lxml import etree
 from tenacity import Retrying, retry_if_exception_type, stop_after_attempt, wait_exponential_jitter
 
 from connector.adapters.signals import Transient as _Transient  # here: HTTP 5xx without a SOAP Fault, connection error, timeout
-from connector.http import absolute_url, tls_context
+from connector import limits
+from connector.http import BodyTooLarge, absolute_url, read_response, tls_context
 from connector.adapters import AdapterContext
 from connector.clock import get_clock
 from connector.models import (
@@ -365,6 +366,7 @@ class YukiAdapter:
         self._http = httpx.Client(
             base_url=self.base_url, transport=transport, timeout=httpx.Timeout(timeout, connect=10.0),
             verify=tls_context(),  # built once per process (connector.http)
+            follow_redirects=False,  # a redirect is an error (_parse), never followed
         )
         self._parser = etree.XMLParser(
             resolve_entities=False, no_network=True, load_dtd=False, dtd_validation=False, huge_tree=False
@@ -1364,9 +1366,12 @@ class YukiAdapter:
         self.calls["writes" if write else "reads"] += 1
         headers = {"Content-Type": "text/xml; charset=utf-8", "SOAPAction": f'"{NS}{operation}"'}
         try:
-            response = self._http.post(absolute_url(self._http, f"ws/{service}.asmx"), content=body, headers=headers)
+            response = read_response(self._http, "POST", absolute_url(self._http, f"ws/{service}.asmx"),
+                                     limit=limits.MAX_ANSWER_BYTES, content=body, headers=headers)
         except httpx.TransportError as exc:
             raise _Transient(f"{operation}: {type(exc).__name__}") from None
+        except BodyTooLarge as exc:
+            raise AdapterError(f"Yuki's answer to {operation} is too large: {exc}") from None
         log.debug("yuki: %s -> %s", operation, response.status_code)
         if response.status_code >= 500 and self._fault_text(response) is None:
             raise _Transient(f"{operation}: HTTP {response.status_code}")
@@ -1417,11 +1422,16 @@ class YukiAdapter:
         fault = self._fault_text(response)
         if fault is not None:
             self._raise_fault(operation, self._scrub(fault, params))
-        if response.status_code != 200:
-            raise AdapterError(f"Yuki answered HTTP {response.status_code} to {operation}")
+        if response.status_code != 200:  # SOAP 1.1 over HTTP: 200, or 500 with a Fault (handled above)
+            what = " (a redirect, not followed)" if 300 <= response.status_code < 400 else ""
+            raise AdapterError(f"Yuki answered HTTP {response.status_code} to {operation}{what}")
         root = self._document(response)
         if root is None:
             raise AdapterError(f"Yuki answered {operation} with unreadable XML")
+        if _local(root) != "Envelope" or etree.QName(root).namespace not in (SOAP11, "http://www.w3.org/2003/05/soap-envelope"):
+            # an HTML page (a login or maintenance page, a proxy) or other XML: not Yuki's answer
+            raise AdapterError(f"Yuki answered {operation} with something that is not a SOAP envelope "
+                               f"({response.headers.get('Content-Type', 'no content type')})")
         result = next((el for el in root.iter() if isinstance(el.tag, str) and _local(el) == f"{operation}Result"), None)
         if result is None:
             raise AdapterError(f"Yuki's answer to {operation} has no {operation}Result")
