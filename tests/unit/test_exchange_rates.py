@@ -191,3 +191,50 @@ def test_exact_simulator_applies_its_own_table_when_no_rate_is_sent(exact):
     assert isinstance(answer, BookingResult)
     [stored] = exact.sandbox.sales_entries(DIV)
     assert stored["Rate"] == D("0.0085") and stored["AmountDC"] == D("160.45")
+
+
+# ------------------------------------------------------------------------------------------ Octopus
+
+from tests.unit.test_octopus_adapter import World as OctopusWorld, customer as octopus_customer, entry as octopus_entry, line as octopus_line  # noqa: E402
+
+
+@pytest.fixture
+def octopus(clock):
+    w = OctopusWorld(clock)
+    w.sandbox.add_currency(w.dossier, "RSD")  # enabled, no rate in the dossier
+    yield w
+    w.adapter.close()
+
+
+def octopus_rsd(relation: str, rate: Decimal | None):
+    return octopus_entry("h-rsd", relation, ref="2024-17", currency="RSD", exchange_rate=rate, entry_date=date(2024, 5, 1),
+                         due_date=date(2024, 5, 31), lines=(octopus_line(net="15600.00", tax="3276.00"),))
+
+
+def test_octopus_rsd_without_any_rate_is_skipped_and_never_booked_at_1(octopus):
+    metadata = octopus.adapter.fetch_metadata()
+    assert metadata.exchange_rates_read and {r.currency for r in metadata.exchange_rates} == {"USD"}
+    with pytest.raises(MissingRate) as missing:
+        decide_rate(rsd21(), metadata, "Octopus")
+    assert missing.value.hint == "Add the RSD rate in Octopus's exchange rates, then sync again."
+    [answer] = octopus.adapter.post_bookings([octopus_rsd(octopus_customer(octopus), None)])
+    assert isinstance(answer, BookingRejected) and "No exchange rate for RSD" in answer.reason
+    assert octopus.sandbox.bookings(octopus.dossier) == []
+
+
+def test_octopus_rsd_with_bt111_is_booked_at_the_rate_it_gives(octopus):
+    choice = decide_rate(rsd21(bt111="27.96"), octopus.adapter.fetch_metadata(), "Octopus")
+    [answer] = octopus.adapter.post_bookings([octopus_rsd(octopus_customer(octopus), choice.rate)])
+    assert isinstance(answer, BookingResult)
+    booked = octopus.adapter.read_bookings([answer.entry_id], rsd21().kind)[answer.entry_id]
+    assert (booked.company_currency, booked.company_net, booked.company_vat, booked.company_gross, booked.exchange_rate) == (
+        "EUR", D("133.14"), D("27.96"), D("161.10"), D("0.0085347985"))
+
+
+def test_octopus_rsd_booked_at_the_dossiers_rate(octopus):
+    octopus.sandbox.add_currency(octopus.dossier, "RSD", "0.0085")
+    choice = decide_rate(rsd21(), octopus.adapter.fetch_metadata(), "Octopus")
+    assert (choice.rate, choice.source) == (D("0.0085"), "tool")
+    [answer] = octopus.adapter.post_bookings([octopus_rsd(octopus_customer(octopus), choice.rate)])
+    booked = octopus.adapter.read_bookings([answer.entry_id], rsd21().kind)[answer.entry_id]
+    assert (booked.company_net, booked.company_vat, booked.company_gross) == (D("132.60"), D("27.85"), D("160.45"))

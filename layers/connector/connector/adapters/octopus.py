@@ -42,6 +42,15 @@ Choices where the reference is silent or (unconfirmed):
   ``type`` (1 sales, 2 purchase, 3 both), else from the code (``D21``-style → purchase, §2.3 seed
   script), else both. The company currency is EUR (Octopus is Belgian; no endpoint gives it); the
   currency list comes from ``GET /currencies`` when the dossier serves it.
+- Exchange rates: octopus.md documents ``currencyCode`` / ``exchangeRate`` on a booking and no rate
+  table; ``GET /currencies`` (accounting-apis.md §2.3, shape unconfirmed) rows that carry an
+  ``exchangeRate`` are read as the dossier's current rate into EUR (``ToolMetadata.exchange_rates``,
+  valid on any date). When no row carries one the table counts as unread and a booking without a
+  decided rate goes without ``exchangeRate`` (Octopus applies its own). ``exchangeRate`` is sent when
+  the booking rules decided one (:mod:`connector.exchange`); never a default of 1.
+- Company-currency amounts: Octopus's booking rows carry no amounts in the dossier currency (§4), only
+  the ``exchangeRate`` it holds; ``BookedEntry.company_*`` are each line's base and VAT × that rate,
+  rounded half-up to the cent and summed (how Octopus itself converts is unconfirmed).
 - Relations (§2.4): ``externalRelationId`` = the party's ``customer_number`` when it is digits and fits
   a signed 32-bit int, else ``1 000 000 000 + (SHA-256 of host_id mod 10⁹)``, stable across runs. The
   relation is looked up by that id (``GET /relations?extRelationId=``, a ``404`` means none) and written
@@ -129,6 +138,7 @@ from connector.models import (
     BookingResult,
     Direction,
     DocumentKind,
+    ExchangeRate,
     GLAccount,
     Journal,
     Party,
@@ -137,6 +147,7 @@ from connector.models import (
     ToolMetadata,
     VatCode,
 )
+from connector.money import round_money
 from connector.onboarding import ToolRelation
 from connector.ports import AdapterError, CredentialsChanged, CredentialStore, RelationRejected
 
@@ -402,12 +413,20 @@ class OctopusAdapter:
         currency_rows = self._get_list("currencies", optional=True)
         currencies = tuple(str(r.get("code") or r.get("currencyCode")) for r in currency_rows
                            if r.get("code") or r.get("currencyCode")) or ("EUR",)
+        exchange_rates = tuple(
+            ExchangeRate(currency=str(r.get("code") or r.get("currencyCode")), start=date.min, rate=_dec(r["exchangeRate"]))
+            for r in currency_rows
+            if (r.get("code") or r.get("currencyCode")) not in (None, "", "EUR") and r.get("exchangeRate") not in (None, "")
+            and _dec(r["exchangeRate"]) > 0
+        )
         self._metadata = ToolMetadata(
             gl_accounts=tuple(sorted(accounts.values(), key=lambda a: a.code)),
             journals=tuple(sorted(journals.values(), key=lambda j: j.code)),
             vat_codes=vat_codes,
             currencies=currencies,
             company_currency="EUR",
+            exchange_rates=exchange_rates,
+            exchange_rates_read=any("exchangeRate" in r for r in currency_rows),
             tool_rows={"bookyears": years},
         )
         return self._metadata
@@ -1027,6 +1046,13 @@ class OctopusAdapter:
                 gross = amount_sign * _dec(row.get("amount"))
                 _, line_sign = octopus_signs(kind, gross)
                 lines = tuple(self._booked_line(ln, line_sign) for ln in row.get("bookingLines") or [])
+                rate = None if row.get("exchangeRate") in (None, "") else _dec(row.get("exchangeRate"))
+                company: dict[str, Any] = {}
+                if rate is not None:
+                    company_net = sum((round_money(ln.net_amount * rate) for ln in lines), Decimal(0))
+                    company_vat = sum((round_money(ln.vat_amount * rate) for ln in lines), Decimal(0))
+                    company = {"company_currency": "EUR", "company_net": company_net, "company_vat": company_vat,
+                               "company_gross": company_net + company_vat, "exchange_rate": rate}
                 result[entry_id] = BookedEntry(
                     entry_id=entry_id,
                     booking_number=str(row.get("documentSequenceNr")),
@@ -1036,6 +1062,7 @@ class OctopusAdapter:
                     vat=sum((ln.vat_amount for ln in lines), Decimal(0)),
                     gross=gross,
                     lines=lines,
+                    **company,
                 )
         return result
 

@@ -116,7 +116,10 @@ Behaviour chosen where the reference marks a fact (unconfirmed) or is silent:
   undone, as ``DELETE /balancings/document/delete`` would).
 - VAT codes: ``type`` 1 = sales, 2 = purchase, 3 = both (meaning unconfirmed); ``basePercentage`` in
   percent (``21.00``). Currencies: ``GET /currencies`` → ``[{"code","description","exchangeRate"}]``
-  (shape unconfirmed); a booking without ``exchangeRate`` gets the dossier's rate for its currency.
+  (shape unconfirmed), ``exchangeRate`` = units of the dossier currency per unit of ``code``, ``null``
+  for a currency enabled without a rate; a booking without ``exchangeRate`` gets the dossier's rate for
+  its currency, and one in a foreign currency the dossier has no rate for is refused (``400``,
+  ``errorCode`` 200, "No exchange rate for RSD": the sandbox's choice, never rate 1).
 - No rate limit is documented (§2.8): ``rate_limit`` (calls per dossier per clock minute, default off)
   answers ``429`` with ``Retry-After`` when set. :meth:`OctopusSandbox.fail_next` injects failures.
 - Error codes (``errorCode``) are this module's own: 100 bad login, 101 token expired, 102 token
@@ -428,7 +431,7 @@ class OctopusSandbox:
         users: Iterable[str] | None = None,
     ) -> int:
         """Create a dossier (``users``: who may open it, ``None`` = every user); its currency is enabled
-        with rate 1. Returns ``dossier_id``."""
+        (its own rate is 1). Returns ``dossier_id``."""
         with self._lock:
             dossier = _Dossier(int(dossier_id), description or f"Dossier {dossier_id}", vat_nr, currency,
                                set(users) if users is not None else None)
@@ -544,12 +547,12 @@ class OctopusSandbox:
                 "type": VAT_CODE_TYPES[usage], "defaultSellBookingAccountNr": default_account or 0,
             }
 
-    def add_currency(self, dossier: int, code: str, rate: Decimal | str, description: str = "") -> None:
+    def add_currency(self, dossier: int, code: str, rate: Decimal | str | None = None, description: str = "") -> None:
         """Enable ``code``; ``rate`` converts 1 unit of it into the dossier currency (used when a booking
-        gives no ``exchangeRate``)."""
+        gives no ``exchangeRate``; ``None``: the dossier has no rate for it, such bookings are refused)."""
         with self._lock:
             self._dossier(dossier).currencies[code] = {"code": code, "description": description or code,
-                                                       "exchangeRate": Decimal(str(rate))}
+                                                       "exchangeRate": None if rate is None else Decimal(str(rate))}
 
     def add_relation(
         self,
@@ -1104,8 +1107,12 @@ class OctopusSandbox:
             rate = _amount_any(data["exchangeRate"], "exchangeRate")
             if rate <= 0:
                 raise _bad(f"exchangeRate must be positive: {rate}")
+        elif currency == d.currency:
+            rate = Decimal(1)
         else:
             rate = d.currencies[currency]["exchangeRate"]
+            if rate is None:
+                raise _bad(f"No exchange rate for {currency}: give exchangeRate or set the rate in the dossier")
         payment_method = _int(data.get("paymentMethod"), "paymentMethod", required=False) or 0
 
         # Lines and the total (§2.5, §2.6)
@@ -1472,7 +1479,7 @@ def demo_administration(sandbox: OctopusSandbox, request: AdminRequest) -> Admin
                                 (608000, "Purchase discounts received"), (708000, "Sales discounts granted")):
         sandbox.add_account(DEMO_DOSSIER, number, description)
     for currency in sorted(request.currencies - {request.company_currency}):
-        sandbox.add_currency(DEMO_DOSSIER, currency, DEMO_RATES.get(currency, "1"))
+        sandbox.add_currency(DEMO_DOSSIER, currency, DEMO_RATES.get(currency))
     admin = Administration(
         connection={"dossier_id": DEMO_DOSSIER},
         credentials={"user": DEMO_USER, "password": DEMO_PASSWORD},
