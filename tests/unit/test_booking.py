@@ -255,3 +255,120 @@ def test_prepaid_and_rounding_are_settlement_not_booking():
     document = doc([("100.00", "S:21")], [("S:21", "100.00", "21.00")], totals=DocumentTotals(net=D("100.00"), vat=D("21.00"), gross=D("121.00"), prepaid=D("50.00"), rounding=D("0.20"), payable=D("71.20")))
     entry = book(document)
     assert isinstance(entry, BookingEntry) and entry.gross == D("121.00")
+
+
+# ------------------------------------------------------- VAT categories, BR-CO-17 tolerance, reasons
+
+S25 = VatRate(id="S:25", description="25%", percentage=D(25), category="S")
+G0 = ZERO_RATES["G"]
+O0 = ZERO_RATES["O"]
+VAT_SETTINGS = SETTINGS.model_copy(
+    update={
+        "vat_codes": {**SETTINGS.vat_codes, "S:25": "25", "G:0": "RC", "O:0": "RC", "E:0": "RC"},
+        "ledger_accounts": {**SETTINGS.ledger_accounts, "S:25": "700000", "G:0": "700000", "O:0": "700000", "E:0": "700000"},
+    }
+)
+VAT_METADATA = METADATA.model_copy(update={"vat_codes": (*METADATA.vat_codes, VatCode(code="25", percentage=D(25), usage="sales"))})
+
+
+def book_vat(document: Document) -> BookingEntry | Skip:
+    return build_entry(document, VAT_SETTINGS, VAT_METADATA, "rel-1")
+
+
+def test_export_line_whose_only_breakdown_is_not_subject_is_skipped_naming_br_g_01():
+    result = book_vat(doc([("500.00", "G:0")], [("O:0", "500.00", "0")], rates=(G0, O0)))
+    assert isinstance(result, Skip)
+    assert result.reason.startswith("invoice INV-1: VAT 0% category G (export outside the EU) is used on lines (500.00)")
+    assert "missing from the VAT breakdown (EN 16931 BR-G-01)" in result.reason
+    assert "category O (not subject to VAT) with 500.00 instead" in result.reason and "BR-O-12" in result.reason
+
+
+def test_categories_sharing_zero_percent_are_checked_per_category():
+    exempt = ZERO_RATES["E"]
+    both = doc([("300.00", "G:0"), ("200.00", "E:0")], [("G:0", "300.00", "0"), ("E:0", "200.00", "0")], rates=(G0, exempt))
+    assert isinstance(book_vat(both), BookingEntry)
+    swapped = book_vat(doc([("300.00", "G:0"), ("200.00", "E:0")], [("G:0", "200.00", "0"), ("E:0", "300.00", "0")], rates=(G0, exempt)))
+    assert isinstance(swapped, Skip) and "the taxable amount of VAT 0% category G (export outside the EU) is 200.00" in swapped.reason
+    assert "add up to 300.00 (EN 16931 BR-G-08)" in swapped.reason
+
+
+def test_not_subject_lines_beside_another_category_are_skipped_naming_br_o_11():
+    result = book_vat(doc([("300.00", "O:0"), ("100.00", "S:21")], [("O:0", "300.00", "0"), ("S:21", "100.00", "21.00")], rates=(O0, S21)))
+    assert isinstance(result, Skip) and "BR-O-11" in result.reason and "category S" in result.reason
+
+
+def test_a_numeric_rate_row_is_checked_against_all_the_rates_sharing_it():
+    """The host's public API gives one row per numeric rate: it is compared with the lines of every rate
+    of that percentage together, and its own VAT is split over their booking lines."""
+    s21b = VatRate(id="S:21b", description="21% margin", percentage=D(21), category="S")
+    settings = VAT_SETTINGS.model_copy(update={"vat_codes": {**VAT_SETTINGS.vat_codes, "S:21b": "21"}, "ledger_accounts": {**VAT_SETTINGS.ledger_accounts, "S:21b": "700600"}})
+    shared = (VatSubtotal(vat_rate_id="S:21", shared_rate_ids=("S:21b",), taxable_amount=D("300.03"), vat_amount=D("63.01")),)
+    document = doc([("100.01", "S:21"), ("200.02", "S:21b")], [], rates=(S21, s21b)).model_copy(
+        update={"vat_breakdown": shared, "totals": DocumentTotals(net=D("300.03"), vat=D("63.01"), gross=D("363.04"), payable=D("363.04"))})
+    entry = build_entry(document, settings, VAT_METADATA, "rel-1")
+    assert isinstance(entry, BookingEntry)
+    assert [(l.gl_account, l.net_amount, l.vat_amount) for l in entry.lines] == [("700000", D("100.01"), D("21.00")), ("700600", D("200.02"), D("42.01"))]
+    wrong = document.model_copy(update={"vat_breakdown": (shared[0].model_copy(update={"taxable_amount": D("300.00"), "vat_amount": D("63.00")}),),
+                                        "totals": DocumentTotals(net=D("300.03"), vat=D("63.00"), gross=D("363.03"), payable=D("363.03"))})
+    skipped = build_entry(wrong, settings, VAT_METADATA, "rel-1")
+    assert isinstance(skipped, Skip) and "is 300.00, its lines, allowances and charges add up to 300.03" in skipped.reason
+    assert "one row of the host's VAT breakdown, which gives no category" in skipped.reason
+
+
+def test_vat_within_br_co_17s_one_unit_books_the_documents_own_vat():
+    """EHF forward billing: 25 % of 1234.71 is 308.68, the invoice states 308.63 (BR-CO-17 accepts less
+    than 1 unit apart): booked with 308.63."""
+    entry = book_vat(doc([("1234.71", "S:25")], [("S:25", "1234.71", "308.63")], rates=(S25,)))
+    assert isinstance(entry, BookingEntry)
+    assert entry.vat == D("308.63") and entry.gross == D("1543.34") and entry.lines[0].vat_amount == D("308.63")
+    two_lines = book_vat(doc([("1000.00", "S:25"), ("234.71", "S:25")], [("S:25", "1234.71", "308.63")], rates=(S25,)))
+    assert isinstance(two_lines, BookingEntry) and two_lines.vat == D("308.63")
+
+
+@pytest.mark.parametrize(("stated", "apart"), [("309.68", "1.00"), ("307.50", "1.18")])
+def test_vat_a_unit_or_more_off_is_skipped_naming_br_co_17_and_the_figures(stated, apart):
+    result = book_vat(doc([("1234.71", "S:25")], [("S:25", "1234.71", stated)], rates=(S25,)))
+    assert isinstance(result, Skip)
+    assert result.reason == (
+        f"invoice INV-1: the VAT amount of VAT 25% is {stated}, 25% of 1234.71 is 308.68: {apart} apart, EN 16931 BR-CO-17"
+        " accepts less than 1 (BR-S-09)"
+    )
+    assert result.hint == "Correct the VAT amount of the document."
+
+
+def test_financial_discount_breakdown_is_skipped_with_the_taxable_amounts_not_a_read_error():
+    result = book(doc([("400.00", "S:21")], [("S:21", "392.00", "82.32")], totals=DocumentTotals(net=D("400.00"), vat=D("82.32"), gross=D("482.32"), payable=D("482.32"))))
+    assert isinstance(result, Skip)
+    assert result.reason == (
+        "invoice INV-1: the taxable amount of VAT 21% is 392.00, its lines, allowances and charges add up to 400.00 (EN 16931 BR-S-08)"
+    )
+
+
+def test_every_arithmetic_reason_names_the_documents_own_number_and_a_rule():
+    cases = [
+        doc([("185.079", "S:21")], [("S:21", "185.08", "38.87")], totals=DocumentTotals(net=D("185.08"), vat=D("38.87"), gross=D("223.95"), payable=D("223.95"))),
+        doc([("100.00", "S:21")], [("S:21", "100.00", "21.00")], totals=DocumentTotals(net=D("100.00"), vat=D("21.00"), gross=D("122.00"), payable=D("122.00"))),
+        doc([("100.00", "S:21")], [("S:21", "100.00", "21.00")], totals=DocumentTotals(net=D("100.00"), vat=D("20.00"), gross=D("120.00"), payable=D("120.00"))),
+        doc([("100.00", "S:21")], [("S:21", "100.00", "21.00"), ("S:6", "50.00", "3.00")]),
+        doc([("100.00", "AE:0")], [("AE:0", "100.00", "5.00")]),
+        doc([("100.00", "S:21")], [("S:21", "100.00", "23.00")]),
+    ]
+    for document in cases:
+        result = book(document.model_copy(update={"host_id": "internal-uuid-7", "number": "2025 / 41"}))
+        assert isinstance(result, Skip)
+        assert result.reason.startswith("invoice 2025 / 41: ") and "internal-uuid-7" not in result.reason
+        assert "(EN 16931 BR-" in result.reason or "EN 16931 BR-" in result.reason, result.reason
+
+
+def test_negative_quantity_with_a_positive_amount_is_booked_with_a_warning():
+    document = doc([("100.00", "S:21")], [("S:21", "100.00", "21.00")])
+    document = document.model_copy(update={"lines": (document.lines[0].model_copy(update={"quantity": D("-2"), "description": "Returned chairs"}),)})
+    entry = book(document)
+    assert isinstance(entry, BookingEntry) and entry.net == D("100.00")
+    assert entry.warnings == (
+        "invoice INV-1: line 1 ('Returned chairs') has quantity -2 but line amount 100.00, of the opposite sign (EN 16931 BT-131 ="
+        " quantity x net price, BR-27: the price is not negative); it was booked at 100.00: check the line's quantity and price in"
+        " the host product.",
+    )
+    same_sign = document.model_copy(update={"lines": (document.lines[0].model_copy(update={"quantity": D("2")}),)})
+    assert book(same_sign).warnings == ()  # type: ignore[union-attr]

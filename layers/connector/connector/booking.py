@@ -1,20 +1,26 @@
 """From a host document to a sales / purchase entry, or a precise reason not to book it.
 
-This is the one place that decides what gets booked. It checks the document's own arithmetic
-(EN 16931 business rules BR-CO-10..16 and the per-category rules BR-S-08/09, BR-Z-08, BR-E-08, BR-AE-08,
-BR-IC-08, BR-G-08, BR-O-08), the integration settings (journal, VAT-code and ledger-account links,
+This is the one place that decides what gets booked. It checks the document's own arithmetic against
+its own VAT breakdown (EN 16931 business rules BR-CO-13..17, the per-category rules BR-S-01/08/09 and
+their kin for Z, E, AE, K (BR-IC), G, O, L (BR-IG) and M (BR-IP), and BR-O-11..14; see
+:func:`check_arithmetic`), the integration settings (journal, VAT-code and ledger-account links,
 discount accounts: seed 000 "Set up an integration") and the tool's master data (the accounts, journals
 and VAT codes fetched by the ledger-accounts component), and then builds the entry:
 
 - one booking line per (GL account, VAT code): revenue / cost lines, document charges (on the VAT
   rate's ledger account) and document allowances (negative, on the discount account);
-- each line's VAT is its base x rate rounded half-up to the cent, and the difference to the document's
-  own VAT for that rate (BT-117) goes on the rate's largest line, so that the entry's VAT equals the document's VAT to the cent;
+- the VAT booked is the document's own (BT-117, accepted within BR-CO-17's tolerance of less than one
+  currency unit from taxable x rate): each line's VAT is its base x rate rounded half-up to the cent,
+  and the difference to the document's VAT for that rate goes on the rate's largest line, so that the
+  entry's VAT equals the document's VAT to the cent;
 - totals equal the document's BT-109 / BT-110 / BT-112. Prepaid amounts (BT-113) and the payable
   rounding amount (BT-114) are settlement matters, not part of the entry.
 
 A document that cannot be booked *correctly* is never booked approximately: :func:`build_entry` returns a
 :class:`~connector.models.Skip` instead, with the reason and the fix hint the host shows in "View details".
+Every reason starts with the document's kind and own number (BT-1, :func:`document_label`). What is
+booked as the document says but looks wrong (a line whose quantity and amount differ in sign) comes back
+as :attr:`BookingEntry.warnings`. Rules: docs/booking-rules.md.
 """
 
 from __future__ import annotations
@@ -289,7 +295,7 @@ def check_arithmetic(doc: Document) -> None:
         if abs(group.vat - expected) >= VAT_TOLERANCE:
             raise _skip(
                 doc,
-                f"the VAT of {label} is {_money(group.vat)}, {group.percentage}% of {_money(group.taxable)} is {_money(expected)}:"
+                f"the VAT amount of {label} is {_money(group.vat)}, {group.percentage}% of {_money(group.taxable)} is {_money(expected)}:"
                 f" {_money(abs(group.vat - expected))} apart, EN 16931 BR-CO-17 accepts less than {VAT_TOLERANCE}"
                 f" ({_rule(group.category, 9)})",
                 "Correct the VAT amount of the document.",
