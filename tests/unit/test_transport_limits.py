@@ -5,6 +5,8 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterator
 
+from pathlib import Path
+
 import httpx
 import pytest
 
@@ -12,11 +14,15 @@ from connector import limits
 from connector.adapters.exact import ExactOnlineAdapter
 from connector.adapters.octopus import OctopusAdapter
 from connector.adapters.yuki import YukiAdapter
+from connector.host.client import HostClient, HostError
+from connector.host.mapping import HostDataError
 from connector.http import BodyTooLarge, read_response
-from connector.models import BookingResult
+from connector.models import BookingResult, Direction, DocumentKind
+from connector.sync.engine import _fetch_documents
 from connector.ports import AdapterError
 from tests.unit.test_exact_adapter import CLIENT, DIV, SECRET, World as ExactWorld, entry, party
 from tests.unit.test_octopus_adapter import World as OctopusWorld, customer as octopus_customer, entry as octopus_entry
+from tests.unit.test_host_client import TOKEN, InstantClock, World as HostWorld
 from tests.unit.test_yuki_adapter import World as YukiWorld, customer as yuki_customer, entry as yuki_entry
 
 Rule = Callable[[httpx.Request], httpx.Response | None]
@@ -268,3 +274,74 @@ def test_yuki_an_answer_over_the_limit_is_the_components_error(clock, monkeypatc
     adapter, _ = yuki_adapter(world, on_operation("GetGLAccountScheme", big))
     with pytest.raises(AdapterError, match=r"answer to GetGLAccountScheme is too large.*\(4,096 bytes\)"):
         adapter.fetch_metadata()
+
+
+# -------------------------------------------------------------------------------------- host product
+
+SAMPLE = Path(__file__).resolve().parents[2] / "sample_data" / "ubl" / "en16931-ubl-tc434-example1.xml"
+
+
+def host_client(world: HostWorld, rule: Rule) -> tuple[HostClient, Intercept]:
+    transport = Intercept(world.sb, rule)
+    return HostClient("http://host", TOKEN, world.dept, transport=transport, clock=InstantClock()), transport
+
+
+def host_world() -> HostWorld:
+    from connector.sandbox.host import HostSandbox
+
+    return HostWorld(HostSandbox(clock=InstantClock(), seed=3))
+
+
+def test_host_a_redirected_list_is_an_error_not_no_documents():
+    world = host_world()
+    world.invoice("2025-01-02")
+    client, _ = host_client(world, on_path("invoices.list", redirect, method="POST"))
+    with pytest.raises(HostError, match=r"invoices.list: HTTP 302 \(a redirect, not followed\)") as caught:
+        client.list_documents("invoice", since=None)
+    assert caught.value.status == 302 and caught.value.action == "invoices.list"
+
+
+def test_host_a_redirected_metadata_read_is_an_error_not_no_tax_rates():
+    world = host_world()
+    client, _ = host_client(world, on_path("taxRates.list", redirect, method="POST"))
+    with pytest.raises(HostError, match="taxRates.list: HTTP 302"):
+        client.tax_rates()
+
+
+def test_host_an_undocumented_success_status_is_an_error():
+    world = host_world()
+    accepted = lambda request: httpx.Response(202, json={"data": []})  # noqa: E731
+    client, _ = host_client(world, on_path("taxRates.list", accepted, method="POST"))
+    with pytest.raises(HostError, match="taxRates.list: HTTP 202"):
+        client.tax_rates()
+
+
+def test_host_an_answer_over_the_limit_is_the_components_error(monkeypatch):
+    world = host_world()
+    monkeypatch.setattr(limits, "MAX_ANSWER_BYTES", 4096)
+    big = lambda request: httpx.Response(200, stream=Counting(100))  # noqa: E731
+    client, _ = host_client(world, on_path("taxRates.list", big, method="POST"))
+    with pytest.raises(HostError, match=r"taxRates.list: the host product's answer is too large.*\(4,096 bytes\)"):
+        client.tax_rates()
+
+
+def test_an_oversize_ubl_skips_that_document_alone_and_its_neighbour_is_read(monkeypatch):
+    world = host_world()
+    ubl = SAMPLE.read_bytes()
+    padded = ubl + b"<!--" + b" " * 40_000 + b"-->"  # a document with a large embedded attachment
+    supplier = ("company", world.company)
+    ids = [world.sb.add_incoming_document(world.dept, title=f"bill {n}", supplier=supplier, document_number=n,
+                                          review_status="approved", file_content=body, file_name=f"{n}.xml")
+           for n, body in (("BIG-1", padded), ("OK-2", ubl))]
+    monkeypatch.setattr(limits, "MAX_UBL_BYTES", 32 * 1024)
+    client, transport = host_client(world, lambda request: None)
+    with pytest.raises(HostDataError) as caught:
+        client.get_incoming("invoice", ids[:1])
+    message = str(caught.value)
+    assert f"incomingInvoices {ids[0]} (document BIG-1)" in message
+    assert f" MB ({len(padded):,} bytes), over the 0.0 MB (32,768 bytes) the connector reads" in message
+    assert "book it by hand" in message
+
+    documents, failures = _fetch_documents(client, DocumentKind.INVOICE, Direction.INCOMING, ids)
+    assert [d.host_id for d in documents] == [ids[1]]
+    assert list(failures) == [ids[0]] and "(32,768 bytes)" in failures[ids[0]]

@@ -19,7 +19,12 @@ Resilience:
   with a link); ``companies.add`` is never re-sent blindly: after a failure the company is looked up
   by its link first (:meth:`HostClient.add_company`).
 - Other errors raise at once: 401/403 :class:`HostAuthError`, 404 :class:`HostNotFound`, anything else
-  :class:`HostError` with the API's ``errors[].title``. Messages never contain the token.
+  :class:`HostError` with the API's ``errors[].title``. Messages never contain the token. Only the
+  API's success statuses count (200, 201, 204: :data:`SUCCESS`): a redirect (a login or maintenance
+  page, a proxy) is a :class:`HostError`, never followed and never read as an empty answer.
+- **Sizes**: an answer is read up to :data:`connector.limits.MAX_ANSWER_BYTES` (beyond: :class:`HostError`),
+  an incoming document's UBL up to :data:`connector.limits.MAX_UBL_BYTES` (beyond: :class:`HostDataError`
+  for that document, which the sync engine skips alone), never read whole first.
 - Every :class:`HostError` is a :class:`connector.ports.AdapterError` (the sync engine ends the component
   in Error, keeping ``resume_at``), except that a refused booking number is also a ``ValueError``
   (:class:`BookingNumberRefused`), which the engine turns into a flag on the document.
@@ -37,7 +42,8 @@ from typing import Any
 import httpx
 from tenacity import RetryError, Retrying, retry_if_exception_type, stop_after_attempt, wait_exponential
 
-from connector.http import absolute_url, tls_context
+from connector import limits
+from connector.http import BodyTooLarge, absolute_url, read_response, tls_context
 from connector.clock import Clock, get_clock
 from connector.host.mapping import (
     HOST_KINDS,
@@ -55,6 +61,9 @@ from connector.models import Direction, Document, DocumentKind, Party, PaymentIn
 from connector.ports import AdapterError, chunked
 
 PAGE_SIZE = 100
+#: The API's success statuses (Teamleader Focus API, https://developer.teamleader.eu/: 200 with data, 201
+#: created, 204 no content; docs/architecture.md "Answers the connector accepts").
+SUCCESS = frozenset({200, 201, 204})
 
 
 class HostError(AdapterError):
@@ -154,10 +163,11 @@ class HostClient:
                 "Accept": "application/json",
                 "Content-Type": "application/json",
             },
+            follow_redirects=False,  # a redirect is an error (_result), never followed
         )
         self._retrying: dict[int, Retrying] = {}
         # Temporary file locations (files.download) may live on another host: never send them our token.
-        self._files_http = httpx.Client(transport=transport, timeout=timeout, verify=tls_context())
+        self._files_http = httpx.Client(transport=transport, timeout=timeout, verify=tls_context(), follow_redirects=False)
 
     # ------------------------------------------------------------------ lifecycle
 
@@ -331,9 +341,7 @@ class HostClient:
             if not file_ref.get("id"):
                 raise HostDataError(f"{resource} {doc_id} has no attached document to read")
             location = self.request("files.download", {"id": file_ref["id"]})["data"]["location"]
-            response = self._files_http.get(location)
-            if response.status_code != 200:
-                raise HostDataError(f"{resource} {doc_id}: its document could not be downloaded ({response.status_code})")
+            response = self._download(resource, doc_id, data, location)
             try:
                 parsed = parse_ubl(response.content, source=data.get("source_file"), direction=Direction.INCOMING)
             except UblError as error:
@@ -345,6 +353,29 @@ class HostClient:
                 party = host_party.model_copy(update={k: v for k, v in {"vat_number": host_party.vat_number or parsed.party.vat_number}.items()})
             documents.append(_map_rates(parsed, rates_by_key).model_copy(update={"host_id": doc_id, "party": party, "updated_at": data.get("updated_at"), "booking_number": data.get("booking_number")}))
         return documents
+
+    def _download(self, resource: str, doc_id: str, data: Mapping[str, Any], location: str) -> httpx.Response:
+        """GET an incoming document's file at its temporary ``location`` (never with the token), at most
+        :data:`connector.limits.MAX_UBL_BYTES`. Raises :class:`HostDataError` (that document is skipped)
+        for a file over the limit or an answer other than 200, :class:`HostUnavailable` when the file
+        can't be reached."""
+        number = data.get("document_number")
+        name = f"{resource} {doc_id}" + (f" (document {number})" if number else "")
+        try:
+            response = read_response(self._files_http, "GET", location, limit=limits.MAX_UBL_BYTES)
+        except BodyTooLarge as exc:
+            size = f"is {limits.megabytes(exc.size)}" if exc.declared else f"is larger than {limits.megabytes(exc.limit)}"
+            raise HostDataError(
+                f"{name}: its e-invoice (UBL) {size}, over the {limits.megabytes(exc.limit)} the connector reads "
+                f"of one document; book it by hand in the accounting tool, or ask the supplier to send it again "
+                f"without embedded attachments (BG-24)") from None
+        except httpx.TransportError as exc:
+            raise HostUnavailable(f"{name}: its document could not be downloaded ({type(exc).__name__})",
+                                  action="files.download") from None
+        if response.status_code != 200:
+            what = ", a redirect, not followed" if 300 <= response.status_code < 400 else ""
+            raise HostDataError(f"{name}: its document could not be downloaded (HTTP {response.status_code}{what})")
+        return response
 
     def register_incoming_booking(self, kind: DocumentKind | str, host_id: str, booking_number: str) -> None:
         """Booking number on an incoming document (extension ``bookkeeping.registerBooking``) and its
@@ -600,9 +631,12 @@ class HostClient:
                 self.clock.sleep(delay)
             self.calls["writes" if write else "reads"] += 1
             try:
-                response = self._http.post(absolute_url(self._http, action), content=payload)
+                response = read_response(self._http, "POST", absolute_url(self._http, action),
+                                         limit=limits.MAX_ANSWER_BYTES, content=payload)
             except httpx.TransportError as exc:
                 raise _Transient(None, f"{type(exc).__name__}: {exc}") from None
+            except BodyTooLarge as exc:
+                raise HostError(f"{action}: the host product's answer is too large: {exc}", action=action) from None
             reset = self._reset_at(response)
             if response.status_code == 429:
                 waits += 1
@@ -645,7 +679,7 @@ class HostClient:
     @staticmethod
     def _result(action: str, response: httpx.Response) -> Any:
         status = response.status_code
-        if status < 300:
+        if status in SUCCESS:
             if status == 204 or not response.content:
                 return None
             try:
@@ -653,6 +687,9 @@ class HostClient:
             except ValueError:
                 message = f"{action}: the host product answered invalid JSON"
                 raise HostError(message, status=status, action=action) from None
+        if 300 <= status < 400:
+            raise HostError(f"{action}: HTTP {status} (a redirect, not followed): the host product's API did not answer",
+                            status=status, action=action)
         message = f"{action}: HTTP {status}: {_title(response)}"
         if status in (401, 403):
             raise HostAuthError(message, status=status, action=action)
