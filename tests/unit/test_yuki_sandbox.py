@@ -611,3 +611,15 @@ def test_demo_administration_sets_up_everything(clock):
         ("sessionID", session), ("administrationID", admin.connection["administration_id"])])
     assert {r.findtext(f"{{{NS}}}code") for r in scheme} >= {"800001", "800002", "840000", "130000", "160000",
                                                                "700001", "700002", "740000"}
+
+
+def test_line_vat_is_accepted_up_to_one_unit_from_amount_times_rate(world):
+    """VAT_TOLERANCE: an e-invoice's own VAT (EN 16931 BR-CO-17: less than one unit from taxable x rate)
+    is taken; a LineVATAmount further off is refused."""
+    response = world.sales(
+        sales_invoice("INV-1", "1235", "Acme", line(amount="1234.71", pct="21", vat_amount="258.30")),  # 259.29 computed
+        sales_invoice("INV-2", "1235", "Acme", line(amount="100.00", vat_amount="22.01")),
+    )
+    results = invoices(response)
+    assert results[0]["Succeeded"] == "true"
+    assert "LineVATAmount 22.01 differs from 21.00" in results[1]["Message"]

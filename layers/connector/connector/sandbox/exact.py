@@ -49,7 +49,7 @@ Behaviour chosen where the reference marks a fact (unconfirmed) or is silent:
   ``400 "Invalid: Amount – a credit note (Type 21) needs negative amounts"``; Type 20/30 entries take
   any sign (a negative invoice is allowed). The VAT code is matched exactly, padding included (send
   ``'2  '``, not ``'2'``). A line's ``VATAmountFC`` may differ from ``round(AmountFC × Percentage)`` by at
-  most 0.02. When the header carries ``AmountFC`` / ``VATAmountFC`` they must equal the lines' sums
+  most :data:`VAT_TOLERANCE` (1.00; Exact's own limit is undocumented). When the header carries ``AmountFC`` / ``VATAmountFC`` they must equal the lines' sums
   incl. VAT / of VAT ("not balanced"). ``DueDate`` defaults to ``EntryDate`` + 30 days (payment
   condition). ``EntryNumber`` defaults to the journal's highest number + 1 (or its first number).
   ``VATPercentage`` on lines is a fraction (0.21) like ``VATCodes.Percentage``. Amounts in DC are
@@ -117,7 +117,12 @@ REFRESH_MIN_AGE = 570  # seconds; refresh refused before (§1.2)
 REFRESH_TTL = 30 * 86400  # unused refresh token lifetime (§1.2: 30-180 days)
 CODE_TTL = 180  # authorization code lifetime (§1.2, ~3 min)
 PAGE_SIZE = 60  # standard endpoints (§1.4, unconfirmed)
-VAT_TOLERANCE = Decimal("0.02")
+#: Largest difference a line's stated VAT may have from its base x the VAT code's rate. The real tool's
+#: limit is not documented (its API reference has the line's VATAmountFC writable and gives no limit), so
+#: it is kept at one currency unit -- EN 16931 BR-CO-17's tolerance, within which a valid e-invoice's
+#: own VAT is booked -- no stricter than the tool is known to be, and still refusing a VAT amount that
+#: is plainly wrong. Unconfirmed against the live service.
+VAT_TOLERANCE = Decimal("1.00")
 
 _MODEL = "Exact.Web.Api.Models."
 

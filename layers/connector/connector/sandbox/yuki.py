@@ -68,8 +68,8 @@ Behaviour chosen where the reference marks a fact (unconfirmed) or is silent:
   and is enabled; ``VATType`` is in :data:`VAT_TYPES` and ``VATPercentage`` (when given) equals its
   percentage; ``LineAmount`` / ``LineVATAmount`` / ``SalesPrice`` / ``InvoiceAmount`` have at most 2
   decimals and 10 integer digits (§3.6); ``LineAmount`` within 0.01 of ``ProductQuantity`` x
-  ``SalesPrice`` when both are given; ``LineVATAmount`` within 0.02 of ``LineAmount`` x the VAT
-  percentage; purchase ``InvoiceAmount`` (and ``InvoiceVATAmount`` when given) equal the lines' totals.
+  ``SalesPrice`` when both are given; ``LineVATAmount`` within :data:`VAT_TOLERANCE`
+  (1.00; Yuki's own limit is undocumented) of ``LineAmount`` x the VAT percentage; purchase ``InvoiceAmount`` (and ``InvoiceVATAmount`` when given) equal the lines' totals.
 - Credit notes (§3.9, unconfirmed): the same operations with **negative** line amounts / prices (a
   negative total). Amounts are stored and read back in Yuki's sign (credit note negative).
 - Booking number (seed 004): Yuki numbers each processed invoice per administration, per side (sales /
@@ -194,7 +194,12 @@ DAILY_LIMIT = 1000  # calls per domain per UTC day (§3.3)
 PAGE_SIZE = 100  # SearchContacts (§3.3)
 MAX_FAILED = 5  # failed invoices after which an import stops (§3.7 "a handful"; chosen)
 MAX_SEARCH_VALUES = 100
-VAT_TOLERANCE = Decimal("0.02")
+#: Largest difference a line's stated VAT may have from its base x the VAT code's rate. The real tool's
+#: limit is not documented (its API reference has the line's LineVATAmount writable and gives no limit), so
+#: it is kept at one currency unit -- EN 16931 BR-CO-17's tolerance, within which a valid e-invoice's
+#: own VAT is booked -- no stricter than the tool is known to be, and still refusing a VAT amount that
+#: is plainly wrong. Unconfirmed against the live service.
+VAT_TOLERANCE = Decimal("1.00")
 AMOUNT_LIMIT = Decimal(10) ** 10  # at most 10 integer digits (§3.6)
 
 FAULT_ACCESS_KEY = "Authentication failed: the access key is not valid"
