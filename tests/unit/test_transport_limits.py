@@ -19,6 +19,7 @@ from connector.host.mapping import HostDataError
 from connector.http import BodyTooLarge, read_response
 from connector.models import BookingResult, Direction, DocumentKind
 from connector.sync.engine import _fetch_documents
+from connector.ubl import UblError, parse_ubl, parse_ubl_file
 from connector.ports import AdapterError
 from tests.unit.test_exact_adapter import CLIENT, DIV, SECRET, World as ExactWorld, entry, party
 from tests.unit.test_octopus_adapter import World as OctopusWorld, customer as octopus_customer, entry as octopus_entry
@@ -345,3 +346,24 @@ def test_an_oversize_ubl_skips_that_document_alone_and_its_neighbour_is_read(mon
     documents, failures = _fetch_documents(client, DocumentKind.INVOICE, Direction.INCOMING, ids)
     assert [d.host_id for d in documents] == [ids[1]]
     assert list(failures) == [ids[0]] and "(32,768 bytes)" in failures[ids[0]]
+
+
+# --------------------------------------------------------------------------------------- UBL files
+
+
+def test_a_ubl_file_over_the_limit_is_refused_without_being_read(tmp_path, monkeypatch):
+    big, ok = tmp_path / "BIG-1.xml", tmp_path / "OK-2.xml"
+    big.write_bytes(SAMPLE.read_bytes() + b"<!--" + b" " * 40_000 + b"-->")
+    ok.write_bytes(SAMPLE.read_bytes())
+    monkeypatch.setattr(limits, "MAX_UBL_BYTES", 32 * 1024)
+    monkeypatch.setattr(Path, "read_bytes", lambda self: pytest.fail("the whole file was read"))
+    with pytest.raises(UblError, match=r"BIG-1.xml: the e-invoice is 0.1 MB \(.* bytes\), over the 0.0 MB "
+                                       r"\(32,768 bytes\) the connector reads of one document; book it by hand"):
+        parse_ubl_file(big)
+    assert parse_ubl_file(ok).source == "OK-2.xml"
+
+
+def test_ubl_bytes_over_the_limit_are_refused_before_parsing(monkeypatch):
+    monkeypatch.setattr(limits, "MAX_UBL_BYTES", 1024)
+    with pytest.raises(UblError, match=r"INV-1.xml: the e-invoice is .*, over the 0.0 MB \(1,024 bytes\)"):
+        parse_ubl(SAMPLE.read_bytes(), source="INV-1.xml")

@@ -39,6 +39,7 @@ from pathlib import Path
 from lxml import etree
 from pydantic import ValidationError
 
+from connector import limits
 from connector.models import (
     Address,
     Direction,
@@ -136,8 +137,11 @@ def parse_ubl(
     UBL 2.1 ``Invoice`` nor ``CreditNote``, a missing number / issue date / document currency, missing
     totals (``cac:LegalMonetaryTotal`` amounts, the document-currency ``cac:TaxTotal``), an amount or
     quantity that is not a decimal number, a date that is not ``YYYY-MM-DD``, no lines, a line or
-    document allowance/charge without a VAT category, a party without a name.
+    document allowance/charge without a VAT category, a party without a name; and, before parsing, for
+    ``data`` longer than :data:`connector.limits.MAX_UBL_BYTES` (lxml's tree costs about 10 times the file).
     """
+    if len(data) > limits.MAX_UBL_BYTES:
+        raise UblError(_too_large(source, f"is {limits.megabytes(len(data))}"))
     try:
         return _Parser(_parse_root(data), source).document(direction)
     except UblError as exc:
@@ -149,10 +153,26 @@ def parse_ubl(
 def parse_ubl_file(path: str | os.PathLike[str], *, direction: Direction = Direction.OUTGOING) -> Document:
     """Read and parse the UBL file at ``path`` (see :func:`parse_ubl`); ``source`` is its file name.
 
-    Raises :class:`UblError` as :func:`parse_ubl` does and ``OSError`` when the file cannot be read.
+    Raises :class:`UblError` as :func:`parse_ubl` does (a file over :data:`connector.limits.MAX_UBL_BYTES`
+    is refused without being read whole) and ``OSError`` when the file cannot be read.
     """
     file = Path(path)
-    return parse_ubl(file.read_bytes(), source=file.name, direction=direction)
+    size = file.stat().st_size
+    if size > limits.MAX_UBL_BYTES:
+        raise UblError(_too_large(file.name, f"is {limits.megabytes(size)}"))
+    with file.open("rb") as handle:  # at most one byte past the limit, should the file grow meanwhile
+        data = handle.read(limits.MAX_UBL_BYTES + 1)
+    if len(data) > limits.MAX_UBL_BYTES:
+        raise UblError(_too_large(file.name, f"is larger than {limits.megabytes(limits.MAX_UBL_BYTES)}"))
+    return parse_ubl(data, source=file.name, direction=direction)
+
+
+def _too_large(source: str | None, size: str) -> str:
+    """The reason a UBL document over :data:`connector.limits.MAX_UBL_BYTES` is refused, with a fix."""
+    prefix = f"{source}: " if source else ""
+    return (f"{prefix}the e-invoice {size}, over the {limits.megabytes(limits.MAX_UBL_BYTES)} the connector reads of "
+            f"one document; book it by hand in the accounting tool, or ask for it again without embedded "
+            f"attachments (BG-24)")
 
 
 def parse_seller(data: bytes) -> Party:
