@@ -238,3 +238,50 @@ def test_octopus_rsd_booked_at_the_dossiers_rate(octopus):
     [answer] = octopus.adapter.post_bookings([octopus_rsd(octopus_customer(octopus), choice.rate)])
     booked = octopus.adapter.read_bookings([answer.entry_id], rsd21().kind)[answer.entry_id]
     assert (booked.company_net, booked.company_vat, booked.company_gross) == (D("132.60"), D("27.85"), D("160.45"))
+
+
+# --------------------------------------------------------------------------------------------- Yuki
+
+from tests.unit.test_yuki_adapter import World as YukiWorld, customer as yuki_customer, entry as yuki_entry, line as yuki_line  # noqa: E402
+
+
+@pytest.fixture
+def yuki(clock):
+    w = YukiWorld()
+    w.sandbox.add_gl_account(w.admin, "130100", "Trade debtors", "B", subtype="Debtors", vat_applicable=False)
+    yield w
+    w.adapter.close()
+
+
+def yuki_rsd(relation: str, rate: Decimal | None):
+    return yuki_entry("h-rsd", relation, ref="2024-17", currency="RSD", exchange_rate=rate, entry_date=date(2024, 5, 1),
+                      due_date=date(2024, 5, 31), lines=(yuki_line(net="15600.00", tax="3276.00"),))
+
+
+def test_yuki_rsd_without_any_rate_is_skipped_with_the_reason_and_never_booked_at_1(yuki):
+    metadata = yuki.adapter.fetch_metadata()
+    assert decide_rate(rsd21(), metadata, "Yuki").rate is None  # no table to read: Yuki applies its own
+    [answer] = yuki.adapter.post_bookings([yuki_rsd(yuki_customer(yuki), None)])
+    assert isinstance(answer, BookingRejected)
+    assert answer.reason.startswith("no exchange rate for RSD on 2024-05-01 in the accounting tool and none on the document (BT-111)")
+    assert answer.hint == "Add the RSD rate in Yuki's exchange rates, then sync again."
+    assert yuki.sandbox.invoices(yuki.admin) == []
+
+
+def test_yuki_rsd_with_bt111_and_no_yuki_rate_says_the_rate_cannot_be_passed(yuki):
+    # Yuki's invoice import has no rate element (yuki.md §3.6 / §3.7): BT-111's rate can't be sent.
+    rate = decide_rate(rsd21(bt111="27.96"), yuki.adapter.fetch_metadata(), "Yuki").rate
+    [answer] = yuki.adapter.post_bookings([yuki_rsd(yuki_customer(yuki), rate)])
+    assert isinstance(answer, BookingRejected) and "can't be passed" in answer.reason and "0.0085347985" in answer.reason
+    assert answer.hint == "Add the RSD rate in Yuki's exchange rates, then sync again."
+
+
+def test_yuki_rsd_booked_at_yukis_rate_with_its_eur_amounts_read_back(yuki):
+    yuki.sandbox.add_exchange_rate(yuki.admin, "RSD", "0.0084", date(2024, 1, 1))
+    yuki.sandbox.add_exchange_rate(yuki.admin, "RSD", "0.0085", date(2024, 4, 1))
+    [answer] = yuki.adapter.post_bookings([yuki_rsd(yuki_customer(yuki), None)])
+    assert isinstance(answer, BookingResult)
+    booked = yuki.adapter.read_bookings([answer.entry_id], rsd21().kind)[answer.entry_id]
+    assert (booked.currency, booked.gross) == ("RSD", D("18876.00"))
+    assert (booked.company_currency, booked.company_net, booked.company_vat, booked.company_gross, booked.exchange_rate) == (
+        "EUR", D("132.60"), D("27.85"), D("160.45"), D("0.0085"))

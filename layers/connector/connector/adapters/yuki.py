@@ -58,6 +58,20 @@ Rules followed (``shared/reference/accounting-apis.md`` §3, seed 004 "How do I 
   Incoming entries (purchase invoices / credit notes) go through ``ProcessPurchaseInvoices`` only, one
   call per chunk, ``Reference`` = the supplier's invoice number; ``find_bookings`` matches them on
   ``Reference`` **and** supplier (``ContactCode``) and total.
+- Exchange rates (yuki.md §3.6 / §3.7: the invoice imports carry ``Currency`` and no rate; no operation
+  lists Yuki's rates, only ``Archive.Currencies``' codes): no rate is sent, Yuki applies its own table
+  (``ToolMetadata.exchange_rates_read`` stays false, so the booking rules never skip for a missing rate
+  themselves). An invoice Yuki refuses for want of a rate (a ``Message`` naming an exchange rate /
+  ``wisselkoers``) is rejected with the connector's own reason (:func:`connector.exchange.missing_rate_text`,
+  Yuki's message appended) and the hint to add the rate in Yuki; a document whose own rate (BT-111 or
+  the host's) could not be passed says so in the reason.
+- Company-currency amounts: foreign-currency invoices read back also get one ``AccountingInfo.asmx
+  GetTransactionDetails`` call per side on the debtors / creditors account (GL ``subtype``
+  :data:`DEBTORS_SUBTYPES` / :data:`CREDITORS_SUBTYPES`) over their dates: the row of the invoice's
+  ``documentID`` gives ``transactionAmount`` (gross in the administration currency, EUR) and
+  ``currencyRate``; the VAT in EUR is each line's VAT × ``currencyRate`` rounded half-up to the cent,
+  the net the difference (the control account holds only the total; unconfirmed how Yuki rounds).
+  Invoices in EUR hold the same amounts (rate 1), no call.
 - Read-back: ``AccountingInfo.asmx SearchInvoices`` (the sandbox's documented design, see
   :mod:`connector.sandbox.yuki`; §3.11 names no operation returning an invoice with its lines by
   reference) by ``Reference`` (``find_bookings``) or ``DocumentID`` (``read_bookings``, ``invoiceType``
@@ -128,6 +142,7 @@ from connector.models import (
     ToolMetadata,
     VatCode,
 )
+from connector.exchange import missing_rate_text
 from connector.money import round_money
 from connector.onboarding import ToolRelation
 from connector.ports import AdapterError, CredentialsChanged, CredentialStore, RelationRejected, chunked
@@ -149,6 +164,7 @@ JOURNAL_CHUNK = 50  # invoices settled per ProcessJournal call (two entries each
 #: ("payments to be processed" / kruisposten) a payment registered elsewhere is booked against. Yuki's
 #: subtype texts are unconfirmed (§3.4): the sandbox's demo scheme uses these.
 DEBTORS_SUBTYPES = ("debtors",)
+CREDITORS_SUBTYPES = ("creditors",)
 TRANSIT_SUBTYPES = ("transit",)
 
 SESSION_TTL = 24 * 3600.0  # seconds a session lives (§3.2, client-obs.)
@@ -869,8 +885,7 @@ class YukiAdapter:
                 elif _DUPLICATE in inv["message"].lower():
                     lookups.append((index, inv["message"]))
                 else:
-                    message = inv["message"] or "refused without a message"
-                    results[index] = BookingRejected(host_id=entry.host_id, reason=message, hint=hint_for(message))
+                    results[index] = self._rejected(entry, inv["message"] or "refused without a message")
             if requeue:
                 log.info("yuki: %d invoices skipped by the import, sending them again", len(requeue))
             queue.extendleft(reversed(requeue))
@@ -886,6 +901,19 @@ class YukiAdapter:
                     results[index] = BookingRejected(
                         host_id=entry.host_id, reason="Yuki accepted the invoice but it could not be read back",
                         hint="Sync again; the invoice will be recognised as already booked.")
+
+    @staticmethod
+    def _rejected(entry: BookingEntry, message: str) -> BookingRejected:
+        """A refused invoice: Yuki's ``Message`` with its hint, or, when Yuki had no exchange rate for the
+        invoice's currency, the connector's reason for a missing rate (Yuki's message appended)."""
+        low = message.lower()
+        if entry.currency != "EUR" and ("exchange rate" in low or "wisselkoers" in low):
+            reason, hint = missing_rate_text(entry.currency, entry.entry_date, "Yuki")
+            if entry.exchange_rate is not None:
+                reason = (f"no exchange rate for {entry.currency} on {entry.entry_date.isoformat()} in Yuki, and the"
+                          f" document's own rate ({entry.exchange_rate}) can't be passed: Yuki's invoice import takes no rate")
+            return BookingRejected(host_id=entry.host_id, reason=f"{reason} (Yuki: {message})", hint=hint)
+        return BookingRejected(host_id=entry.host_id, reason=message, hint=hint_for(message))
 
     def _import(self, direction: Direction, batch: Sequence[BookingEntry]) -> dict[str, Any]:
         """One ``ProcessSalesInvoices`` / ``ProcessPurchaseInvoices`` call; the parsed response:
@@ -1061,11 +1089,13 @@ class YukiAdapter:
         invoice_type = "Sales" if direction is Direction.OUTGOING else "Purchase"
         wanted = {i.strip().lower(): i for i in booking_ids if i.strip()}
         out: dict[str, BookedEntry] = {}
+        dates: dict[str, str] = {}
         for batch in chunked(sorted(wanted), SEARCH_CHUNK):
             for row in self._search_invoices(invoice_type, "DocumentID", batch):
                 key = row["ID"].lower()
                 if key not in wanted:
                     continue
+                dates[key] = row["Date"]
                 out[wanted[key]] = BookedEntry(
                     entry_id=row["ID"],
                     booking_number=row["BookingNumber"],
@@ -1080,8 +1110,46 @@ class YukiAdapter:
                                     vat_amount=_signed(sign, ln["LineVATAmount"]), description=ln["Description"])
                         for ln in row["Lines"]
                     ),
+                    **({} if row["Currency"] not in ("", "EUR") else
+                       {"company_currency": "EUR", "company_net": _signed(sign, row["TotalAmountExclVAT"]),
+                        "company_vat": _signed(sign, row["TotalVATAmount"]), "company_gross": _signed(sign, row["TotalAmount"]),
+                        "exchange_rate": Decimal(1)}),
                 )
+        foreign = [e for e in out.values() if e.company_currency is None]
+        if foreign:
+            days = [d for d in (dates.get(e.entry_id.lower(), "")[:10] for e in foreign) if d]
+            details = self._transaction_details(direction, min(days), max(days)) if days else {}
+            for key, booked in list(out.items()):
+                row = details.get(booked.entry_id.lower())
+                if booked.company_currency is not None or row is None:
+                    continue
+                rate = row["currencyRate"]
+                gross = abs(row["transactionAmount"]) * (-1 if booked.gross < 0 else 1)
+                vat = sum((round_money(ln.vat_amount * rate) for ln in booked.lines), Decimal(0))
+                out[key] = booked.model_copy(update={"company_currency": "EUR", "company_net": gross - vat, "company_vat": vat,
+                                                     "company_gross": gross, "exchange_rate": rate})
         return out
+
+    def _transaction_details(self, direction: Direction, start: str, end: str) -> dict[str, dict[str, Any]]:
+        """``documentID`` (lower case) -> ``{"transactionAmount", "currencyRate"}`` of the rows on the debtors
+        (outgoing) / creditors (incoming) account dated ``start`` .. ``end`` (ISO dates; ``GetTransactionDetails``,
+        yuki.md §6); ``{}`` when the GL scheme has no such account."""
+        subtypes = DEBTORS_SUBTYPES if direction is Direction.OUTGOING else CREDITORS_SUBTYPES
+        scheme = self._call("AccountingInfo", "GetGLAccountScheme", [("administrationID", self.administration_id)])
+        code = next((_text(r, "code") for r in _children(scheme) if _text(r, "subtype").casefold() in subtypes), "")
+        if not code:
+            return {}
+        result = self._call("AccountingInfo", "GetTransactionDetails", [
+            ("administrationID", self.administration_id), ("GLAccountCode", code), ("StartDate", start),
+            ("EndDate", end), ("financialMode", 0),
+        ])
+        rows: dict[str, dict[str, Any]] = {}
+        for item in _children(result):
+            document_id = _text(item, "documentID").lower()
+            rate = _text(item, "currencyRate")
+            if document_id and rate:
+                rows[document_id] = {"transactionAmount": _dec(_text(item, "transactionAmount")), "currencyRate": _dec(rate)}
+        return rows
 
     def read_payments(self, bookings: Sequence[BookedRef]) -> dict[str, PaymentState]:
         """Payment state of booked documents in bulk, keyed by ``entry_id`` (§3.8, seed 004 "If an invoice
@@ -1296,6 +1364,7 @@ class YukiAdapter:
                 "BookingNumber": f.get("BookingNumber", ""),
                 "Processed": _bool(f.get("Processed", "")),
                 "Currency": f.get("Currency", ""),
+                "Date": f.get("Date", ""),
                 "ContactCode": f.get("ContactCode", ""),
                 "TotalAmountExclVAT": _dec(f.get("TotalAmountExclVAT", "")),
                 "TotalVATAmount": _dec(f.get("TotalVATAmount", "")),

@@ -17,7 +17,9 @@ Services (§3.1), at ``/ws/{Service}.asmx`` (case-insensitive), namespace ``http
   includeBankTransactions, sortOrder)``, ``ProcessJournal(sessionID, administrationID, xmlDoc)``.
 - ``AccountingInfo.asmx``: ``Authenticate``, ``Administrations``, ``GetCurrentDomain(sessionID)``,
   ``GetGLAccountScheme(sessionID, administrationID)`` (typed ``GlAccount`` rows with the API's misspelled
-  ``descripton``, §3.4) and ``SearchInvoices`` (the read-back, see below).
+  ``descripton``, §3.4), ``SearchInvoices`` (the read-back, see below) and ``GetTransactionDetails
+  (sessionID, administrationID, GLAccountCode, StartDate, EndDate, financialMode)`` (yuki.md §6: typed
+  ``TransactionInfo`` rows, see "Exchange rates").
 - ``Sales.asmx``: ``Authenticate``, ``Administrations``, ``ProcessSalesInvoices(sessionId,
   administrationId, xmlDoc)``.
 - ``Purchase.asmx``: ``ProcessPurchaseInvoices(sessionID, administrationId, xmlDoc)``.
@@ -88,6 +90,22 @@ Behaviour chosen where the reference marks a fact (unconfirmed) or is silent:
   ``ContactCode``, ``ContactName``, ``TotalAmountExclVAT``, ``TotalVATAmount``, ``TotalAmount``,
   ``OpenAmount`` and ``InvoiceLines/InvoiceLine{Description, GLAccountCode, VATType, VATPercentage,
   LineAmount, LineVATAmount}``, Yuki's sign.
+- Exchange rates (yuki.md: the invoice imports have ``Currency`` and no rate, so Yuki applies its own):
+  each administration keeps a table (:meth:`YukiSandbox.add_exchange_rate`: from a start date on, 1 unit
+  of a currency = rate units of the administration currency). An invoice in another currency gets the
+  rate with the latest start on or before its ``Date``; with none it fails (``Succeeded=false``,
+  "No exchange rate for currency RSD on 2024-05-01 in this administration": the wording is this
+  module's own; that Yuki refuses rather than books at some rate is its choice too). Never rate 1 for
+  a foreign currency. ``GetTransactionDetails`` lists the processed invoices dated ``StartDate`` ..
+  ``EndDate`` (inclusive) with a line on ``GLAccountCode``: on the debtors (sales) / creditors (purchase)
+  account (GL ``subtype`` ``Debtors`` / ``Creditors``) one row per invoice with the total, on any other
+  account one row per invoice line booked on it (amount excl. VAT); ``transactionAmount`` in the
+  administration currency (each line's amount and VAT × rate rounded half-up to the cent, then summed),
+  ``transactionAmountForeignCurrency`` in the invoice currency, debit positive / credit negative (a sales
+  invoice debits the debtors, a purchase invoice credits the creditors; credit notes the other way),
+  ``currencyRate``, ``currency``, ``documentID`` = the invoice's ``DocumentID``, ``documentReference``
+  its ``Reference``, ``glAccountCode``, ``transactionDate``, ``description``, ``contactCode``,
+  ``fullName``; ``financialMode`` is accepted and ignored (its meaning is not documented).
 - Contacts created by an invoice whose ``ContactCode`` is unknown take the invoice's contact data (and
   that code). An invoice without ``ContactCode`` matches by type + name among contacts **without** a code
   (client-obs.) before creating one. An existing contact is not updated by an invoice.
@@ -167,7 +185,7 @@ from werkzeug.wrappers import Request, Response
 from connector.clock import get_clock
 from connector.models import JournalSettings
 from connector.money import round_money
-from connector.sandbox.admin import AdminRequest, Administration, HostRate
+from connector.sandbox.admin import DEMO_RATES, AdminRequest, Administration, HostRate
 
 __all__ = [
     "FAULT_ACCESS_KEY",
@@ -194,6 +212,13 @@ DAILY_LIMIT = 1000  # calls per domain per UTC day (§3.3)
 PAGE_SIZE = 100  # SearchContacts (§3.3)
 MAX_FAILED = 5  # failed invoices after which an import stops (§3.7 "a handful"; chosen)
 MAX_SEARCH_VALUES = 100
+#: ``TransactionInfo`` elements ``GetTransactionDetails`` fills (yuki.md §6, the WSDL's type; the others stay out).
+_TRANSACTION_FIELDS = {
+    "id": "string", "transactionDate": "dateTime", "description": "string", "transactionAmount": "decimal",
+    "transactionAmountForeignCurrency": "decimal", "currencyRate": "decimal", "currency": "string",
+    "fullName": "string", "contactCode": "string", "glAccountCode": "string", "documentID": "string",
+    "documentReference": "string",
+}
 #: Largest difference a line's stated VAT may have from its base x the VAT code's rate. The real tool's
 #: limit is not documented (its API reference has the line's LineVATAmount writable and gives no limit), so
 #: it is kept at one currency unit -- EN 16931 BR-CO-17's tolerance, within which a valid e-invoice's
@@ -494,7 +519,7 @@ class _Op:
 
     name: str
     params: tuple[tuple[str, str], ...]  # (name, type): string / int / boolean / xml / strings
-    result: str  # string / xml / glaccounts
+    result: str  # string / xml / glaccounts / transactions
     kind: str  # auth / read / write
     optional: frozenset[str] = frozenset()
 
@@ -529,6 +554,8 @@ _SERVICES: dict[str, dict[str, _Op]] = {
         _op("GetCurrentDomain", "sessionID"),
         _op("GetGLAccountScheme", "sessionID administrationID", "glaccounts"),
         _op("SearchInvoices", "sessionID administrationID invoiceType searchOption searchValues:strings"),
+        _op("GetTransactionDetails", "sessionID administrationID GLAccountCode StartDate EndDate financialMode:int",
+            "transactions"),
     )},
     "Sales": {o.name: o for o in (
         _AUTH, _ADMINS,
@@ -576,6 +603,7 @@ class _Admin:
     invoices: list[dict[str, Any]] = field(default_factory=list)
     sequences: Counter[tuple[str, int]] = field(default_factory=Counter)  # (side, year) -> last number
     journals: list[dict[str, Any]] = field(default_factory=list)  # booked ProcessJournal documents
+    exchange_rates: dict[str, list[tuple[date, Decimal]]] = field(default_factory=dict)  # currency -> (start, rate)
 
 
 @dataclass
@@ -694,6 +722,12 @@ class YukiSandbox:
             self._admins[aid] = _Admin(aid, domain.lower(), name, country, vat_number, currency,
                                        booking_number_format, active, closed_until)
             return aid
+
+    def add_exchange_rate(self, administration_id: str, currency: str, rate: Decimal | str, start: date = date(2000, 1, 1)) -> None:
+        """From ``start`` on, 1 ``currency`` = ``rate`` units of the administration currency (the rate
+        Yuki applies to an invoice in ``currency`` dated on or after ``start``)."""
+        with self._lock:
+            self._admins[administration_id.lower()].exchange_rates.setdefault(currency, []).append((start, Decimal(str(rate))))
 
     def set_booking_number_format(self, administration_id: str, booking_number_format: str) -> None:
         """Change how the administration numbers new bookings, e.g. ``"F{year}-{seq:04d}"`` for an admin
@@ -1097,6 +1131,11 @@ class YukiSandbox:
                 item = etree.SubElement(holder, _q("GlAccount"))
                 for name in ("code", "type", "subtype", "isEnabled", "descripton", "isVATApplicable"):
                     _sub(item, name, row[name])
+        elif op.result == "transactions":
+            for row in result:
+                item = etree.SubElement(holder, _q("TransactionInfo"))
+                for name in _TRANSACTION_FIELDS:
+                    _sub(item, name, row.get(name))
         else:
             holder.append(result)
         content_type = "text/xml" if version == "1.1" else "application/soap+xml"
@@ -1298,6 +1337,36 @@ class YukiSandbox:
                   "Entries": entries, "Settled": [(i["DocumentID"], paid) for i, paid, _ in settle]}
         admin.journals.append(record)
         return record
+
+    def _op_GetTransactionDetails(self, domain: _Domain, session: _Session, args: dict[str, Any]) -> tuple[Any, int]:
+        admin = self._admin_for(domain, args["administrationID"])
+        code = (args["GLAccountCode"] or "").strip()
+        try:
+            start = date.fromisoformat((args["StartDate"] or "")[:10])
+            end = date.fromisoformat((args["EndDate"] or "")[:10])
+        except ValueError:
+            raise _Fault("StartDate / EndDate must be dates (yyyy-MM-dd)", client=True) from None
+        subtype = str((admin.gl_accounts.get(code) or {}).get("subtype") or "").casefold()
+        rows: list[dict[str, Any]] = []
+        for inv in admin.invoices:
+            if not inv["Processed"] or not start <= inv["Date"] <= end:
+                continue
+            rate = inv["CurrencyRate"]
+            debit = 1 if inv["Type"] == "Sales" else -1  # the control account: sales debit, purchase credit
+            base = {"transactionDate": inv["Date"], "description": inv["Subject"], "currencyRate": rate,
+                    "currency": inv["Currency"], "documentID": inv["DocumentID"], "documentReference": inv["Reference"],
+                    "contactCode": inv["ContactCode"], "fullName": inv["ContactName"], "glAccountCode": code}
+            control = "debtors" if inv["Type"] == "Sales" else "creditors"
+            if subtype == control:
+                dc = sum((round_money(ln["LineAmount"] * rate) + round_money(ln["LineVATAmount"] * rate) for ln in inv["Lines"]), Decimal(0))
+                rows.append({**base, "id": f"{inv['DocumentID']}-0", "transactionAmount": debit * dc,
+                             "transactionAmountForeignCurrency": debit * inv["TotalAmount"]})
+            for n, ln in enumerate(inv["Lines"], 1):
+                if ln["GLAccountCode"] == code:
+                    rows.append({**base, "id": f"{inv['DocumentID']}-{n}", "description": ln["Description"] or inv["Subject"],
+                                 "transactionAmount": -debit * round_money(ln["LineAmount"] * rate),
+                                 "transactionAmountForeignCurrency": -debit * ln["LineAmount"]})
+        return rows, 0
 
     def _op_SearchInvoices(self, domain: _Domain, session: _Session, args: dict[str, Any]) -> tuple[Any, int]:
         admin = self._admin_for(domain, args["administrationID"])
@@ -1567,6 +1636,13 @@ class YukiSandbox:
         currency = _value(inv, "Currency") or admin.currency
         if not re.fullmatch(r"[A-Z]{3}", currency):
             raise _Invalid(f"Currency '{currency}' is unknown")
+        if currency == admin.currency:
+            rate = Decimal(1)
+        else:  # Yuki applies its own rate table: the import carries no rate (never rate 1)
+            known = [row for row in admin.exchange_rates.get(currency, []) if row[0] <= day]
+            if not known:
+                raise _Invalid(f"No exchange rate for currency {currency} on {day.isoformat()} in this administration")
+            rate = max(known)[1]
 
         # Contact (§3.5, §3.6): by code (most recent), else by name among uncoded ones, else created.
         emails = _emails(_value(contact_el, "EmailAddress"))
@@ -1603,7 +1679,7 @@ class YukiSandbox:
             number = admin.booking_number_format.format(year=day.year, seq=admin.sequences[(side.name, day.year)])
         record = {
             "DocumentID": str(uuid.uuid4()), "Type": type_, "Reference": reference, "BookingNumber": number,
-            "Processed": process, "Date": day, "DueDate": due, "Currency": currency,
+            "Processed": process, "Date": day, "DueDate": due, "Currency": currency, "CurrencyRate": rate,
             "Subject": _value(inv, "Subject") or _value(inv, "Remarks") or "",
             "PaymentMethod": _value(inv, "PaymentMethod"), "PaymentID": _value(inv, "PaymentID"),
             "ContactID": contact["ID"], "ContactCode": contact["Code"], "ContactName": contact["FullName"],
@@ -1752,7 +1828,7 @@ class YukiSandbox:
         ]
         mixed = '<s:complexType mixed="true"><s:sequence><s:any /></s:sequence></s:complexType>'
         types = {"string": "s:string", "int": "s:int", "boolean": "s:boolean", "strings": "tns:ArrayOfString",
-                 "glaccounts": "tns:ArrayOfGlAccount"}
+                 "glaccounts": "tns:ArrayOfGlAccount", "transactions": "tns:ArrayOfTransactionInfo"}
         for op in ops.values():
             parts.append(f'<s:element name="{op.name}"><s:complexType><s:sequence>')
             for name, ptype in op.params:
@@ -1778,6 +1854,13 @@ class YukiSandbox:
                                for n, t, m in (("code", "string", 0), ("type", "string", 0), ("subtype", "string", 0),
                                                ("isEnabled", "boolean", 1), ("descripton", "string", 0),
                                                ("isVATApplicable", "boolean", 1)))
+                     + "</s:sequence></s:complexType>")
+        parts.append('<s:complexType name="ArrayOfTransactionInfo"><s:sequence><s:element minOccurs="0" '
+                     'maxOccurs="unbounded" name="TransactionInfo" nillable="true" type="tns:TransactionInfo" />'
+                     '</s:sequence></s:complexType>')
+        parts.append('<s:complexType name="TransactionInfo"><s:sequence>'
+                     + "".join(f'<s:element minOccurs="0" maxOccurs="1" name="{n}" type="s:{t}" />'
+                               for n, t in _TRANSACTION_FIELDS.items())
                      + "</s:sequence></s:complexType>")
         parts.append("</s:schema></wsdl:types>")
         for op in ops.values():
@@ -1854,6 +1937,9 @@ def demo_administration(sandbox: YukiSandbox, request: AdminRequest) -> Administ
 
     domain = sandbox.add_domain(f"{request.name} domain")
     admin = sandbox.add_administration(domain, request.name, country="BE", currency=request.company_currency)
+    for currency in sorted(request.currencies - {request.company_currency}):
+        if currency in DEMO_RATES:  # a currency without a demo rate stays without one: Yuki refuses its invoices
+            sandbox.add_exchange_rate(admin, currency, DEMO_RATES[currency])
     key = "demo-" + secrets.token_hex(16)
     sandbox.add_access_key(key, domain)
     sandbox.add_gl_account(admin, "130000", "Trade debtors", "B", subtype="Debtors", vat_applicable=False)
