@@ -122,7 +122,8 @@ def test_negative_invoice_stays_negative():
 @pytest.mark.parametrize(
     ("document", "settings", "reason"),
     [
-        (doc([("185.079", "S:21")], [("S:21", "185.08", "38.87")], totals=DocumentTotals(net=D("185.08"), vat=D("38.87"), gross=D("223.95"), payable=D("223.95"))), SETTINGS, "don't add up"),
+        (doc([("185.07", "S:21")], [("S:21", "185.08", "38.87")], totals=DocumentTotals(net=D("185.08"), vat=D("38.87"), gross=D("223.95"), payable=D("223.95"))), SETTINGS, "don't add up"),
+        (doc([("185.079", "S:21")], [("S:21", "185.08", "38.87")], totals=DocumentTotals(net=D("185.08"), vat=D("38.87"), gross=D("223.95"), payable=D("223.95"))), SETTINGS, "(BT-131) of line 1 is 185.079: more than 2 decimals (EN 16931 BR-DEC-23 allows 2)"),
         (doc([("100.00", "S:21")], [("S:21", "100.00", "22.00")]), SETTINGS, "21% of 100.00 is 21.00"),
         (doc([("100.00", "AE:0")], [("AE:0", "100.00", "5.00")]), SETTINGS, "must carry no VAT"),
         (doc([("100.00", "S:21")], [("S:21", "100.00", "21.00")]), SETTINGS.model_copy(update={"vat_codes": {}}), "has no VAT code linked"),

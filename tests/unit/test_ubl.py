@@ -737,23 +737,23 @@ def test_root_is_neither_invoice_nor_credit_note(data: bytes) -> None:
 
 
 def test_missing_currency() -> None:
-    with pytest.raises(UblError, match=r"^cbc:DocumentCurrencyCode is missing$"):
+    with pytest.raises(UblError, match=r"^invoice INV-1: cbc:DocumentCurrencyCode is missing$"):
         parse_ubl(ubl(currency=None))
-    with pytest.raises(UblError, match=r"^cbc:DocumentCurrencyCode is missing$"):
+    with pytest.raises(UblError, match=r"^invoice INV-1: cbc:DocumentCurrencyCode is missing$"):
         parse_ubl(ubl(currency="  "))
 
 
 def test_missing_number_and_issue_date() -> None:
     with pytest.raises(UblError, match=r"^cbc:ID is missing$"):
         parse_ubl(ubl(number=""))
-    with pytest.raises(UblError, match=r"^cbc:IssueDate is missing$"):
+    with pytest.raises(UblError, match=r"^invoice INV-1: cbc:IssueDate is missing$"):
         parse_ubl(ubl().replace(b"<cbc:IssueDate>2024-03-01</cbc:IssueDate>", b""))
-    with pytest.raises(UblError, match=r"^cbc:IssueDate is not a date \(YYYY-MM-DD\): '01/03/2024'$"):
+    with pytest.raises(UblError, match=r"^invoice INV-1: cbc:IssueDate is not a date \(YYYY-MM-DD\): '01/03/2024'$"):
         parse_ubl(ubl().replace(b"2024-03-01", b"01/03/2024"))
 
 
 def test_missing_legal_monetary_total() -> None:
-    with pytest.raises(UblError, match=r"^cac:LegalMonetaryTotal is missing$"):
+    with pytest.raises(UblError, match=r"^invoice INV-1: cac:LegalMonetaryTotal is missing$"):
         parse_ubl(ubl(totals=""))
 
 
@@ -766,12 +766,12 @@ def test_missing_legal_monetary_total() -> None:
     ],
 )
 def test_missing_total(kwargs: dict, element: str) -> None:
-    with pytest.raises(UblError, match=rf"^cac:LegalMonetaryTotal/cbc:{element} is missing$"):
+    with pytest.raises(UblError, match=rf"^invoice INV-1: cac:LegalMonetaryTotal/cbc:{element} is missing$"):
         parse_ubl(ubl(totals=monetary(**kwargs)))
 
 
 def test_missing_tax_total_with_a_positive_rate() -> None:
-    with pytest.raises(UblError, match=r"^cac:TaxTotal with cbc:TaxAmount in the document currency EUR is missing$"):
+    with pytest.raises(UblError, match=r"^invoice INV-1: cac:TaxTotal with cbc:TaxAmount in the document currency EUR is missing$"):
         parse_ubl(ubl(taxes=""))
     usd_only = '<cac:TaxTotal><cbc:TaxAmount currencyID="USD">21.00</cbc:TaxAmount></cac:TaxTotal>'
     with pytest.raises(UblError, match="cac:TaxTotal with cbc:TaxAmount in the document currency EUR is missing"):
@@ -781,21 +781,21 @@ def test_missing_tax_total_with_a_positive_rate() -> None:
 @pytest.mark.parametrize("text", ["1,000.00", "1e3", "NaN", "Infinity", "12 EUR", "--1", "0x10"])
 def test_amount_not_a_decimal(text: str) -> None:
     with pytest.raises(
-        UblError, match=rf"^cac:LegalMonetaryTotal/cbc:PayableAmount is not a decimal number: '{re.escape(text)}'$"
+        UblError, match=rf"^invoice INV-1: cac:LegalMonetaryTotal/cbc:PayableAmount is not a decimal number: '{re.escape(text)}'$"
     ):
         parse_ubl(ubl(totals=monetary(payable=text)))
 
 
 def test_line_amount_not_a_decimal_names_the_line() -> None:
     lines = line() + line("abc")
-    with pytest.raises(UblError, match=r"^cac:InvoiceLine\[2\]/cbc:LineExtensionAmount is not a decimal number: 'abc'$"):
+    with pytest.raises(UblError, match=r"^invoice INV-1: cac:InvoiceLine\[2\]/cbc:LineExtensionAmount is not a decimal number: 'abc'$"):
         parse_ubl(ubl(lines=lines))
 
 
 def test_subtotal_amount_not_a_decimal() -> None:
     taxes = tax_total("21.00", subtotal("1.000,00", "21.00", category("S", "21", "cac:TaxCategory")))
     with pytest.raises(
-        UblError, match=r"^cac:TaxTotal/cac:TaxSubtotal\[1\]/cbc:TaxableAmount is not a decimal number: '1.000,00'$"
+        UblError, match=r"^invoice INV-1: cac:TaxTotal/cac:TaxSubtotal\[1\]/cbc:TaxableAmount is not a decimal number: '1.000,00'$"
     ):
         parse_ubl(ubl(taxes=taxes))
 
@@ -803,26 +803,26 @@ def test_subtotal_amount_not_a_decimal() -> None:
 def test_line_without_vat_category() -> None:
     with pytest.raises(
         UblError,
-        match=r"^cac:InvoiceLine\[1\]/cac:Item/cac:ClassifiedTaxCategory is missing \(no VAT category on the line\)$",
+        match=r"^invoice INV-1: cac:InvoiceLine\[1\]/cac:Item/cac:ClassifiedTaxCategory is missing \(no VAT category on the line\)$",
     ):
         parse_ubl(ubl(lines=line(cat="")))
 
 
 def test_credit_note_line_without_vat_category() -> None:
-    with pytest.raises(UblError, match=r"^cac:CreditNoteLine\[1\]/cac:Item/cac:ClassifiedTaxCategory is missing"):
+    with pytest.raises(UblError, match=r"^credit note INV-1: cac:CreditNoteLine\[1\]/cac:Item/cac:ClassifiedTaxCategory is missing"):
         parse_ubl(ubl(root="CreditNote", type_code="381", lines=line(cat="", credit=True)))
 
 
 def test_line_category_without_code() -> None:
     cat = "<cac:ClassifiedTaxCategory><cbc:Percent>21</cbc:Percent><cac:TaxScheme><cbc:ID>VAT</cbc:ID></cac:TaxScheme></cac:ClassifiedTaxCategory>"
-    with pytest.raises(UblError, match=r"^cac:InvoiceLine\[1\]/cac:Item/cac:ClassifiedTaxCategory/cbc:ID is missing$"):
+    with pytest.raises(UblError, match=r"^invoice INV-1: cac:InvoiceLine\[1\]/cac:Item/cac:ClassifiedTaxCategory/cbc:ID is missing$"):
         parse_ubl(ubl(lines=line(cat=cat)))
 
 
 def test_standard_rate_without_percent() -> None:
     with pytest.raises(
         UblError,
-        match=r"^cac:InvoiceLine\[1\]/cac:Item/cac:ClassifiedTaxCategory/cbc:Percent is missing \(VAT category S needs a rate\)$",
+        match=r"^invoice INV-1: cac:InvoiceLine\[1\]/cac:Item/cac:ClassifiedTaxCategory/cbc:Percent is missing \(VAT category S needs a rate\)$",
     ):
         parse_ubl(ubl(lines=line(cat=category("S", None))))
 
@@ -839,7 +839,7 @@ def test_line_category_of_another_tax_scheme_only() -> None:
 def test_document_allowance_without_vat_category() -> None:
     ac = '<cac:AllowanceCharge><cbc:ChargeIndicator>false</cbc:ChargeIndicator><cbc:Amount currencyID="EUR">5</cbc:Amount></cac:AllowanceCharge>'
     with pytest.raises(
-        UblError, match=r"^cac:AllowanceCharge\[1\]/cac:TaxCategory is missing \(no VAT category on the document allowance/charge\)$"
+        UblError, match=r"^invoice INV-1: cac:AllowanceCharge\[1\]/cac:TaxCategory is missing \(no VAT category on the document allowance/charge\)$"
     ):
         parse_ubl(ubl(allowances=ac))
 
@@ -847,34 +847,101 @@ def test_document_allowance_without_vat_category() -> None:
 def test_document_allowance_bad_indicator_and_missing_amount() -> None:
     cat = category("S", "21", "cac:TaxCategory")
     bad = f'<cac:AllowanceCharge><cbc:ChargeIndicator>yes</cbc:ChargeIndicator><cbc:Amount currencyID="EUR">5</cbc:Amount>{cat}</cac:AllowanceCharge>'
-    with pytest.raises(UblError, match=r"^cac:AllowanceCharge\[1\]/cbc:ChargeIndicator is not a boolean \(true/false\): 'yes'$"):
+    with pytest.raises(UblError, match=r"^invoice INV-1: cac:AllowanceCharge\[1\]/cbc:ChargeIndicator is not a boolean \(true/false\): 'yes'$"):
         parse_ubl(ubl(allowances=bad))
     no_amount = f"<cac:AllowanceCharge><cbc:ChargeIndicator>true</cbc:ChargeIndicator>{cat}</cac:AllowanceCharge>"
-    with pytest.raises(UblError, match=r"^cac:AllowanceCharge\[1\]/cbc:Amount is missing$"):
+    with pytest.raises(UblError, match=r"^invoice INV-1: cac:AllowanceCharge\[1\]/cbc:Amount is missing$"):
         parse_ubl(ubl(allowances=no_amount))
 
 
 def test_no_lines() -> None:
-    with pytest.raises(UblError, match=r"^cac:InvoiceLine is missing \(a document has at least one line, EN 16931 BR-16\)$"):
+    with pytest.raises(UblError, match=r"^invoice INV-1: cac:InvoiceLine is missing \(a document has at least one line, EN 16931 BR-16\)$"):
         parse_ubl(ubl(lines=""))
 
 
 def test_missing_line_amount() -> None:
     data = ubl().replace(b'<cbc:LineExtensionAmount currencyID="EUR">100.00</cbc:LineExtensionAmount>\n', b"")
-    with pytest.raises(UblError, match=r"^cac:InvoiceLine\[1\]/cbc:LineExtensionAmount is missing$"):
+    with pytest.raises(UblError, match=r"^invoice INV-1: cac:InvoiceLine\[1\]/cbc:LineExtensionAmount is missing$"):
         parse_ubl(data)
 
 
 def test_missing_party() -> None:
     data = ubl().replace(CUSTOMER.encode(), b"")
-    with pytest.raises(UblError, match=r"^cac:AccountingCustomerParty/cac:Party is missing$"):
+    with pytest.raises(UblError, match=r"^invoice INV-1: cac:AccountingCustomerParty/cac:Party is missing$"):
         parse_ubl(data)
     parse_ubl(data, direction=Direction.INCOMING)  # the seller is there
 
 
 def test_error_message_is_prefixed_with_the_source() -> None:
-    with pytest.raises(UblError, match=r"^INV-9\.xml: cbc:DocumentCurrencyCode is missing$"):
+    with pytest.raises(UblError, match=r"^INV-9\.xml: invoice INV-1: cbc:DocumentCurrencyCode is missing$"):
         parse_ubl(ubl(currency=None), source="INV-9.xml")
+
+
+# --------------------------------------------------------------- numbers out of bounds (connector.money)
+
+POISON_PERCENT = "12345678901234567890123456789012"  # 32 digits: more than Decimal's 28-digit context
+
+
+def test_a_32_digit_line_percent_is_refused_naming_the_document_and_the_element() -> None:
+    with pytest.raises(
+        UblError,
+        match=rf"^INV-1\.xml: invoice INV-7: cac:InvoiceLine\[1\]/cac:Item/cac:ClassifiedTaxCategory/cbc:Percent is {POISON_PERCENT}: outside 0\.\.100 \(a percent\)$",
+    ):
+        parse_ubl(ubl(number="INV-7", lines=line(cat=category("S", POISON_PERCENT))), source="INV-1.xml")
+
+
+@pytest.mark.parametrize("percent", ["-1", "100.01", "21.00001", "1e2"])
+def test_a_subtotal_percent_outside_0_to_100_or_with_5_decimals_is_refused(percent: str) -> None:
+    taxes = tax_total("21.00", subtotal("100.00", "21.00", category("S", percent, "cac:TaxCategory")))
+    with pytest.raises(UblError, match=r"^invoice INV-1: cac:TaxTotal/cac:TaxSubtotal\[1\]/cac:TaxCategory/cbc:Percent"):
+        parse_ubl(ubl(taxes=taxes))
+
+
+def test_percent_on_the_subtotal_itself_is_bounded_too() -> None:
+    cat = '<cac:TaxCategory><cbc:ID>S</cbc:ID><cac:TaxScheme><cbc:ID>VAT</cbc:ID></cac:TaxScheme></cac:TaxCategory>'
+    taxes = tax_total("21.00", subtotal("100.00", "21.00", cat).replace("<cac:TaxCategory>", f"<cbc:Percent>{POISON_PERCENT}</cbc:Percent><cac:TaxCategory>", 1))
+    with pytest.raises(UblError, match=r"^invoice INV-1: cac:TaxTotal/cac:TaxSubtotal\[1\]/cbc:Percent is 1234"):
+        parse_ubl(ubl(taxes=taxes))
+
+
+def test_a_40_digit_amount_is_refused_naming_the_element_and_the_value() -> None:
+    amount = "1" * 40
+    with pytest.raises(
+        UblError,
+        match=rf"^invoice INV-1: cac:LegalMonetaryTotal/cbc:PayableAmount is {amount}: "
+        r"more than 15 digits before the decimal point \(an amount has at most 15\)$",
+    ):
+        parse_ubl(ubl(totals=monetary(payable=amount)))
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "element"),
+    [
+        ({"quantity": "1" * 16}, r"cac:InvoiceLine\[1\]/cbc:InvoicedQuantity"),
+        ({"price": "1" * 16}, r"cac:InvoiceLine\[1\]/cac:Price/cbc:PriceAmount"),
+        ({"price": "5", "price_extra": f"<cbc:BaseQuantity>{'1' * 16}</cbc:BaseQuantity>"}, r"cac:InvoiceLine\[1\]/cac:Price/cbc:BaseQuantity"),
+        ({"amount": "-" + "9" * 16}, r"cac:InvoiceLine\[1\]/cbc:LineExtensionAmount"),
+    ],
+)
+def test_quantities_prices_and_line_amounts_beyond_15_integer_digits_are_refused(kwargs: dict, element: str) -> None:
+    with pytest.raises(UblError, match=rf"^invoice INV-1: {element} is .*: more than 15 digits before the decimal point"):
+        parse_ubl(ubl(lines=line(**kwargs)))
+
+
+def test_within_bounds_the_parser_stays_faithful() -> None:
+    """15 integer digits, a percent of 100 with 4 decimals and unit prices / amounts with many decimals are
+    read exactly (how many decimals an amount may have is the booking's rule, BR-DEC)."""
+    big = "999999999999999.99"
+    data = ubl(
+        lines=line(big, category("S", "99.9999"), quantity="0.0000000000000000000001", price="0.12345678901234567890123"),
+        totals=monetary("100." + "0" * 39 + "1"),
+    )
+    doc = parse_ubl(data)
+    assert str(doc.lines[0].net_amount) == big
+    assert doc.lines[0].unit_price == Decimal("0.12345678901234567890123")
+    assert doc.lines[0].quantity == Decimal("1E-22")
+    assert str(doc.totals.net) == "100." + "0" * 39 + "1"
+    assert doc.lines[0].vat_rate_id == "S:99.9999"
 
 
 def test_external_entities_are_not_resolved(tmp_path: Path) -> None:

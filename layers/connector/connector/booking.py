@@ -41,7 +41,7 @@ from connector.models import (
     Skip,
     ToolMetadata,
 )
-from connector.money import CENT, ZERO, has_more_places, round_money
+from connector.money import CENT, ZERO, decimal_places, has_more_places, round_money, shown
 
 #: The tools' names as the skip hints give them.
 TOOL_LABELS = {"exact": "Exact Online", "octopus": "Octopus", "yuki": "Yuki"}
@@ -182,6 +182,60 @@ def _group_label(doc: Document, group: VatGroup) -> str:
         return _rate_label(doc, group.rate_ids[0])
     names = " and ".join(_rate_label(doc, r) for r in group.rate_ids)
     return f"VAT {group.percentage}% ({names}: one row of the host's VAT breakdown, which gives no category)"
+
+
+#: EN 16931 decimal rules (Peppol BIS Billing 3.0, "EN 16931 rules",
+#: https://docs.peppol.eu/poacc/billing/3.0/rules/ubl-tc434/) of the amounts a document carries here:
+#: business term -> (its name, the rule allowing it at most 2 decimals). Unit prices (BT-146) and
+#: quantities (BT-129) have no such rule; the sums BT-106..108 and the base amounts are not booked.
+TWO_DECIMAL_AMOUNTS: dict[str, tuple[str, str]] = {
+    "BT-131": ("invoice line net amount", "BR-DEC-23"),
+    "BT-92": ("document level allowance amount", "BR-DEC-01"),
+    "BT-99": ("document level charge amount", "BR-DEC-05"),
+    "BT-116": ("VAT category taxable amount", "BR-DEC-19"),
+    "BT-117": ("VAT category tax amount", "BR-DEC-20"),
+    "BT-109": ("invoice total amount without VAT", "BR-DEC-12"),
+    "BT-110": ("invoice total VAT amount", "BR-DEC-13"),
+    "BT-111": ("invoice total VAT amount in accounting currency", "BR-DEC-15"),
+    "BT-112": ("invoice total amount with VAT", "BR-DEC-14"),
+    "BT-113": ("paid amount", "BR-DEC-16"),
+    "BT-114": ("rounding amount", "BR-DEC-17"),
+    "BT-115": ("amount due for payment", "BR-DEC-18"),
+}
+
+
+def check_decimals(doc: Document) -> None:
+    """Check that every amount EN 16931 allows 2 decimals has at most 2 (rules BR-DEC-01 .. BR-DEC-20,
+    BR-DEC-23: :data:`TWO_DECIMAL_AMOUNTS`), before any arithmetic: a document with 40-decimal amounts is
+    refused for its decimals, not for sums that a 28-digit decimal context could not hold exactly.
+    Trailing zeros count for nothing (``9.4600`` has 2 decimals). Unit prices and quantities may have
+    any number. Raises :class:`NotBookable` naming the document's number, the first amount in document
+    order (its business term and line or position), its value and the rule.
+    """
+    totals = doc.totals
+    amounts: list[tuple[str, str, Decimal]] = [(f"line {i}", "BT-131", line.net_amount) for i, line in enumerate(doc.lines, start=1)]
+    amounts += [
+        (f"{'charge' if ac.is_charge else 'allowance'} {i}", "BT-99" if ac.is_charge else "BT-92", ac.amount)
+        for i, ac in enumerate(doc.allowance_charges, start=1)
+    ]
+    for i, sub in enumerate(doc.vat_breakdown, start=1):
+        amounts += [(f"VAT breakdown {i}", "BT-116", sub.taxable_amount), (f"VAT breakdown {i}", "BT-117", sub.vat_amount)]
+    amounts += [("", bt, value) for bt, value in (("BT-109", totals.net), ("BT-110", totals.vat), ("BT-112", totals.gross), ("BT-113", totals.prepaid), ("BT-114", totals.rounding), ("BT-115", totals.payable))]
+    if doc.vat_in_tax_currency is not None:
+        amounts.append(("", "BT-111", doc.vat_in_tax_currency))
+    for where, term, value in amounts:
+        if decimal_places(value) > 2:
+            name, rule = TWO_DECIMAL_AMOUNTS[term]
+            fix = (
+                "Ask the supplier for a corrected e-invoice with amounts to the cent."
+                if doc.direction is Direction.INCOMING
+                else "Round the document's amounts to the cent in the host product, then sync again."
+            )
+            raise _skip(
+                doc,
+                f"the {name} ({term}){f' of {where}' if where else ''} is {shown(value)}: more than 2 decimals (EN 16931 {rule} allows 2)",
+                fix,
+            )
 
 
 def check_arithmetic(doc: Document) -> None:
@@ -405,6 +459,7 @@ def _build(
             "Create (or reopen) the book year in the accounting tool, then sync again.",
         )
 
+    check_decimals(doc)
     check_arithmetic(doc)
 
     if relation_id is None:

@@ -6,7 +6,10 @@ float, never rounded), in the document's own sign. It does not check the arithme
 sums, payable = gross - prepaid + rounding): that is the validator's job, elsewhere. It refuses, with a
 :class:`UblError` naming the element, what it cannot map at all: XML that is not well-formed, a root that
 is not a UBL 2.1 ``Invoice`` / ``CreditNote``, a missing document currency, missing totals, an amount that
-is not a decimal number, a line or document allowance/charge without a VAT category.
+is not a decimal number or is out of the bounds of its kind (:func:`connector.money.check_bounds`: a
+32-digit percent, a 40-digit amount), a line or document allowance/charge without a VAT category. Once the
+document number (BT-1) is read, every message names the document (``"invoice INV-1: ..."``). How many
+decimals an amount may have (EN 16931 BR-DEC) is a booking rule: :func:`connector.booking.check_decimals`.
 
 XML is parsed with lxml without entity resolution, network access or huge-tree support (no XXE, no
 billion-laughs expansion), and read with namespace-qualified XPath only.
@@ -40,6 +43,7 @@ from lxml import etree
 from pydantic import ValidationError
 
 from connector import limits
+from connector.money import AMOUNT, PERCENT, QUANTITY, UNIT_PRICE, NumberBounds, OutOfBounds, check_bounds
 from connector.models import (
     Address,
     Direction,
@@ -109,7 +113,8 @@ class UblError(ValueError):
     Element paths are written with the UBL prefixes relative to the root, with 1-based positions for
     repeated groups, e.g. ``"cac:LegalMonetaryTotal/cbc:TaxExclusiveAmount is missing"`` or
     ``"cac:InvoiceLine[2]/cac:Item/cac:ClassifiedTaxCategory is missing (no VAT category on the line)"``.
-    When the document has a ``source`` the message starts with it (``"INV-1.xml: ..."``).
+    When the document has a ``source`` the message starts with it (``"INV-1.xml: ..."``), then, once the
+    document number (BT-1) is known, the document (``"INV-1.xml: invoice INV-1: ..."``).
     """
 
 
@@ -136,17 +141,23 @@ def parse_ubl(
     Raises :class:`UblError` (a ``ValueError``) for XML that is not well-formed, a root that is neither a
     UBL 2.1 ``Invoice`` nor ``CreditNote``, a missing number / issue date / document currency, missing
     totals (``cac:LegalMonetaryTotal`` amounts, the document-currency ``cac:TaxTotal``), an amount or
-    quantity that is not a decimal number, a date that is not ``YYYY-MM-DD``, no lines, a line or
+    quantity that is not a decimal number or is out of bounds (:mod:`connector.money`: amounts, unit prices
+    and quantities at most 15 digits before the decimal point, percents 0..100 with at most 4 decimals), a
+    date that is not ``YYYY-MM-DD``, no lines, a line or
     document allowance/charge without a VAT category, a party without a name; and, before parsing, for
     ``data`` longer than :data:`connector.limits.MAX_UBL_BYTES` (lxml's tree costs about 10 times the file).
     """
     if len(data) > limits.MAX_UBL_BYTES:
         raise UblError(_too_large(source, f"is {limits.megabytes(len(data))}"))
+    parser: _Parser | None = None
     try:
-        return _Parser(_parse_root(data), source).document(direction)
+        parser = _Parser(_parse_root(data), source)
+        return parser.document(direction)
     except UblError as exc:
-        if source:
-            raise UblError(f"{source}: {exc}") from None
+        document = parser.label if parser is not None else None
+        prefix = "".join(f"{part}: " for part in (source, document) if part)
+        if prefix:
+            raise UblError(f"{prefix}{exc}") from None
         raise
 
 
@@ -273,6 +284,7 @@ class _Parser:
         self.line_tag = "cac:CreditNoteLine" if self.is_credit_note_root else "cac:InvoiceLine"
         self.quantity_tag = "cbc:CreditedQuantity" if self.is_credit_note_root else "cbc:InvoicedQuantity"
         self.rates: dict[str, VatRate] = {}
+        self.label: str | None = None  # "invoice INV-1" once the number (BT-1) is read
 
     # ---- element access
 
@@ -297,13 +309,18 @@ class _Parser:
             raise UblError(f"{_join(label, path)} is missing")
         return text
 
-    def _decimal(self, ctx: etree._Element, path: str, label: str) -> Decimal | None:
+    def _decimal(self, ctx: etree._Element, path: str, label: str, bounds: NumberBounds = AMOUNT) -> Decimal | None:
+        """The number at ``ctx/path`` exactly as written (``None`` if absent), checked against ``bounds``
+        (an amount unless told); :class:`UblError` naming the element and the value otherwise."""
         text = self._text(ctx, path)
         if text is None:
             return None
         if not _DECIMAL_RE.fullmatch(text):
             raise UblError(f"{_join(label, path)} is not a decimal number: {text!r}")
-        return Decimal(text)
+        try:
+            return check_bounds(Decimal(text), bounds, _join(label, path))
+        except OutOfBounds as exc:
+            raise UblError(str(exc)) from None
 
     def _required_decimal(self, ctx: etree._Element, path: str, label: str) -> Decimal:
         value = self._decimal(ctx, path, label)
@@ -346,7 +363,7 @@ class _Parser:
         index = candidates.index(chosen)
         el_label = _join(label, path if len(candidates) == 1 else f"{path}[{index + 1}]")
         code = self._required_text(chosen, "cbc:ID", el_label).upper()
-        percent = self._decimal(chosen, "cbc:Percent", el_label)
+        percent = self._decimal(chosen, "cbc:Percent", el_label, PERCENT)  # BT-152 / BT-96 / BT-103 / BT-119
         if percent is None:
             if code not in _ZERO_RATE_CATEGORIES:
                 raise UblError(f"{el_label}/cbc:Percent is missing (VAT category {code} needs a rate)")
@@ -427,7 +444,7 @@ class _Parser:
             label = f"{self.line_tag}[{position}]"
             category = self._category(el, "cac:Item/cac:ClassifiedTaxCategory", label, "the line")
             net_amount = self._required_decimal(el, "cbc:LineExtensionAmount", label)  # BT-131
-            quantity = self._decimal(el, self.quantity_tag, label)  # BT-129
+            quantity = self._decimal(el, self.quantity_tag, label, QUANTITY)  # BT-129
             description = (
                 self._text(el, "cac:Item/cbc:Name")  # BT-153
                 or self._text(el, "cac:Item/cbc:Description")  # BT-154
@@ -452,10 +469,10 @@ class _Parser:
         Exact division only; when the quotient has no finite decimal form the price is ``None`` (the
         booking uses ``net_amount``, never the price).
         """
-        price = self._decimal(line, "cac:Price/cbc:PriceAmount", label)
+        price = self._decimal(line, "cac:Price/cbc:PriceAmount", label, UNIT_PRICE)
         if price is None:
             return None
-        base = self._decimal(line, "cac:Price/cbc:BaseQuantity", label)
+        base = self._decimal(line, "cac:Price/cbc:BaseQuantity", label, QUANTITY)  # BT-149
         if base is None or base == 1:
             return price
         if base == 0:
@@ -546,7 +563,7 @@ class _Parser:
         # in the category. Fall back to the subtotal's percent when the category has none.
         categories = self._all(subtotal, "cac:TaxCategory")
         if len(categories) == 1 and self._text(categories[0], "cbc:Percent") is None:
-            percent = self._decimal(subtotal, "cbc:Percent", label)
+            percent = self._decimal(subtotal, "cbc:Percent", label, PERCENT)  # BT-119
             if percent is not None:
                 code = self._required_text(categories[0], "cbc:ID", f"{label}/cac:TaxCategory").upper()
                 return self._register(code, percent)
@@ -555,6 +572,7 @@ class _Parser:
     def document(self, direction: Direction) -> Document:
         root = self.root
         number = self._required_text(root, "cbc:ID", "")  # BT-1
+        self.label = f"{'credit note' if self.kind() is DocumentKind.CREDIT_NOTE else 'invoice'} {number}"
         issue_date = self._date(root, "cbc:IssueDate")  # BT-2
         if issue_date is None:
             raise UblError("cbc:IssueDate is missing")
