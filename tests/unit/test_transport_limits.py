@@ -367,3 +367,21 @@ def test_ubl_bytes_over_the_limit_are_refused_before_parsing(monkeypatch):
     monkeypatch.setattr(limits, "MAX_UBL_BYTES", 1024)
     with pytest.raises(UblError, match=r"INV-1.xml: the e-invoice is .*, over the 0.0 MB \(1,024 bytes\)"):
         parse_ubl(SAMPLE.read_bytes(), source="INV-1.xml")
+
+
+# ------------------------------------------------------------------------------- connecting Exact
+
+
+def test_connecting_exact_refuses_a_login_page_and_an_oversize_token_answer(monkeypatch):
+    from connector.api.setup import exchange_exact_code
+
+    app = {"client_id": CLIENT, "client_secret": SECRET}
+    page = httpx.MockTransport(lambda request: httpx.Response(200, headers={"Content-Type": "text/html"}, content=LOGIN_PAGE))
+    with pytest.raises(AdapterError, match="not JSON"):
+        exchange_exact_code("http://exact.test", app, "code-1", "https://app.test/cb", transport=page)
+    monkeypatch.setattr(limits, "MAX_ANSWER_BYTES", 4096)
+    body = Counting(100)
+    big = httpx.MockTransport(lambda request: httpx.Response(200, stream=body))
+    with pytest.raises(AdapterError, match=r"token endpoint answer is too large.*\(4,096 bytes\)"):
+        exchange_exact_code("http://exact.test", app, "code-1", "https://app.test/cb", transport=big)
+    assert body.pulled == 5

@@ -338,11 +338,17 @@ def exchange_exact_code(base_url: str, app: dict[str, Any], code: str, redirect_
     }
     import httpx  # here, not at the top: only connecting Exact needs it, every other API call starts faster
 
+    from connector import limits
+    from connector.http import BodyTooLarge, read_response
+
     try:
         with httpx.Client(base_url=base_url.rstrip("/"), transport=transport, timeout=httpx.Timeout(30.0, connect=10.0)) as client:
-            response = client.post("/api/oauth2/token", data=form, headers={"Accept": "application/json"})
+            response = read_response(client, "POST", "/api/oauth2/token", limit=limits.MAX_ANSWER_BYTES, data=form,
+                                     headers={"Accept": "application/json"})
     except httpx.TransportError as error:
         raise AdapterError(f"Exact Online's token endpoint could not be reached ({type(error).__name__})") from None
+    except BodyTooLarge as error:
+        raise AdapterError(f"Exact Online's token endpoint answer is too large: {error}") from None
     if response.status_code in (400, 401):
         try:
             error_code = str(response.json().get("error") or "")
@@ -351,9 +357,14 @@ def exchange_exact_code(base_url: str, app: dict[str, Any], code: str, redirect_
         if error_code == "invalid_client":
             raise AdapterError("Exact Online refused the connector's app credentials (invalid_client)")
         raise CredentialRefused("code", f"Exact Online refused the authorization code ({error_code or f'HTTP {response.status_code}'}): it may have expired, been used already, or been issued for another redirect_uri; authorize again")
-    if response.status_code != 200:
+    if response.status_code != 200:  # a redirect included: never followed
         raise AdapterError(f"Exact Online's token endpoint answered HTTP {response.status_code}")
-    body = response.json()
+    try:
+        body = response.json()
+    except ValueError:
+        raise AdapterError("Exact Online's token endpoint answered something that is not JSON") from None
+    if not isinstance(body, dict):
+        raise AdapterError("Exact Online's token endpoint answered without tokens")
     if not body.get("access_token") or not body.get("refresh_token"):
         raise AdapterError("Exact Online's token endpoint answered without tokens")
     return {
