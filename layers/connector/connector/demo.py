@@ -34,7 +34,11 @@ DEMO_EMAIL = "admin@demo.example.com"
 
 @dataclass
 class DocumentReport:
-    """One document in the report (amounts as decimal strings, read back from the tool's entry)."""
+    """One document in the report (amounts as decimal strings, read back from the tool's entry).
+
+    ``company`` is what the tool holds in the administration's own currency, read back from the tool
+    too: ``{"currency", "net", "vat", "gross"}`` (decimal strings, the document amounts' sign
+    convention), ``None`` when the document was not booked or the tool did not say."""
 
     source: str
     number: str
@@ -49,6 +53,16 @@ class DocumentReport:
     net: str | None = None
     vat: str | None = None
     gross: str | None = None
+    company: dict[str, str] | None = None
+
+
+def company_amounts(entry: Any) -> dict[str, str] | None:
+    """``{"currency", "net", "vat", "gross"}`` of a :class:`~connector.models.BookedEntry`'s
+    company-currency amounts (decimal strings), or ``None`` when the tool gave none."""
+    if entry is None or entry.company_currency is None or entry.company_gross is None:
+        return None
+    return {"currency": entry.company_currency, "net": str(entry.company_net), "vat": str(entry.company_vat),
+            "gross": str(entry.company_gross)}
 
 
 @dataclass
@@ -286,6 +300,7 @@ class DemoEnvironment:
 
     def _documents(self, entity: DemoEntity, run_id: str) -> list[DocumentReport]:
         from connector.runtime import services
+        from connector.sync import engine
 
         svc = services()
         results: dict[str, dict[str, Any]] = {}
@@ -297,6 +312,9 @@ class DemoEnvironment:
         record = svc.stores.get_entity(self.account_id, entity.entity_id)
         assert record is not None
         adapter = svc.adapter_for(record)
+        metadata = svc.stores.get_metadata(self.account_id, entity.entity_id)
+        if metadata is not None:  # the administration's currency, as the run read it
+            engine.prime_adapter(adapter, metadata)
         reports = []
         for kind in (DocumentKind.INVOICE, DocumentKind.CREDIT_NOTE):
             items = [item for item in entity.loaded if item.kind == kind.value]
@@ -323,6 +341,7 @@ class DemoEnvironment:
                         net=str(entry.net) if entry else None,
                         vat=str(entry.vat) if entry else None,
                         gross=str(entry.gross) if entry else None,
+                        company=company_amounts(entry),
                     )
                 )
         reports.sort(key=lambda d: d.source)
@@ -403,11 +422,19 @@ def _print_run(console: Any, run: RunReport, table_cls: Any) -> None:
         components.add_row(Component(c["name"]).label, c["status"], str(c["synced"]), str(c["already_synced"]), str(c["skipped"]))
     console.print(components)
     docs = table_cls(title="Documents (amounts read back from the tool's entries)")
-    for col, justify in (("document", "left"), ("type", "left"), ("status", "left"), ("booking", "right"), ("cur", "left"), ("net", "right"), ("VAT", "right"), ("gross", "right")):
+    foreign = any(d.company and d.company["currency"] != d.currency for d in run.documents)
+    columns = [("document", "left"), ("type", "left"), ("status", "left"), ("booking", "right"), ("cur", "left"), ("net", "right"), ("VAT", "right"), ("gross", "right")]
+    if foreign:  # what the tool holds in the administration's currency, for documents in another currency
+        columns.append(("in company currency (net + VAT = gross)", "right"))
+    for col, justify in columns:
         docs.add_column(col, justify=justify, overflow="fold")
     for d in run.documents:
         kind = "credit note" if d.type == "credit_note" else "invoice"
-        docs.add_row(d.source, kind, d.status.replace("_", " "), d.booking_number or "", d.currency or "", d.net or "", d.vat or "", d.gross or "")
+        row = [d.source, kind, d.status.replace("_", " "), d.booking_number or "", d.currency or "", d.net or "", d.vat or "", d.gross or ""]
+        if foreign:
+            c = d.company
+            row.append(f"{c['currency']} {c['net']} + {c['vat']} = {c['gross']}" if c and c["currency"] != d.currency else "")
+        docs.add_row(*row)
     console.print(docs)
     skipped = [d for d in run.documents if d.status == "skipped"]
     for d in skipped:

@@ -276,13 +276,16 @@ def list_row_from_json(kind: DocumentKind, row: Mapping[str, Any]) -> dict[str, 
 
 
 def _row_totals(row: Mapping[str, Any]) -> dict[str, Any] | None:
-    """``{"net", "gross", "currency"}`` of a list row's ``total`` (Money objects carry the currency,
-    §4.2), or ``None`` when the row has no totals."""
+    """``{"net", "gross", "currency", "exchange_rate"}`` of a list row's ``total`` (Money objects carry
+    the currency, §4.2) and its ``currency_exchange_rate`` (``{from, to, rate}`` as the host gives it, or
+    ``None``), or ``None`` when the row has no totals."""
     total = row.get("total") or {}
     net, gross = total.get("tax_exclusive"), total.get("tax_inclusive")
     if not isinstance(net, Mapping) or not isinstance(gross, Mapping):
         return None
-    return {"net": Decimal(str(net.get("amount"))), "gross": Decimal(str(gross.get("amount"))), "currency": net.get("currency") or row.get("currency")}
+    cer = row.get("currency_exchange_rate")
+    return {"net": Decimal(str(net.get("amount"))), "gross": Decimal(str(gross.get("amount"))), "currency": net.get("currency") or row.get("currency"),
+            "exchange_rate": dict(cer) if isinstance(cer, Mapping) else None}
 
 
 def document_customer(data: Mapping[str, Any]) -> tuple[str, str]:

@@ -24,11 +24,14 @@ import logging
 import uuid
 from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
+from datetime import date
 from decimal import Decimal
 from dataclasses import dataclass, field
 from typing import Any
 
 from connector.booking import build_entry
+from connector.exchange import tool_rate
+from connector.money import round_money
 from connector.models import (
     COMPONENT_ORDER,
     BookedRef,
@@ -969,12 +972,51 @@ def sync_payments(svc: Services, run_id: str, bookings: list[dict[str, Any]] | N
 # --------------------------------------------------------------------------------------- audit
 
 
+def _expected_rate(row: dict[str, Any], entry: Any, metadata: ToolMetadata | None) -> Decimal | None:
+    """The rate a foreign-currency document should be held at in the company currency: the host's
+    ``currency_exchange_rate`` into it (what the booking used, :mod:`connector.exchange`), else the
+    tool's table for the document date when the adapter reads one, else ``None`` (unknown)."""
+    company = entry.company_currency
+    cer = (row.get("totals") or {}).get("exchange_rate") or {}
+    try:
+        if cer.get("from") == entry.currency and cer.get("to") == company:
+            return Decimal(str(cer["rate"]))
+        if cer.get("from") == company and cer.get("to") == entry.currency and Decimal(str(cer["rate"])) > 0:
+            return round_money(Decimal(1) / Decimal(str(cer["rate"])), 6)  # as connector.host.mapping inverts it
+    except (ArithmeticError, KeyError, TypeError, ValueError):
+        return None
+    if metadata is not None and metadata.exchange_rates_read and row.get("date"):
+        found = tool_rate(metadata.exchange_rates, entry.currency, date.fromisoformat(str(row["date"])[:10]))
+        return found.rate if found else None
+    return None
+
+
+def _company_difference(row: dict[str, Any], entry: Any, metadata: ToolMetadata | None) -> dict[str, Any] | None:
+    """``company_amounts_differ`` when the tool holds a foreign-currency document in the company currency
+    at another rate than :func:`_expected_rate` (the amounts in the document currency agree). Compared
+    on the rate, because each tool converts line by line (a total × rate differs from the lines' sum by
+    rounding)."""
+    if entry.company_currency is None or entry.currency == entry.company_currency or entry.exchange_rate is None:
+        return None
+    expected = _expected_rate(row, entry, metadata)
+    if expected is None or entry.exchange_rate == expected:
+        return None
+    cur = entry.company_currency
+    return {"kind": "company_amounts_differ",
+            "detail": f"the tool holds it in {cur} at rate {entry.exchange_rate}: {cur} {entry.company_net} + VAT = {entry.company_gross};"
+                      f" at the document's rate {expected} that is about {cur} {round_money(entry.net * expected)} + VAT = {round_money(entry.gross * expected)}",
+            "hint": f"Someone changed the exchange rate of the entry in the accounting tool: set it back to {expected} there (or correct the document's rate in the host product)."}
+
+
 def audit_books(svc: Services, run_id: str, bookings: list[dict[str, Any]] | None = None) -> dict[str, Any]:
     """Books-agree audit (after each sync): every document the host has as synced since the start date
     against the entry the tool holds for it — count and net / VAT / gross per currency on both sides,
     and each difference with the host document and a fix hint: ``missing_in_tool`` (deleted there),
     ``amounts_changed`` (edited there), ``booking_number_unknown`` (the host has a number the connector
-    never booked), ``booking_number_differs``. Reads in bulk only; stored on the run as ``audit``.
+    never booked), ``booking_number_differs``, ``company_amounts_differ`` (a foreign-currency document
+    held at another rate in the company currency, :func:`_company_difference`). ``company`` sums both
+    sides in the administration's currency over the documents found in the tool: the host's amounts
+    (converted at the expected rate; left out when unknown) and the tool's own. Reads in bulk only; stored on the run as ``audit``.
     ``bookings``: the entity's booking records when the caller read them already."""
     run, entity = _run_and_entity(svc, run_id)
     assert entity.settings is not None
@@ -986,7 +1028,7 @@ def audit_books(svc: Services, run_id: str, bookings: list[dict[str, Any]] | Non
         bookings = svc.stores.list_bookings(entity.account_id, entity.entity_id)
     records = {(r["record_kind"], r["host_id"]): r for r in bookings if r.get("state") == "booked"}
     differences: list[dict[str, Any]] = []
-    sides: dict[str, dict[str, list[Decimal]]] = {"host": {}, "tool": {}}
+    sides: dict[str, dict[str, list[Decimal]]] = {"host": {}, "tool": {}, "host_company": {}, "tool_company": {}}
     documents = agree = 0
 
     def add(side: str, currency: str, net: Decimal, gross: Decimal) -> None:
@@ -1024,18 +1066,26 @@ def audit_books(svc: Services, run_id: str, bookings: list[dict[str, Any]] | Non
                                     "hint": "Book it again in the tool, or clear its booking number in the host product and sync."})
                 continue
             add("tool", entry.currency, entry.net, entry.gross)
+            if entry.company_currency is not None and entry.company_net is not None and entry.company_gross is not None:
+                add("tool_company", entry.company_currency, entry.company_net, entry.company_gross)
+                rate = Decimal(1) if entry.currency == entry.company_currency else _expected_rate(row, entry, metadata)
+                if rate is not None and totals.get("net") is not None and totals.get("gross") is not None:
+                    add("host_company", entry.company_currency, round_money(totals["net"] * rate), round_money(totals["gross"] * rate))
             if str(entry.booking_number) != str(record["booking_number"]):
                 differences.append({**base, "kind": "booking_number_differs", "detail": f"the tool has booking number {entry.booking_number}, the host {record['booking_number']}",
                                     "hint": "Correct the booking number in the host product."})
             elif totals.get("net") is not None and (entry.net != totals["net"] or entry.gross != totals["gross"]):
                 differences.append({**base, "kind": "amounts_changed", "detail": f"the host has {totals['net']} + VAT = {totals['gross']}, the tool {entry.net} + VAT = {entry.gross}",
                                     "hint": "Someone changed the entry in the accounting tool: correct it there (or the document in the host product)."})
+            elif (company := _company_difference(row, entry, metadata)) is not None:
+                differences.append({**base, **company})
             else:
                 agree += 1
 
     def listed(side: str) -> list[dict[str, Any]]:
         return [{"currency": c, "count": int(t[0]), "net": str(t[1]), "vat": str(t[2]), "gross": str(t[3])} for c, t in sorted(sides[side].items())]
 
-    audit = {"documents": documents, "agree": agree, "host": listed("host"), "tool": listed("tool"), "differences": differences}
+    audit = {"documents": documents, "agree": agree, "host": listed("host"), "tool": listed("tool"),
+             "company": {"host": listed("host_company"), "tool": listed("tool_company")}, "differences": differences}
     svc.stores.update_run(run_id, audit=audit)
     return audit
