@@ -182,3 +182,60 @@ def test_a_32_digit_vat_percent_given_to_the_booking_is_skipped_not_raised() -> 
     skip = build_entry(document(rate=poison), SETTINGS, METADATA, "rel-1")
     assert isinstance(skip, Skip)
     assert skip.reason.startswith("invoice F-2025-7: ")
+
+
+# --------------------------------------------------------------------------------- host product JSON
+
+
+def invoice_json(*, line_amount: object = "100.00", quantity: object = "2", discounts: list | None = None, rate: object = "0.21", cer: dict | None = None) -> dict:
+    """An ``invoices.info`` data object (host-api.md §4.3) with one line at tax rate ``t21``."""
+    return {
+        "id": "inv-uuid-1",
+        "invoice_number": "2025 / 17",
+        "invoice_date": "2025-05-01",
+        "currency": "EUR",
+        "grouped_lines": [{"line_items": [{
+            "description": "Consulting", "quantity": quantity, "unit_price": {"amount": "50.00"},
+            "tax": {"type": "taxRate", "id": "t21"}, "total": {"tax_exclusive": {"amount": line_amount}},
+        }]}],
+        "discounts": discounts or [],
+        "total": {"tax_exclusive": {"amount": "100.00"}, "tax_inclusive": {"amount": "121.00"},
+                  "taxes": [{"rate": rate, "taxable": {"amount": "100.00"}, "tax": {"amount": "21.00"}}]},
+        **({"currency_exchange_rate": cer} if cer else {}),
+    }
+
+
+def host_document(data: dict) -> Document:
+    from connector.host.mapping import document_from_json, vat_rate_from_json
+
+    rates = {"t21": vat_rate_from_json({"id": "t21", "description": "21%", "rate": D("0.21"), "category": "S"})}
+    return document_from_json(DocumentKind.INVOICE, data, tax_rates=rates, party=Party(host_id="c1", name="Acme"))
+
+
+@pytest.mark.parametrize(
+    ("data", "message"),
+    [
+        (invoice_json(line_amount=D("1" * 40)), f"invoice 2025 / 17: grouped_lines[0].line_items[0].total.tax_exclusive is {'1' * 40}: more than 15 digits before the decimal point (an amount has at most 15)"),
+        (invoice_json(quantity=10**20), "invoice 2025 / 17: grouped_lines[0].line_items[0].quantity is 100000000000000000000: more than 15 digits before the decimal point (a quantity has at most 15)"),
+        (invoice_json(discounts=[{"type": "percentage", "value": D("12345678901234567890123456789012"), "description": "x"}]), "invoice 2025 / 17: discounts[0].value is 12345678901234567890123456789012: outside 0..100 (a percent)"),
+        (invoice_json(cer={"from": "EUR", "to": "USD", "rate": D("1" * 30)}), f"invoice 2025 / 17: currency_exchange_rate.rate is {'1' * 30}: more than 9 digits before the decimal point (an exchange rate has at most 9)"),
+    ],
+)
+def test_a_host_document_with_a_number_out_of_bounds_is_refused_naming_its_number_and_the_field(data: dict, message: str) -> None:
+    from connector.host.mapping import HostDataError
+
+    with pytest.raises(HostDataError) as refused:
+        host_document(data)
+    assert str(refused.value) == message
+
+
+def test_a_host_tax_rate_of_40_digits_is_a_host_data_error_not_an_invalid_operation() -> None:
+    from connector.host.mapping import HostDataError, vat_rate_from_json
+
+    with pytest.raises(HostDataError, match=r"taxRates.list row 't9': rate \(in percent\) is 10000000000000000000…000000 \(43 digits\): outside 0..100 \(a percent\)$"):
+        vat_rate_from_json({"id": "t9", "description": "poison", "rate": 10**40})
+
+
+def test_a_host_document_within_bounds_reads_as_before() -> None:
+    doc = host_document(invoice_json(quantity=D("2.000125")))
+    assert (doc.number, doc.lines[0].net_amount, doc.lines[0].quantity, doc.totals.net) == ("2025 / 17", D("100.00"), D("2.000125"), D("100.00"))

@@ -13,7 +13,7 @@ from __future__ import annotations
 import json
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import date
 from decimal import Decimal
 from pathlib import Path
@@ -25,7 +25,7 @@ from connector.models import COMPONENT_ORDER, Component, Direction, Document, Do
 from connector.sandbox.admin import AdminRequest, HostRate
 from connector.sandbox.server import LoopbackServer
 from connector.stores.secrets import put_secret
-from connector.ubl import parse_ubl_file
+from connector.ubl import UblError, parse_ubl_file
 
 DEFAULT_DOCUMENTS = PROJECT_ROOT / "sample_data" / "ubl"
 HOST_TOKEN = "demo-host-token"  # noqa: S105 - sandbox credential, printed nowhere
@@ -97,11 +97,40 @@ class RunReport:
 
 def load_folder(folder: Path, direction: Direction = Direction.OUTGOING) -> list[Document]:
     """Parse every ``*.xml`` UBL file of ``folder`` (sorted by name) as outgoing (sales) or incoming
-    (purchase) documents. ``FileNotFoundError`` if there are none."""
+    (purchase) documents. ``FileNotFoundError`` if there are none; :class:`~connector.ubl.UblError` for
+    the first file that can't be read (:func:`read_folder` reports those instead)."""
     files = sorted(p for p in folder.iterdir() if p.suffix.lower() == ".xml")
     if not files:
         raise FileNotFoundError(f"no UBL files (*.xml) in {folder}")
     return [parse_ubl_file(p, direction=direction) for p in files]
+
+
+#: The fix hint of a UBL file the demo can't read (shown like the skip hints of the sync).
+UNREADABLE_HINT = "Correct the e-invoice file (or ask its sender for a valid one), then run the demo again."
+
+
+def read_folder(folder: Path, direction: Direction = Direction.OUTGOING) -> tuple[list[Document], list[DocumentReport]]:
+    """Like :func:`load_folder`, but a file that can't be read or parsed (not XML, not UBL, a number out of
+    bounds, ...) does not stop the others: it comes back as a skipped :class:`DocumentReport` (``source``
+    = the file name, ``number`` / ``type`` when the parser got that far, else ``""`` / ``"unknown"``,
+    ``reason`` = the parser's message naming the file, the document and the element) and is not loaded.
+    Returns ``(documents, unreadable)``; ``FileNotFoundError`` if ``folder`` has no ``*.xml`` file."""
+    files = sorted(p for p in folder.iterdir() if p.suffix.lower() == ".xml")
+    if not files:
+        raise FileNotFoundError(f"no UBL files (*.xml) in {folder}")
+    documents: list[Document] = []
+    unreadable: list[DocumentReport] = []
+    for path in files:
+        try:
+            documents.append(parse_ubl_file(path, direction=direction))
+        except (ValueError, OSError) as exc:  # UblError is a ValueError
+            number = exc.number if isinstance(exc, UblError) else None
+            kind = exc.kind if isinstance(exc, UblError) else None
+            reason = str(exc) if isinstance(exc, UblError) else f"{path.name}: the file can't be read: {exc}"
+            unreadable.append(
+                DocumentReport(source=path.name, number=number or "", type=kind.value if kind else "unknown", status="skipped", reason=reason, hint=UNREADABLE_HINT)
+            )
+    return documents, unreadable
 
 
 def read_originals(folder: Path) -> dict[str, bytes]:
@@ -353,16 +382,25 @@ def run_demo(*, tools: tuple[str, ...], documents: Path, report: Path | None, re
     ``resync``); prints the tables, writes the JSON report. With ``import_relations`` the tool's sandbox
     first holds some relations and the admin imports them before the first sync
     (:mod:`connector.demo_import`): the result table is printed, and after the syncs a check that the tool
-    holds no relation twice. Returns the exit code (0 when every run ended Success or Warning and, with
-    ``import_relations``, no relation is in the tool twice)."""
+    holds no relation twice. A UBL file that can't be read is reported skipped with its reason in every
+    run (and the JSON report) and the others are synced (:func:`read_folder`). Returns the exit code (0
+    when every run ended Success or Warning and, with ``import_relations``, no relation is in the tool
+    twice; 1 also when no file could be read)."""
     from rich.table import Table
 
     from connector.runtime import services
 
-    docs = load_folder(documents, direction)
+    docs, unreadable = read_folder(documents, direction)
     names = ", ".join(TOOL_NAMES[t] for t in tools)
     what = "incoming (approved Peppol expenses)" if direction is Direction.INCOMING else "outgoing (booked invoices and credit notes)"
     console.print(f"[bold]Accounting connector demo[/]: {len(docs)} UBL documents from {documents} as {what} -> {names} (local stack)")
+    for d in unreadable:
+        console.print(f"[yellow]not loaded[/] {d.source}: {d.reason}")
+    if not docs:
+        console.print("[red]no readable UBL document: nothing to sync[/]")
+        if report:
+            report.write_text(json.dumps({"runs": [], "documents": [d.__dict__ for d in unreadable]}, indent=2))
+        return 1
     runs: list[RunReport] = []
     with DemoEnvironment(docs, tools=tools, originals=read_originals(documents) if direction is Direction.INCOMING else None) as env:
         for entity in env.entities:
@@ -391,6 +429,8 @@ def run_demo(*, tools: tuple[str, ...], documents: Path, report: Path | None, re
 
                 console.print(f"\n[bold]{entity.name}[/]: sync {attempt + 1} ({'re-sync' if attempt else 'first sync'})")
                 result = env.sync(entity, on_progress=progress, dry_run=dry_run and attempt == 0)
+                # The files that could not be read are this run's skipped documents too (never loaded).
+                result.documents = sorted(result.documents + [replace(d) for d in unreadable], key=lambda d: d.source)
                 runs.append(result)
                 _print_run(console, result, Table)
         checks = [demo_import.check_tool_relations(env, entity, before, done) for entity, done, before in imports]
@@ -429,7 +469,7 @@ def _print_run(console: Any, run: RunReport, table_cls: Any) -> None:
     for col, justify in columns:
         docs.add_column(col, justify=justify, overflow="fold")
     for d in run.documents:
-        kind = "credit note" if d.type == "credit_note" else "invoice"
+        kind = {"credit_note": "credit note", "invoice": "invoice"}.get(d.type, d.type)
         row = [d.source, kind, d.status.replace("_", " "), d.booking_number or "", d.currency or "", d.net or "", d.vat or "", d.gross or ""]
         if foreign:
             c = d.company
@@ -438,7 +478,7 @@ def _print_run(console: Any, run: RunReport, table_cls: Any) -> None:
     console.print(docs)
     skipped = [d for d in run.documents if d.status == "skipped"]
     for d in skipped:
-        console.print(f"[yellow]skipped[/] {d.source} ({d.number}): {d.reason}\n    fix: {d.hint}")
+        console.print(f"[yellow]skipped[/] {d.source}{f' ({d.number})' if d.number else ''}: {d.reason}\n    fix: {d.hint}")
     for d in run.documents:
         if d.flag:
             console.print(f"[yellow]warning[/] {d.source} ({d.number}): {d.flag}")

@@ -139,7 +139,7 @@ def shown(value: Decimal) -> str:
     text = format(value, "f") if -60 < value.adjusted() < 60 else str(value)
     if len(text) <= 40:
         return text
-    return f"{text[:20]}…{text[-6:]} ({len(value.as_tuple().digits)} digits)"
+    return f"{text[:20]}…{text[-6:]} ({sum(ch.isdigit() for ch in text)} digits)"
 
 
 def check_bounds(value: Decimal, bounds: NumberBounds, field: str) -> Decimal:

@@ -114,8 +114,12 @@ class UblError(ValueError):
     repeated groups, e.g. ``"cac:LegalMonetaryTotal/cbc:TaxExclusiveAmount is missing"`` or
     ``"cac:InvoiceLine[2]/cac:Item/cac:ClassifiedTaxCategory is missing (no VAT category on the line)"``.
     When the document has a ``source`` the message starts with it (``"INV-1.xml: ..."``), then, once the
-    document number (BT-1) is known, the document (``"INV-1.xml: invoice INV-1: ..."``).
+    document number (BT-1) is known, the document (``"INV-1.xml: invoice INV-1: ..."``). ``number`` and
+    ``kind`` are the document's number (BT-1) and kind when the parser got that far, else ``None``.
     """
+
+    number: str | None = None
+    kind: DocumentKind | None = None
 
 
 # ------------------------------------------------------------------------------------------ public API
@@ -156,9 +160,12 @@ def parse_ubl(
     except UblError as exc:
         document = parser.label if parser is not None else None
         prefix = "".join(f"{part}: " for part in (source, document) if part)
-        if prefix:
-            raise UblError(f"{prefix}{exc}") from None
-        raise
+        error = UblError(f"{prefix}{exc}") if prefix else exc
+        if parser is not None and document is not None:
+            error.number, error.kind = parser.number, parser.kind()
+        if error is exc:
+            raise
+        raise error from None
 
 
 def parse_ubl_file(path: str | os.PathLike[str], *, direction: Direction = Direction.OUTGOING) -> Document:
@@ -285,6 +292,7 @@ class _Parser:
         self.quantity_tag = "cbc:CreditedQuantity" if self.is_credit_note_root else "cbc:InvoicedQuantity"
         self.rates: dict[str, VatRate] = {}
         self.label: str | None = None  # "invoice INV-1" once the number (BT-1) is read
+        self.number: str | None = None
 
     # ---- element access
 
@@ -572,6 +580,7 @@ class _Parser:
     def document(self, direction: Direction) -> Document:
         root = self.root
         number = self._required_text(root, "cbc:ID", "")  # BT-1
+        self.number = number
         self.label = f"{'credit note' if self.kind() is DocumentKind.CREDIT_NOTE else 'invoice'} {number}"
         issue_date = self._date(root, "cbc:IssueDate")  # BT-2
         if issue_date is None:

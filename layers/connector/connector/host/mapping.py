@@ -41,7 +41,7 @@ from connector.models import (
     VatRate,
     VatSubtotal,
 )
-from connector.money import ZERO, round_money, to_decimal
+from connector.money import AMOUNT, EXCHANGE_RATE, PERCENT, QUANTITY, UNIT_PRICE, ZERO, NumberBounds, check_bounds, round_money, to_decimal
 
 RATE_PLACES = 6
 """Decimals kept on a ``currency_exchange_rate.rate`` (host-api.md §4.3 gives no precision; our choice)."""
@@ -121,22 +121,25 @@ HOST_KINDS: dict[DocumentKind, KindNames] = {
 }
 
 
-def _amount(money: Any, field: str) -> Decimal:
-    """The amount of a Money object ``{amount, currency}`` (or a bare number)."""
+def _amount(money: Any, field: str, bounds: NumberBounds = AMOUNT) -> Decimal:
+    """The amount of a Money object ``{amount, currency}`` (or a bare number), within ``bounds``
+    (:mod:`connector.money`: an amount has at most 15 digits before the decimal point unless told).
+    Raises :class:`HostDataError` naming ``field`` (and the value) when it is missing, not a number or out
+    of bounds."""
     if isinstance(money, Mapping):
         money = money.get("amount")
     if money is None:
         raise HostDataError(f"{field} is missing")
     try:
-        return to_decimal(money, field)
+        return check_bounds(to_decimal(money, field), bounds, field)
     except ValueError as exc:
         raise HostDataError(str(exc)) from None
 
 
-def _opt_amount(money: Any, field: str) -> Decimal | None:
+def _opt_amount(money: Any, field: str, bounds: NumberBounds = AMOUNT) -> Decimal | None:
     if money is None or (isinstance(money, Mapping) and money.get("amount") is None):
         return None
-    return _amount(money, field)
+    return _amount(money, field, bounds)
 
 
 def _ref_id(ref: Any, field: str) -> str:
@@ -159,12 +162,16 @@ def _date(value: Any, field: str) -> date | None:
 
 def vat_rate_from_json(row: Mapping[str, Any]) -> VatRate:
     """A ``taxRates.list`` row (host-api.md §8: ``id``, ``description``, ``rate`` fraction, plus the
-    ``category`` extension) as a :class:`VatRate` in percent."""
+    ``category`` extension) as a :class:`VatRate` in percent (0..100 with at most 4 decimals,
+    :data:`connector.money.PERCENT`; :class:`HostDataError` otherwise)."""
     try:
+        rate = to_decimal(row["rate"], "rate")
+        sign, digits, exponent = rate.as_tuple()  # x 100 exactly (scaleb would round to 28 digits)
+        check_bounds(Decimal((sign, digits, int(exponent) + 2)), PERCENT, "rate (in percent)")
         return VatRate(
             id=row["id"],
             description=row.get("description") or "",
-            percentage=rate_to_percentage(row["rate"]),
+            percentage=rate_to_percentage(rate),
             category=row.get("category"),
         )
     except (KeyError, ValueError) as exc:
@@ -329,12 +336,17 @@ def document_from_json(
       (6 decimals). Absent or ``from == to`` -> none of the three.
     - ``vat_rates``: the rates the document uses, from ``tax_rates`` (id -> :class:`VatRate`).
 
-    Raises :class:`HostDataError` naming the field for missing / inconsistent data or a tax rate id
-    that is not in ``tax_rates``.
+    Every number is bounded (:mod:`connector.money`): amounts, unit prices and quantities at most 15
+    digits before the decimal point, percentage discounts 0..100 with at most 4 decimals, exchange rates
+    above zero.
+
+    Raises :class:`HostDataError` naming the document (its number, else its id), the field and the value
+    for missing / inconsistent / out-of-bounds data or a tax rate id that is not in ``tax_rates``.
     """
     names = HOST_KINDS[kind]
     doc_id = data.get("id")
-    where = f"{names.resource[:-1]} {doc_id}"
+    number = data.get(names.number)
+    where = f"{'invoice' if kind is DocumentKind.INVOICE else 'credit note'} {number or doc_id}"
     if not isinstance(doc_id, str):
         raise HostDataError(f"{names.resource}.info: id is missing")
     currency = data.get("currency")
@@ -354,7 +366,7 @@ def document_from_json(
         for i, item in enumerate(group.get("line_items") or []):
             field = f"grouped_lines[{g}].line_items[{i}]"
             rate_id = _rate(item.get("tax"), f"{field}.tax")
-            net = _amount((item.get("total") or {}).get("tax_exclusive"), f"{field}.total.tax_exclusive")
+            net = _amount((item.get("total") or {}).get("tax_exclusive"), f"{where}: {field}.total.tax_exclusive")
             ledger = item.get("ledger_account_number")
             if not ledger and isinstance(item.get("product_category"), Mapping):
                 ledger = ledgers.get(item["product_category"].get("id"))
@@ -362,8 +374,8 @@ def document_from_json(
                 lines.append(
                     DocumentLine(
                         description=item.get("description") or "",
-                        quantity=to_decimal(item.get("quantity", 1), f"{field}.quantity"),
-                        unit_price=_opt_amount(item.get("unit_price"), f"{field}.unit_price"),
+                        quantity=check_bounds(to_decimal(item.get("quantity", 1), f"{field}.quantity"), QUANTITY, f"{field}.quantity"),
+                        unit_price=_opt_amount(item.get("unit_price"), f"{field}.unit_price", UNIT_PRICE),
                         net_amount=net,
                         vat_rate_id=rate_id,
                         ledger_account=str(ledger) if ledger else None,
@@ -376,7 +388,7 @@ def document_from_json(
     adjustments: list[DocumentAllowanceCharge] = []
     for i, discount in enumerate(data.get("discounts") or []):
         field = f"discounts[{i}]"
-        value = _amount(discount.get("value"), f"{field}.value")
+        value = _amount(discount.get("value"), f"{where}: {field}.value", PERCENT if discount.get("type") == "percentage" else AMOUNT)
         reason = discount.get("description") or ""
         if discount.get("type") == "percentage":
             for rate_id, amount in percentage_allowances(nets, value).items():
@@ -396,7 +408,7 @@ def document_from_json(
         adjustments.append(
             DocumentAllowanceCharge(
                 is_charge=True,
-                amount=_amount(charge.get("value"), f"{field}.value"),
+                amount=_amount(charge.get("value"), f"{where}: {field}.value"),
                 reason=charge.get("description") or "",
                 vat_rate_id=_rate(charge.get("tax"), f"{field}.tax"),
             )
@@ -415,7 +427,7 @@ def document_from_json(
     exchange_rate = tax_currency = vat_in_tax = None
     cer = data.get("currency_exchange_rate")
     if isinstance(cer, Mapping) and cer.get("rate") is not None and cer.get("from") != cer.get("to"):
-        rate = _amount(cer.get("rate"), f"{where}: currency_exchange_rate.rate")
+        rate = _amount(cer.get("rate"), f"{where}: currency_exchange_rate.rate", EXCHANGE_RATE)
         if rate <= 0:
             raise HostDataError(f"{where}: currency_exchange_rate.rate must be positive")
         if cer.get("from") == currency:
@@ -427,7 +439,6 @@ def document_from_json(
             raise HostDataError(f"{where}: currency_exchange_rate does not involve the document currency {currency}")
         vat_in_tax = round_money(vat * exchange_rate)
 
-    number = data.get(names.number)
     if not number:
         raise HostDataError(f"{where}: {names.number} is missing (draft?)")
     issue_date = _date(data.get(names.date), f"{where}: {names.date}")
