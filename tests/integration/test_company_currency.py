@@ -10,6 +10,7 @@ from decimal import Decimal
 
 import pytest
 
+from connector.api.schemas import AuditView
 from connector.demo import DemoEnvironment
 from connector.models import Document, DocumentLine, DocumentTotals, Party, VatRate, VatSubtotal
 
@@ -56,6 +57,7 @@ def test_report_carries_the_tools_company_amounts_and_the_audit_compares_them():
         audit = report.audit
         assert audit["agree"] == 3 and audit["differences"] == []
         assert audit["company"]["host"] == audit["company"]["tool"]
+        assert AuditView.model_validate(audit).company is not None  # the API's run details carry it too
 
         # A bookkeeper changes the USD entry's rate in Exact: same dollars, other euros.
         usd = next(e for e in entity.sandbox.sales_entries(1) if e["YourRef"] == "USD-1")

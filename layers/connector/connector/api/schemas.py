@@ -387,7 +387,8 @@ class ComponentView(_Response):
 
 class AuditDifference(_Response):
     """One way the books don't agree: ``kind`` missing_in_tool / amounts_changed / booking_number_unknown /
-    booking_number_differs, the host document, and how to fix it."""
+    booking_number_differs / company_amounts_differ (a foreign-currency document held at another rate in
+    the administration's currency), the host document, and how to fix it."""
 
     kind: str
     document_id: str
@@ -408,14 +409,24 @@ class AuditTotals(_Response):
     gross: str
 
 
+class AuditCompany(_Response):
+    """Both sides summed in the administration's own currency over the documents found in the tool: the
+    host's amounts converted at the rate each was booked at, and the amounts the tool holds."""
+
+    host: list[AuditTotals]
+    tool: list[AuditTotals]
+
+
 class AuditView(_Response):
     """Books-agree audit after a sync: the documents the host has as synced since the start date
-    against the entries the tool holds for their booking numbers."""
+    against the entries the tool holds for their booking numbers; ``host`` / ``tool`` per document
+    currency, ``company`` in the administration's currency."""
 
     documents: int
     agree: int
     host: list[AuditTotals]
     tool: list[AuditTotals]
+    company: AuditCompany | None = None
     differences: list[AuditDifference]
 
 
