@@ -7,6 +7,8 @@ Settings table
   ``ENTITY#{account}#{entity}`` / ``META``             tool master data cache (JSON), refreshed by each sync
   ``ENTITY#{account}#{entity}`` / ``REL#{role}#{id}``  host relation -> tool relation id
   ``ENTITY#{account}#{entity}`` / ``DOC#{kind}#{id}``  booking record: ``intent`` (about to post) or ``booked``
+  ``ENTITY#{account}#{entity}`` / ``DLV#{kind}#{supplier}#{number}``  incoming document of a supplier with
+                                                       that number (BT-1) sent to the tool: its host id, totals
   ``ENTITY#{account}#{entity}`` / ``LOCK``             the one-sync-at-a-time lock (lease)
   ``ENTITY#{account}#{entity}`` / ``LATEST_SUCCESS``   pointer to the latest successful run (kept past 7 days)
   ``ENTITY#{account}#{entity}`` / ``SETUP``            API setup options (``fill_existing_lines``)
@@ -42,6 +44,8 @@ from connector.ports import chunked
 from connector.models import COMPONENT_ORDER, ComponentStatus, IntegrationSettings, RunStatus, ToolMetadata
 
 HISTORY_SECONDS = 7 * 24 * 3600
+#: Optional fields of a booking record written with it (:meth:`Stores.record_booked_many`).
+BOOKED_EXTRAS = ("source_updated_at", "reference", "content_digest", "booked_net", "booked_gross")
 LOCK_LEASE_SECONDS = 2 * 3600
 
 
@@ -171,7 +175,20 @@ class Stores:
         keys = [{"pk": entity_key(account_id, entity_id), "sk": f"DOC#{kind}#{h}"} for h in dict.fromkeys(host_ids)]
         return {item["sk"].split("#", 2)[2]: item for item in self._batch_get(self.settings, keys)}
 
-    def record_intents(self, account_id: str, entity_id: str, kind: str, entries: Sequence[tuple[str, str]], run_id: str) -> None:
+    def get_deliveries(self, account_id: str, entity_id: str, kind: str, keys: Iterable[str]) -> dict[str, dict[str, Any]]:
+        """Delivery key (``{supplier}#{number}``, see :meth:`record_intents`) -> the incoming document of
+        that supplier and number already sent to the tool: ``host_id``, ``number``, ``currency``, ``net``,
+        ``vat``, ``gross`` (strings). One ``BatchGetItem`` per 100 keys, never a scan or query. The claim
+        says nothing about the booking itself: its booking record (:meth:`get_bookings` of ``host_id``)
+        does (a claim whose record is gone was refused by the tool and is stale)."""
+        pk = entity_key(account_id, entity_id)
+        keys = list(dict.fromkeys(keys))
+        items = self._batch_get(self.settings, [{"pk": pk, "sk": f"DLV#{kind}#{key}"} for key in keys])
+        prefix = f"DLV#{kind}#"
+        return {item["sk"][len(prefix):]: _plain(item) for item in items}
+
+    def record_intents(self, account_id: str, entity_id: str, kind: str, entries: Sequence[tuple[str, str]], run_id: str,
+                       deliveries: Sequence[dict[str, Any]] = ()) -> None:
         """Record, before posting, that each (host id, reference) is about to be booked by ``run_id``.
 
         Written in bulk (``BatchWriteItem``, 25 a call) for the documents the batch has just read as not
@@ -179,28 +196,40 @@ class Stores:
         conditional write per document would also stop a stalled run's late Lambda from turning a
         ``booked`` record back into an intent; that case heals itself: the next run looks an intent up in
         the tool by its reference before posting, finds the entry and records it booked again. Bulk
-        writes cost one DynamoDB call per 25 documents instead of one per document, issue 8.)"""
+        writes cost one DynamoDB call per 25 documents instead of one per document, issue 8.)
+
+        ``deliveries``: for incoming documents, one claim per document sent, ``{"key", "host_id",
+        "number", "currency", "net", "vat", "gross"}`` (``key`` = ``{supplier}#{number}``), written in the
+        same bulk writes: a later delivery of the same supplier invoice finds it with
+        :meth:`get_deliveries` (never booked twice across deliveries)."""
         stamp = now_iso()
         with self.settings.batch_writer(overwrite_by_pkeys=["pk", "sk"]) as writer:
             for host_id, reference in entries:
                 writer.put_item(Item={"pk": entity_key(account_id, entity_id), "sk": f"DOC#{kind}#{host_id}", "state": "intent", "reference": reference, "run_id": run_id, "updated_at": stamp})
+            for claim in deliveries:
+                writer.put_item(Item={"pk": entity_key(account_id, entity_id), "sk": f"DLV#{kind}#{claim['key']}", "run_id": run_id, "updated_at": stamp,
+                                      **{k: str(claim[k]) for k in ("host_id", "number", "currency", "net", "vat", "gross") if claim.get(k) is not None}})
 
     def record_booked_many(self, account_id: str, entity_id: str, kind: str, bookings: Sequence[dict[str, Any]], run_id: str) -> None:
         """:meth:`record_booked` for many documents in ``BatchWriteItem`` calls (25 a call): each of
         ``bookings`` is ``{"host_id", "booking_number", "entry_id"}`` plus optional ``source_updated_at``,
-        ``reference``. Safe to write after a whole batch was posted: until then each document holds its
+        ``reference``, ``content_digest``, ``booked_net``, ``booked_gross`` (see :meth:`record_booked`). Safe to write after a whole batch was posted: until then each document holds its
         intent, and a crash in between is recovered by the next run's look-up in the tool."""
         stamp = now_iso()
         with self.settings.batch_writer(overwrite_by_pkeys=["pk", "sk"]) as writer:
             for b in bookings:
                 item = {"pk": entity_key(account_id, entity_id), "sk": f"DOC#{kind}#{b['host_id']}", "state": "booked", "booking_number": b["booking_number"],
                         "entry_id": b["entry_id"], "run_id": run_id, "updated_at": stamp}
-                item.update({k: b[k] for k in ("source_updated_at", "reference") if b.get(k)})
+                item.update({k: str(b[k]) for k in BOOKED_EXTRAS if b.get(k) is not None})
                 writer.put_item(Item=item)
 
-    def record_booked(self, account_id: str, entity_id: str, kind: str, host_id: str, *, booking_number: str, entry_id: str, run_id: str, source_updated_at: str | None = None, reference: str | None = None) -> None:
+    def record_booked(self, account_id: str, entity_id: str, kind: str, host_id: str, *, booking_number: str, entry_id: str, run_id: str, source_updated_at: str | None = None, reference: str | None = None,
+                      content_digest: str | None = None, booked_net: Any = None, booked_gross: Any = None) -> None:
         """Record a booking; ``source_updated_at`` is the host's ``updated_at`` of the content booked,
-        ``reference`` the document number the tool stores (payment look-ups use it)."""
+        ``reference`` the document number the tool stores (payment look-ups use it), ``content_digest``
+        the digest of the entry booked (:func:`connector.sync.engine.entry_digest`: an update is pushed
+        only when it changes), ``booked_net`` / ``booked_gross`` the entry's totals as booked (document
+        currency and sign; stored as strings: the audit tells which side changed since)."""
         item = {
             "pk": entity_key(account_id, entity_id),
             "sk": f"DOC#{kind}#{host_id}",
@@ -214,7 +243,30 @@ class Stores:
             item["source_updated_at"] = source_updated_at
         if reference:
             item["reference"] = reference
+        extras = {"content_digest": content_digest, "booked_net": booked_net, "booked_gross": booked_gross}
+        item.update({k: str(v) for k, v in extras.items() if v is not None})
         self.settings.put_item(Item=item)
+
+    def set_booked_source(self, account_id: str, entity_id: str, kind: str, host_id: str, *, source_updated_at: str | None, content_digest: str) -> None:
+        """A booked document changed in the host but not in what it books (e.g. a payment registered):
+        its record takes the new ``source_updated_at`` and ``content_digest``, nothing else changes
+        (``host_paid`` / ``tool_paid`` stay). Only a ``booked`` record is updated (conditional)."""
+        values: dict[str, Any] = {":d": content_digest, ":b": "booked"}
+        expression = "SET content_digest = :d"
+        if source_updated_at:
+            expression += ", source_updated_at = :u"
+            values[":u"] = source_updated_at
+        try:
+            self.settings.update_item(
+                Key={"pk": entity_key(account_id, entity_id), "sk": f"DOC#{kind}#{host_id}"},
+                UpdateExpression=expression,
+                ConditionExpression="#s = :b",
+                ExpressionAttributeNames={"#s": "state"},
+                ExpressionAttributeValues=values,
+            )
+        except ClientError as error:
+            if error.response["Error"]["Code"] != "ConditionalCheckFailedException":
+                raise
 
     def list_bookings(self, account_id: str, entity_id: str) -> list[dict[str, Any]]:
         """Every booking record of the entity, with ``record_kind`` (e.g. ``outgoing_invoice``) and ``host_id``."""
@@ -594,7 +646,8 @@ class Stores:
     def delete_entity(self, account_id: str, entity_id: str) -> None:
         """Delete a company entity's integration: its record, tool metadata cache, setup options and
         relation mappings, and the latest-success pointer (that run gets its 7-day TTL back). Booking
-        records (``DOC#``) are kept so nothing is ever booked twice if the entity is connected again."""
+        records (``DOC#``) and delivery claims (``DLV#``) are kept so nothing is ever booked twice if the
+        entity is connected again."""
         key = entity_key(account_id, entity_id)
         pointer = self.settings.get_item(Key={"pk": key, "sk": "LATEST_SUCCESS"}, ConsistentRead=True).get("Item")
         if pointer:

@@ -214,6 +214,7 @@ def _plan(svc: Services, run_id: str, run: dict[str, Any], entity: EntityRecord)
     plan[Component.LEDGER_ACCOUNTS] = ["metadata"]
     updates_allowed = supports_updates(entity.tool or "")
     relations: dict[str, dict[str, None]] = {"customer": {}, "supplier": {}}
+    together: dict[Component, dict[str, str]] = {}
     for component, (kind, direction) in DOCUMENT_COMPONENTS.items():
         if direction is Direction.INCOMING:
             rows, waiting = _incoming_rows(host, kind, entity.settings.start_date)
@@ -233,6 +234,8 @@ def _plan(svc: Services, run_id: str, run: dict[str, Any], entity: EntityRecord)
         ]
         svc.stores.put_results(run_id, component.value, synced_before, part="plan-synced-before", tally=tally(synced_before))
         plan[component] = [r["id"] for r in pending] + [UPDATE_PREFIX + r["id"] for r in edited]
+        if direction is Direction.INCOMING:
+            together[component] = {r["id"]: f"{(r.get('relation') or {}).get('id') or ''}#{' '.join(str(r.get('number') or '').split()).casefold()}" for r in pending if r.get("number")}
         for r in pending + edited:
             relation = r.get("relation") or r.get("customer") or {}
             if relation.get("id"):
@@ -248,6 +251,8 @@ def _plan(svc: Services, run_id: str, run: dict[str, Any], entity: EntityRecord)
         ids = plan[component]
         at_once = batches_at_once(entity.tool or "") if component in DOCUMENT_COMPONENTS else 4
         batches = staggered_batches(ids, document_batch, at_once) if component in DOCUMENT_COMPONENTS else [list(chunk) for chunk in chunked(ids, svc.batch_size)]
+        if together.get(component):
+            batches = same_batch(batches, together[component])
         svc.stores.put_batches(run_id, component.value, batches)
         svc.stores.set_component(run_id, component.value, ComponentStatus.PENDING, total=len(ids))
         components.append({"name": component.value, "batches": list(range(len(batches))), "max_concurrency": at_once})
@@ -271,6 +276,22 @@ def staggered_batches(ids: Sequence[str], size: int, at_once: int) -> list[list[
             start += n
     batches.extend(list(chunk) for chunk in chunked(ids[start:], size))
     return batches
+
+
+def same_batch(batches: list[list[str]], key_of: dict[str, str]) -> list[list[str]]:
+    """Move every id whose ``key_of`` key (incoming: the supplier and the number, BT-1) an id of an
+    earlier batch has into that batch, so that deliveries of one supplier invoice are never booked by two
+    batches running side by side: within a batch, steps go one after the other and each sees the claims
+    of the ones before (:func:`_repeated_deliveries`). Order within a batch is kept; a batch left empty is
+    dropped; ids without a key stay where they are."""
+    home: dict[str, int] = {}
+    out: list[list[str]] = [[] for _ in batches]
+    for n, batch in enumerate(batches):
+        for host_id in batch:
+            key = key_of.get(host_id)
+            target = home.setdefault(key, n) if key is not None else n
+            out[target].append(host_id)
+    return [batch for batch in out if batch]
 
 
 def _incoming_rows(host: HostProduct, kind: DocumentKind, since: Any) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
@@ -310,8 +331,10 @@ def _synced_before(row: dict[str, Any]) -> bool:
 
 
 def _edited_since_booking(row: dict[str, Any], record: dict[str, Any] | None) -> bool:
-    """A synced document whose content changed in the host since it was booked (its ``updated_at``
-    differs from the one recorded with the booking)."""
+    """A synced document that may have changed in the host since it was booked (its ``updated_at``
+    differs from the one recorded with the booking): a candidate only. :func:`_update_documents` reads
+    it and pushes an update only when the entry it books now differs from the one booked (the record's
+    ``content_digest``, :func:`entry_digest`): a payment registered in the host moves ``updated_at`` too."""
     if not record or record.get("state") != "booked":
         return False
     booked_version = record.get("source_updated_at")
@@ -586,6 +609,14 @@ def _book_step(
     if run.get("dry_run"):  # a relation the run would create has no tool id yet: name it
         relations = {d.party.host_id: relations.get(d.party.host_id) or f"(new relation: {d.party.name})" for d in documents if d.party.name.strip()} | relations
 
+    # A supplier invoice delivered twice is booked once (the same supplier and number, BT-1): checked
+    # first, so a conflicting second delivery is reported as such whatever else is wrong with it.
+    claims: dict[str, dict[str, Any]] = {}
+    repeats: list[tuple[Document, Document]] = []
+    if direction is Direction.INCOMING and documents:
+        documents, repeated, claims, repeats = _repeated_deliveries(svc, entity, record_kind, documents)
+        results.extend(repeated)
+
     entries: list[tuple[Document, BookingEntry]] = []
     for doc in documents:
         built = build_entry(doc, entity.settings, metadata, relations.get(doc.party.host_id))
@@ -597,13 +628,15 @@ def _book_step(
     if run.get("dry_run"):
         for doc, entry in entries:
             results.append(_document_result(doc, DocumentOutcome.WOULD_SYNC, proposed=proposed_entry(entry)))
+        results.extend(_repeat_result(dup, first, DRY_RUN) for dup, first in repeats)
         return results, list
 
     # A crash may have left entries booked in the tool without a recorded number: look them up first.
     uncertain = [entry for _, entry in entries if records.get(entry.host_id, {}).get("state") == "intent"]
     found = adapter.find_bookings(uncertain) if uncertain else {}
     to_post = [(doc, entry) for doc, entry in entries if entry.host_id not in found]
-    stores.record_intents(account, ent, record_kind, [(e.host_id, e.reference) for _, e in to_post], run["run_id"])
+    stores.record_intents(account, ent, record_kind, [(e.host_id, e.reference) for _, e in to_post], run["run_id"],
+                          deliveries=[claims[e.host_id] for _, e in to_post if e.host_id in claims])
     with calls_ahead(adapter, len(to_post)):
         posted = adapter.post_bookings([entry for _, entry in to_post]) if to_post else []
 
@@ -611,7 +644,8 @@ def _book_step(
     outcomes.update({result.host_id: result for result in posted})
     # Every booking of the step recorded in bulk before the host hears of any (intents cover a crash).
     stores.record_booked_many(account, ent, record_kind, [
-        {"host_id": doc.host_id, "booking_number": result.booking_number, "entry_id": result.entry_id, "source_updated_at": doc.updated_at, "reference": entry.reference}
+        {"host_id": doc.host_id, "booking_number": result.booking_number, "entry_id": result.entry_id, "source_updated_at": doc.updated_at, "reference": entry.reference,
+         "content_digest": entry_digest(entry), "booked_net": entry.net, "booked_gross": entry.gross}
         for doc, entry in entries if isinstance(result := outcomes.get(entry.host_id), BookingResult)
     ], run["run_id"])
     booked: list[tuple[Document, BookingResult, tuple[str, ...]]] = []
@@ -624,6 +658,7 @@ def _book_step(
             reason = result.reason if isinstance(result, BookingRejected) else "the accounting tool gave no answer for this document"
             hint = result.hint if isinstance(result, BookingRejected) else "Sync again; if it persists, contact support."
             results.append(_document_result(doc, DocumentOutcome.SKIPPED, reason=f"refused by the accounting tool: {reason}", hint=hint))
+    results.extend(_repeat_result(dup, first, outcomes.get(first.host_id)) for dup, first in repeats)
 
     def write_back() -> list[dict[str, Any]]:
         done = []
@@ -635,6 +670,123 @@ def _book_step(
         return done
 
     return results, write_back
+
+
+def delivery_key(doc: Document) -> str | None:
+    """The key under which an incoming document's delivery is claimed: ``{supplier}#{number}``, or
+    ``None`` when the supplier or the number is unknown (nothing to compare).
+
+    The supplier is the host product's supplier (``{kind}:{id}``, its relation), else the seller's VAT
+    number (``vat:`` + letters and digits, upper case; EN 16931 BT-31). The number is the document's
+    own, BT-1 (whitespace collapsed, case folded). BT-1 is unique per seller (EN 16931-1, "Invoice
+    number": a sequential number that uniquely identifies the invoice), so one supplier and number is
+    one invoice, however often it is delivered."""
+    number = " ".join((doc.number or "").split()).casefold()
+    party = doc.party
+    if party.host_id and not party.host_id.startswith("ubl:"):
+        supplier = f"{party.kind.value}:{party.host_id}"
+    elif party.vat_number and (vat := "".join(ch for ch in party.vat_number if ch.isalnum()).upper()):
+        supplier = f"vat:{vat}"
+    else:
+        return None
+    return f"{supplier}#{number}" if number else None
+
+
+def _repeated_deliveries(
+    svc: Services, entity: EntityRecord, record_kind: str, documents: Sequence[Document],
+) -> tuple[list[Document], list[dict[str, Any]], dict[str, dict[str, Any]], list[tuple[Document, Document]]]:
+    """Split a step's incoming documents into those to book and the repeated deliveries of a supplier
+    invoice already sent to the tool (the same :func:`delivery_key`): by an earlier step, batch or run
+    (its claim, written with its intent) or by an earlier document of this step.
+
+    Returns (documents to book; results of the documents skipped now, naming the first delivery and its
+    booking number, or the conflict when the amounts differ; host id -> the claim to write with the
+    intent of each document to book; (repeat, first) pairs of this step, whose results depend on how the
+    first one ends: :func:`_repeat_result`). Reads: one ``BatchGetItem`` of claims, and one of booking
+    records when a claim is found. A claim whose booking record is gone (the tool refused that
+    document) is stale and ignored."""
+    stores, account, ent = svc.stores, entity.account_id, entity.entity_id
+    keys = {doc.host_id: key for doc in documents if (key := delivery_key(doc))}
+    if not keys:
+        return list(documents), [], {}, []
+    found = stores.get_deliveries(account, ent, record_kind, keys.values())
+    others = {claim["host_id"] for host_id, key in keys.items() if (claim := found.get(key)) and claim.get("host_id") != host_id}
+    records = stores.get_bookings(account, ent, record_kind, others) if others else {}
+    kept: list[Document] = []
+    results: list[dict[str, Any]] = []
+    claims: dict[str, dict[str, Any]] = {}
+    firsts: dict[str, Document] = {}
+    repeats: list[tuple[Document, Document]] = []
+    for doc in documents:
+        key = keys.get(doc.host_id)
+        claim = found.get(key) if key else None
+        record = records.get(claim["host_id"]) if claim and claim.get("host_id") != doc.host_id else None
+        if key and record is not None:
+            results.append(_repeat_result(doc, claim, record))  # type: ignore[arg-type]
+        elif key and key in firsts:
+            repeats.append((doc, firsts[key]))
+        else:
+            kept.append(doc)
+            if key:
+                firsts[key] = doc
+                claims[doc.host_id] = {"key": key, "host_id": doc.host_id, "number": doc.number, "currency": doc.currency,
+                                       "net": doc.totals.net, "vat": doc.totals.vat, "gross": doc.totals.gross}
+    return kept, results, claims, repeats
+
+
+#: :func:`_repeat_result`'s outcome of a first delivery in a dry run (nothing booked).
+DRY_RUN = "dry-run"
+
+
+def _repeat_result(doc: Document, first: Document | dict[str, Any], outcome: Any) -> dict[str, Any]:
+    """The skipped result of ``doc``, a repeated delivery of ``first`` (an earlier document of this step,
+    or the claim of one sent before) with ``first``'s booking: a booking record (``state``,
+    ``booking_number``), a :class:`BookingResult` / :class:`BookingRejected` of this step, ``None`` (not
+    booked: it could not be built) or :data:`DRY_RUN` (a dry run books nothing). The same amounts
+    (currency, net, VAT, gross): delivered twice, booked once. Other amounts: a conflict, since a
+    supplier issues one invoice per number (EN 16931 BT-1)."""
+    if isinstance(first, Document):
+        first_id, first_number = first.host_id, first.number
+        first_totals = (first.currency, first.totals.net, first.totals.vat, first.totals.gross)
+    else:
+        first_id, first_number = first["host_id"], first.get("number")
+        first_totals = (first.get("currency"), *(Decimal(str(first[k])) if first.get(k) is not None else None for k in ("net", "vat", "gross")))
+    label = f"incoming {'invoice' if doc.kind is DocumentKind.INVOICE else 'credit note'} {doc.number} of {doc.party.name}"
+    origin = f"document {first_id}" + (f" ({first_number})" if first_number else "")
+    if isinstance(outcome, BookingResult) or (isinstance(outcome, dict) and outcome.get("state") == "booked"):
+        number = outcome.booking_number if isinstance(outcome, BookingResult) else outcome.get("booking_number")
+        where, state = f"already booked as {number} from {origin}", f"booked as {number}"
+    elif isinstance(outcome, dict):
+        where = f"already sent to the accounting tool from {origin} (its booking number is recorded when that document's sync completes)"
+        state = "sent to the accounting tool"
+    elif isinstance(outcome, BookingRejected):
+        where, state = f"{origin}, delivered first, was not booked either: {outcome.reason}", "not booked either"
+    elif outcome == DRY_RUN:
+        where, state = f"it would be booked once, from {origin}", "which would be booked"
+    else:
+        where, state = f"{origin}, delivered first, was not booked either", "not booked either"
+    mine = (doc.currency, doc.totals.net, doc.totals.vat, doc.totals.gross)
+    if mine == first_totals:
+        return _document_result(doc, DocumentOutcome.SKIPPED, duplicate_of=first_id,
+                                reason=f"{label} was delivered twice: {where}",
+                                hint="Reject the duplicate in the host product's incoming documents; the entry in the accounting tool stays as it is.")
+    theirs = " ".join(str(v) for v in first_totals[:2]) + f" + VAT {first_totals[2]} = {first_totals[3]}"
+    return _document_result(doc, DocumentOutcome.SKIPPED, duplicate_of=first_id,
+                            reason=(f"{label} conflicts with {origin}, {state}: the same supplier and number but other amounts "
+                                    f"({doc.currency} {doc.totals.net} + VAT {doc.totals.vat} = {doc.totals.gross} here, {theirs} there); "
+                                    "a supplier issues one invoice per number (EN 16931 BT-1 is unique per seller), so this one is not booked"),
+                            hint="Ask the supplier which one is right: a correction comes as a credit note and a new invoice with a number of its own. Reject the wrong one in the host product.")
+
+
+def entry_digest(entry: BookingEntry) -> str:
+    """A digest (SHA-256, hex) of what an entry books: journal, relation, reference, dates, currency,
+    exchange rate, description, payment reference, lines and totals -- everything but the host id.
+    Stored with the booking record: an edited document is pushed again only when it changes (a payment
+    registered in the host moves its ``updated_at``, not its entry)."""
+    import hashlib
+
+    content = entry.model_dump(mode="json", exclude={"host_id", "warnings"})  # warnings are not booked
+    return hashlib.sha256(json.dumps(content, sort_keys=True, default=str).encode()).hexdigest()
 
 
 def _read_ahead(read: Callable[[Sequence[str]], Any], chunks: Sequence[Sequence[str]]) -> Iterator[Any]:
@@ -704,12 +856,18 @@ def _update_documents(
         built = build_entry(doc, entity.settings, metadata, relations.get(doc.party.host_id))
         if isinstance(built, Skip):
             results.append(_document_result(doc, DocumentOutcome.SKIPPED, reason=f"the edited document can't be pushed again: {built.reason}", hint=built.hint))
+        elif records[doc.host_id].get("content_digest") == entry_digest(built):
+            # Changed in the host, not in what it books (e.g. a payment registered): nothing to push.
+            stores.set_booked_source(account, ent, record_kind, doc.host_id, source_updated_at=doc.updated_at, content_digest=entry_digest(built))
+            results.append(_document_result(doc, DocumentOutcome.ALREADY_SYNCED, booking_number=records[doc.host_id].get("booking_number"), entry_id=records[doc.host_id].get("entry_id"),
+                                            detail="changed in the host product, but not in what is booked: nothing to update"))
         else:
             items.append((doc, built, records[doc.host_id]["entry_id"]))
     answers = adapter.update_bookings([(entry, entry_id) for _, entry, entry_id in items]) if items else []  # type: ignore[attr-defined]
-    for (doc, _entry, _entry_id), answer in zip(items, answers, strict=True):
+    for (doc, entry, _entry_id), answer in zip(items, answers, strict=True):
         if isinstance(answer, BookingResult):
-            stores.record_booked(account, ent, record_kind, doc.host_id, booking_number=answer.booking_number, entry_id=answer.entry_id, run_id=run["run_id"], source_updated_at=doc.updated_at)
+            stores.record_booked(account, ent, record_kind, doc.host_id, booking_number=answer.booking_number, entry_id=answer.entry_id, run_id=run["run_id"], source_updated_at=doc.updated_at,
+                                 reference=entry.reference, content_digest=entry_digest(entry), booked_net=entry.net, booked_gross=entry.gross)
             results.append(_document_result(doc, DocumentOutcome.SYNCED, booking_number=answer.booking_number, entry_id=answer.entry_id, detail="edited in the host product: booking updated"))
         else:
             results.append(_document_result(doc, DocumentOutcome.SKIPPED, reason=f"the edit could not be pushed: {answer.reason}", hint=answer.hint))
@@ -972,6 +1130,28 @@ def sync_payments(svc: Services, run_id: str, bookings: list[dict[str, Any]] | N
 # --------------------------------------------------------------------------------------- audit
 
 
+def _changed_hint(record: dict[str, Any], row: dict[str, Any], entry: Any) -> str:
+    """The fix hint of an ``amounts_changed`` difference, naming the side that changed when the booking
+    record tells (its ``booked_net`` / ``booked_gross``: what was booked): the host document's totals
+    differ from them (edited in the host product after booking), the tool's entry differs from them
+    (edited in the accounting tool), or both. Records without them: the host side changed when its
+    ``updated_at`` moved since booking, else the tool's."""
+    totals = row.get("totals") or {}
+    if record.get("booked_net") is not None and record.get("booked_gross") is not None:
+        booked = (Decimal(str(record["booked_net"])), Decimal(str(record["booked_gross"])))
+        host_changed = (totals.get("net"), totals.get("gross")) != booked
+        tool_changed = (entry.net, entry.gross) != booked
+    else:
+        host_changed = bool(record.get("source_updated_at") and row.get("updated_at") and row["updated_at"] != record["source_updated_at"])
+        tool_changed = not host_changed
+    if host_changed and tool_changed:
+        return "Both changed since it was booked: the document in the host product and the entry in the accounting tool. Make them agree, in the tool or in the host product."
+    if host_changed:
+        return ("The document was changed in the host product after it was booked; the entry in the accounting tool still has the amounts booked. "
+                "Correct the entry in the accounting tool (or undo the change in the host product).")
+    return "Someone changed the entry in the accounting tool after it was booked: correct it there (or the document in the host product)."
+
+
 def _expected_rate(row: dict[str, Any], entry: Any, metadata: ToolMetadata | None) -> Decimal | None:
     """The rate a foreign-currency document should be held at in the company currency: the host's
     ``currency_exchange_rate`` into it (what the booking used, :mod:`connector.exchange`), else the
@@ -1048,6 +1228,7 @@ def audit_books(svc: Services, run_id: str, bookings: list[dict[str, Any]] | Non
         record_kind = booking_kind(kind, direction)
         subject = _subject_type(kind, direction)
         known = {r["id"]: records.get((record_kind, r["id"])) for r in rows}
+        counted: dict[str, str] = {}  # entry id -> the host document it was counted for: the tool holds it once
         entries = adapter.read_bookings([rec["entry_id"] for rec in known.values() if rec], kind, direction, lines=False) if any(known.values()) else {}
         for row in rows:
             documents += 1
@@ -1065,6 +1246,12 @@ def audit_books(svc: Services, run_id: str, bookings: list[dict[str, Any]] | Non
                 differences.append({**base, "kind": "missing_in_tool", "detail": f"entry {record['booking_number']} is no longer in the accounting tool",
                                     "hint": "Book it again in the tool, or clear its booking number in the host product and sync."})
                 continue
+            if record["entry_id"] in counted:
+                first = counted[record["entry_id"]]
+                differences.append({**base, "kind": "shares_entry", "detail": f"entry {record['booking_number']} is booked once in the accounting tool, for document {first} too: this document was delivered twice",
+                                    "hint": "Reject the duplicate in the host product's incoming documents and clear its booking number there."})
+                continue
+            counted[record["entry_id"]] = row["id"]
             add("tool", entry.currency, entry.net, entry.gross)
             if entry.company_currency is not None and entry.company_net is not None and entry.company_gross is not None:
                 add("tool_company", entry.company_currency, entry.company_net, entry.company_gross)
@@ -1076,7 +1263,7 @@ def audit_books(svc: Services, run_id: str, bookings: list[dict[str, Any]] | Non
                                     "hint": "Correct the booking number in the host product."})
             elif totals.get("net") is not None and (entry.net != totals["net"] or entry.gross != totals["gross"]):
                 differences.append({**base, "kind": "amounts_changed", "detail": f"the host has {totals['net']} + VAT = {totals['gross']}, the tool {entry.net} + VAT = {entry.gross}",
-                                    "hint": "Someone changed the entry in the accounting tool: correct it there (or the document in the host product)."})
+                                    "hint": _changed_hint(record, row, entry)})
             elif (company := _company_difference(row, entry, metadata)) is not None:
                 differences.append({**base, **company})
             else:
