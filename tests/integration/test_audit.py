@@ -55,3 +55,28 @@ def test_the_audit_agrees_after_a_sync_and_finds_a_deleted_and_an_edited_entry(t
         assert found["missing_in_tool"]["document_id"] == invoices[0].host_id and found["missing_in_tool"]["hint"]
         assert found["amounts_changed"]["document_id"] == invoices[1].host_id and "tool" in found["amounts_changed"]["detail"]
         assert Decimal(second["tool"][0]["net"]) != Decimal(second["host"][0]["net"])
+
+
+def test_an_entry_two_host_documents_point_at_is_counted_once():
+    """Two host documents with one entry's booking number (a delivery booked once, numbered twice): the
+    tool holds that entry once, so the audit counts it once and names the second document."""
+    from connector.sync.engine import audit_books
+
+    with tool_world("yuki", synthetic_documents(4), None, batch_size=10) as world:
+        svc = world.services
+        run_id = drive(svc, world.account_id, world.entity_id)
+        first, second = [i for i in world.loaded if i.kind == DocumentKind.INVOICE][:2]
+        records = svc.stores.get_bookings(world.account_id, world.entity_id, "outgoing_invoice", [first.host_id, second.host_id])
+        shared = records[first.host_id]
+        svc.stores.record_booked(world.account_id, world.entity_id, "outgoing_invoice", second.host_id, booking_number=shared["booking_number"], entry_id=shared["entry_id"], run_id="older")
+        svc.host_for(svc.stores.get_entity(world.account_id, world.entity_id)).register_booking(DocumentKind.INVOICE, second.host_id, shared["booking_number"])
+
+        audit = audit_books(svc, run_id)
+        [host], [tool] = audit["host"], audit["tool"]
+        assert audit["documents"] == 4 and host["count"] == 4 and tool["count"] == 3
+        assert audit["agree"] == 3
+        [difference] = audit["differences"]
+        assert difference["kind"] == "shares_entry" and difference["document_id"] == second.host_id and first.host_id in difference["detail"]
+        entries = world.services.adapter_for(svc.stores.get_entity(world.account_id, world.entity_id)).read_bookings(
+            [r["entry_id"] for r in records.values()], DocumentKind.INVOICE, lines=False)
+        assert Decimal(tool["gross"]) == Decimal(host["gross"]) - entries[records[second.host_id]["entry_id"]].gross
