@@ -460,7 +460,9 @@ class BookingEntry(_Model):
     ``net``, ``vat``, ``gross`` are the entry totals in the document's sign; ``gross == net + vat`` and
     the lines sum to them exactly (checked by :func:`connector.booking.build_entry`). ``warnings`` are
     what the entry books as the document says but a user should look at (e.g. a line whose quantity and
-    amount have opposite signs); the sync shows them as the document's flag.
+    amount have opposite signs); the sync shows them as the document's flag. ``exchange_rate`` (units of
+    company currency per unit of ``currency``) is the rate :func:`connector.exchange.decide_rate` chose;
+    ``None`` = company currency, or the tool applies its own table (never an assumed 1).
     """
 
     host_id: str
