@@ -185,6 +185,19 @@ def test_post_and_read_back_in_document_sign(world):
     assert cn.lines[0].net_amount == Decimal("40.00") and cn.booking_number == "1"
 
 
+def test_a_zero_vat_credit_note_reads_back_zero_not_negative_zero(world):
+    adapter = world.adapter
+    customer = adapter.ensure_relations([party("c1", "Acme", "3001")], customer=True)["c1"]
+    credit = entry("cn-0", customer, kind=DocumentKind.CREDIT_NOTE, ref="CN-0", journal="71", lines=(line("8000", "0", "0", "40.00", "0.00"),))
+    [result] = adapter.post_bookings([credit])
+    assert isinstance(result, BookingResult), result
+    cn = adapter.read_bookings([result.entry_id], DocumentKind.CREDIT_NOTE)[result.entry_id]
+    amounts = [cn.net, cn.vat, cn.gross, cn.lines[0].net_amount, cn.lines[0].vat_amount]
+    assert amounts == [Decimal("40.00"), Decimal("0.00"), Decimal("40.00"), Decimal("40.00"), Decimal("0.00")]
+    assert not any(a.is_signed() for a in amounts)  # Decimal("-0.00") == 0, yet it prints "-0.00"
+    assert str(cn.vat) == "0.00"
+
+
 def test_purchase_entries_post_and_read(world):
     adapter, sandbox = world.adapter, world.sandbox
     supplier = adapter.ensure_relations([party("s1", "Supplies", "4001")], customer=False)["s1"]

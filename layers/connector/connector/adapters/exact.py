@@ -188,6 +188,13 @@ def _literal(text: str) -> str:
     return "'" + text.replace("'", "''") + "'"
 
 
+def _signed(sign: int, amount: Decimal) -> Decimal:
+    """``amount`` in the document's sign (``sign`` -1 for an entry of Type 21 / 31), never ``-0.00``: a
+    zero amount (a zero-VAT credit note's VAT) is read back as ``0.00``, as the document states it."""
+    value = sign * amount
+    return value.copy_abs() if value.is_zero() else value
+
+
 def _dec(value: Any) -> Decimal:
     if value is None:
         return Decimal(0)
@@ -804,9 +811,9 @@ class ExactOnlineAdapter:
                     booking_number=str(row.get("EntryNumber")),
                     reference=str(row.get("YourRef") or ""),
                     currency=str(row.get("Currency") or ""),
-                    net=sign * (gross - vat),
-                    vat=sign * vat,
-                    gross=sign * gross,
+                    net=_signed(sign, gross - vat),
+                    vat=_signed(sign, vat),
+                    gross=_signed(sign, gross),
                     lines=tuple(self._booked_line(ln, sign) for ln in own),
                     **company,
                 )
@@ -820,9 +827,9 @@ class ExactOnlineAdapter:
         gross_dc, vat_dc = _dec(row.get("AmountDC")), _dec(row.get("VATAmountDC"))
         return {
             "company_currency": self._metadata.company_currency,
-            "company_net": sign * (gross_dc - vat_dc),
-            "company_vat": sign * vat_dc,
-            "company_gross": sign * gross_dc,
+            "company_net": _signed(sign, gross_dc - vat_dc),
+            "company_vat": _signed(sign, vat_dc),
+            "company_gross": _signed(sign, gross_dc),
             "exchange_rate": None if row.get("Rate") in (None, "") else _dec(row.get("Rate")),
         }
 
@@ -873,7 +880,7 @@ class ExactOnlineAdapter:
 
         sign = -1 if ref.kind is DocumentKind.CREDIT_NOTE else 1
         open_rows = [r for r in rows if not is_paid(r)]
-        open_amount = sign * sum((_dec(r.get("AmountFC")) for r in open_rows), Decimal(0))
+        open_amount = _signed(sign, sum((_dec(r.get("AmountFC")) for r in open_rows), Decimal(0)))
         paid = not open_rows
         paid_on = None
         if paid:
@@ -904,8 +911,8 @@ class ExactOnlineAdapter:
             gl_account=str(gl_code).strip(),
             vat_code=str(row.get("VATCode") or "").strip(),
             vat_percentage=_percent(row.get("VATPercentage")),
-            net_amount=sign * _dec(row.get("AmountFC")),
-            vat_amount=sign * _dec(row.get("VATAmountFC")),
+            net_amount=_signed(sign, _dec(row.get("AmountFC"))),
+            vat_amount=_signed(sign, _dec(row.get("VATAmountFC"))),
             description=str(row.get("Description") or ""),
         )
 
