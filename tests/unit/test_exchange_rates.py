@@ -88,6 +88,11 @@ def test_bt111_in_another_currency_is_not_a_rate_into_the_company_currency():
     assert isinstance(build_entry(doc, SETTINGS, metadata(), "rel-1"), Skip)
 
 
+def test_a_document_rate_with_the_vat_currency_equal_to_the_invoice_currency_counts():
+    doc = rsd_invoice(rate="0.0086").model_copy(update={"tax_currency": "RSD"})
+    assert decide_rate(doc, metadata()).rate == D("0.0086")
+
+
 def test_tool_rate_for_the_document_date():
     rates = (ExchangeRate(currency="RSD", start=date(2024, 1, 1), rate=D("0.0085")),
              ExchangeRate(currency="RSD", start=date(2024, 4, 1), rate=D("0.00854")),

@@ -17,7 +17,7 @@ administration's own currency (the *company currency*) and needs the rate betwee
    the company-currency VAT equals BT-111 for a one-line entry and may differ by up to half a cent
    a line with more lines.
 3. Else the rate the document carries into the company currency (``Document.exchange_rate``, the host's
-   ``currency_exchange_rate``; ignored when its target is another currency).
+   ``currency_exchange_rate``; ignored when its target, ``Document.tax_currency``, is a third currency).
 4. Else the tool's own rate for the document date (BT-2), from its rate table when the adapter can
    read it (``ToolMetadata.exchange_rates_read``): the row of the currency with the latest start on or
    before that date. None there → the document is skipped (``"no exchange rate for RSD on 2024-05-01
@@ -108,7 +108,7 @@ def decide_rate(doc: Document, metadata: ToolMetadata, tool_name: str = "the acc
             return RateChoice(doc.exchange_rate, "document_vat")
         rate = (bt111 / vat).quantize(Decimal(1).scaleb(-RATE_PLACES), rounding=ROUND_HALF_UP)
         return RateChoice(rate, "document_vat")
-    if doc.exchange_rate is not None and doc.exchange_rate > 0 and doc.tax_currency in (None, company):
+    if doc.exchange_rate is not None and doc.exchange_rate > 0 and doc.tax_currency in (None, company, doc.currency):
         return RateChoice(doc.exchange_rate, "document")
     if not metadata.exchange_rates_read:
         return RateChoice(None, "tool_applies")
