@@ -227,6 +227,49 @@ def test_post_and_read_back_in_document_sign(world):
     assert back["2/V2/1"].lines[0].net_amount == Decimal("40.00")
 
 
+class _DoublesTransport(httpx.BaseTransport):
+    """The sandbox behind a transport that renders every JSON amount as Octopus's service does: a
+    double, without trailing zeros (``1821.5``, ``0``, ``95000``; contracts/octopus.md: ``amount`` double)."""
+
+    def __init__(self, app: Any) -> None:
+        self.inner = httpx.WSGITransport(app=app)
+
+    def handle_request(self, request: httpx.Request) -> httpx.Response:
+        import json
+
+        response = self.inner.handle_request(request)
+        response.read()
+        if "json" not in response.headers.get("content-type", ""):
+            return response
+
+        def doubles(value: Any) -> Any:
+            if isinstance(value, Decimal):
+                return int(value) if value == value.to_integral_value() else float(value)
+            if isinstance(value, dict):
+                return {k: doubles(v) for k, v in value.items()}
+            if isinstance(value, list):
+                return [doubles(v) for v in value]
+            return value
+
+        body = json.dumps(doubles(json.loads(response.content, parse_float=Decimal)))
+        headers = [(k, v) for k, v in response.headers.multi_items() if k.lower() not in ("content-length", "content-encoding")]
+        return httpx.Response(response.status_code, headers=headers, content=body.encode())
+
+
+def test_amounts_read_back_at_two_places_whatever_octopus_renders(clock):
+    w = World(clock)
+    adapter = OctopusAdapter("http://octopus.test", w.dossier, w.store, software_house_uuid=w.admin.app_secret["software_house_uuid"],
+                             transport=_DoublesTransport(w.sandbox))
+    relation = adapter.ensure_relations([party("c1", "Acme BV", "3001")], customer=True)["c1"]
+    posted = entry("inv-1", relation, lines=(line(net="1505.37", tax="316.13"), line("700003", "IC", "0", "95000.00", "0.00")))
+    [result] = adapter.post_bookings([posted])
+    assert isinstance(result, BookingResult), result
+    read = adapter.read_bookings([result.entry_id], DocumentKind.INVOICE)[result.entry_id]
+    amounts = [read.net, read.vat, read.gross] + [a for ln in read.lines for a in (ln.net_amount, ln.vat_amount)]
+    assert [str(a) for a in amounts] == ["96505.37", "316.13", "96821.50", "1505.37", "316.13", "95000.00", "0.00"]
+    adapter.close()
+
+
 def test_negative_invoice_is_booked_like_a_credit_note(world):
     relation = customer(world)
     refund = entry("neg-1", relation, lines=(line(net="-50.00", tax="-10.50"),))

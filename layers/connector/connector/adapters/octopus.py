@@ -223,6 +223,19 @@ def _dec(value: Any) -> Decimal:
     raise AdapterError(f"Octopus returned a non-decimal amount ({type(value).__name__})")
 
 
+def _money(value: Any) -> Decimal:
+    """An amount Octopus returns (a JSON number: ``1821.5``, ``0``, ``95000``) at the currency's two
+    places (``1821.50``, ``0.00``, ``95000.00``; EN 16931 amounts have at most 2 decimals, BR-DEC), so
+    read-back figures look as the document states them. Never rounds: an amount with more places is
+    returned as Octopus gave it (a difference the audit should show, not hide). Raises
+    :class:`AdapterError` for a value that is not a number."""
+    amount = _dec(value)
+    if amount.as_tuple().exponent in ("n", "N", "F"):  # NaN / Infinity are not amounts
+        raise AdapterError(f"Octopus returned a non-decimal amount ({amount})")
+    quantized = amount.quantize(Decimal("0.01"))
+    return quantized if quantized == amount else amount
+
+
 def _percent(value: Any) -> Decimal:
     return Decimal(format(_dec(value).normalize(), "f"))
 
@@ -1043,7 +1056,7 @@ class OctopusAdapter:
                 entry_id = wanted.get(int(row.get("documentSequenceNr") or 0))
                 if entry_id is None or row.get("journalKey") not in (None, journal):
                     continue
-                gross = amount_sign * _dec(row.get("amount"))
+                gross = amount_sign * _money(row.get("amount"))
                 _, line_sign = octopus_signs(kind, gross)
                 lines = tuple(self._booked_line(ln, line_sign) for ln in row.get("bookingLines") or [])
                 rate = None if row.get("exchangeRate") in (None, "") else _dec(row.get("exchangeRate"))
@@ -1058,8 +1071,8 @@ class OctopusAdapter:
                     booking_number=str(row.get("documentSequenceNr")),
                     reference=str(row.get("reference") or ""),
                     currency=str(row.get("currencyCode") or ""),
-                    net=sum((ln.net_amount for ln in lines), Decimal(0)),
-                    vat=sum((ln.vat_amount for ln in lines), Decimal(0)),
+                    net=sum((ln.net_amount for ln in lines), Decimal("0.00")),
+                    vat=sum((ln.vat_amount for ln in lines), Decimal("0.00")),
                     gross=gross,
                     lines=lines,
                     **company,
@@ -1090,8 +1103,8 @@ class OctopusAdapter:
             gl_account=str(row.get("accountKey") or ""),
             vat_code=code,
             vat_percentage=self._vat_pct.get(code, Decimal(0)),
-            net_amount=sign * _dec(row.get("baseAmount")),
-            vat_amount=sign * _dec(row.get("vatAmount")),
+            net_amount=sign * _money(row.get("baseAmount")),
+            vat_amount=sign * _money(row.get("vatAmount")),
             description=str(row.get("comment") or ""),
         )
 
@@ -1126,7 +1139,7 @@ class OctopusAdapter:
                 if ref is None or row.get("openAmount") is None:
                     continue
                 sign = -1 if ref.kind is DocumentKind.CREDIT_NOTE else 1
-                open_amount = sign * _dec(row["openAmount"])
+                open_amount = sign * _money(row["openAmount"])
                 paid = row["paid"] if isinstance(row.get("paid"), bool) else open_amount == 0
                 result[ref.entry_id] = PaymentState(
                     entry_id=ref.entry_id,
