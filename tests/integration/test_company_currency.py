@@ -68,3 +68,15 @@ def test_report_carries_the_tools_company_amounts_and_the_audit_compares_them():
         assert "0.95" in diff["detail"] and "0.92" in diff["detail"] and diff["hint"]
         assert again["agree"] == 2 and again["host"] == again["tool"]  # the document currency still agrees
         assert again["company"]["host"] != again["company"]["tool"]
+
+
+@pytest.mark.e2e
+def test_yuki_applies_its_own_rate_the_document_is_flagged_and_the_audit_agrees():
+    # GBP with BT-111 (rate 1.10); Yuki's import takes no rate and Yuki's table has GBP at 1.17 (demo).
+    docs = [invoice("GBP-1", "GBP", "1000.00", "210.00", bt111="231.00")]
+    with DemoEnvironment(docs, tools=("yuki",), speed=600.0) as env:
+        report = env.sync(env.entities[0])
+        [doc] = report.documents
+        assert doc.status == "synced" and doc.company == {"currency": "EUR", "net": "1170.00", "vat": "245.70", "gross": "1415.70"}
+        assert "Yuki applies its own exchange rate for GBP" in (doc.flag or "")
+        assert report.audit["agree"] == 1 and report.audit["differences"] == []

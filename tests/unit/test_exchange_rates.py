@@ -290,3 +290,12 @@ def test_yuki_rsd_booked_at_yukis_rate_with_its_eur_amounts_read_back(yuki):
     assert (booked.currency, booked.gross) == ("RSD", D("18876.00"))
     assert (booked.company_currency, booked.company_net, booked.company_vat, booked.company_gross, booked.exchange_rate) == (
         "EUR", D("132.60"), D("27.85"), D("160.45"), D("0.0085"))
+
+
+def test_a_tool_that_takes_no_rate_gets_the_documents_rate_flagged():
+    meta = metadata(read=False).model_copy(update={"exchange_rate_accepted": False})
+    settings = SETTINGS.model_copy(update={"tool": "yuki"})
+    entry = build_entry(rsd_invoice(bt111="26.63"), settings, meta, "rel-1")
+    assert isinstance(entry, BookingEntry)
+    assert entry.warnings == ("Yuki applies its own exchange rate for RSD: the document's rate 0.0085352564 (BT-111) can't be passed,"
+                              " so the amounts in EUR follow Yuki's rate",)

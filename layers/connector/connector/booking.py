@@ -593,10 +593,16 @@ def _build(
             f"the entry would be {net} + {vat_total}, the document is {doc.totals.net} + {doc.totals.vat}",
             "Report this document to support.",
         )
+    tool_name = TOOL_LABELS.get(str(settings.tool), "the accounting tool")
     try:  # never an assumed rate of 1 (connector.exchange)
-        rate = decide_rate(doc, metadata, TOOL_LABELS.get(str(settings.tool), "the accounting tool")).rate
+        choice = decide_rate(doc, metadata, tool_name)
     except MissingRate as missing:
         raise _skip(doc, missing.reason, missing.hint) from None
+    rate, rate_warnings = choice.rate, ()
+    if rate is not None and not metadata.exchange_rate_accepted:
+        rate_warnings = (f"{tool_name} applies its own exchange rate for {doc.currency}: the document's rate {rate}"
+                         f"{' (BT-111)' if choice.source == 'document_vat' else ''} can't be passed, so the amounts in"
+                         f" {metadata.company_currency} follow {tool_name}'s rate",)
     return BookingEntry(
         host_id=doc.host_id,
         kind=doc.kind,
@@ -614,7 +620,7 @@ def _build(
         net=net,
         vat=vat_total,
         gross=net + vat_total,
-        warnings=line_warnings(doc),
+        warnings=line_warnings(doc) + rate_warnings,
     )
 
 

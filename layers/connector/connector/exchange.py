@@ -25,8 +25,10 @@ administration's own currency (the *company currency*) and needs the rate betwee
    the document's kind and number, hint ``"Add the RSD rate in Exact Online's exchange rates, then sync
    again."``).
 5. A tool whose table can't be read (Yuki: no operation lists rates, and its invoice imports carry no
-   rate, ``docs/`` README "Exchange rates") gets no rate: it applies its own table when the entry is
-   posted and refuses the entry when it has none.
+   rate; README "Exchange rates") gets no rate: it applies its own table when the entry is posted and
+   refuses the entry when it has none. A rate the document has of its own is still decided
+   (``ToolMetadata.exchange_rate_accepted`` false): the booking rules flag that it can't be passed,
+   and the adapter names it when the tool refuses the entry.
 
 No AWS, no HTTP: this module only decides.
 """

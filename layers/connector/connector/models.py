@@ -420,6 +420,8 @@ class ToolMetadata(_Model):
     company_currency: str = "EUR"
     exchange_rates: tuple[ExchangeRate, ...] = ()
     exchange_rates_read: bool = False
+    #: Whether the tool's entries take a rate (Yuki's invoice imports don't: it applies its own table).
+    exchange_rate_accepted: bool = True
     #: Tool-specific reference rows the adapter wants back in later batches through its ``use_metadata``
     #: (Octopus: its ``/bookyears`` rows with their periods); opaque to the engine, JSON-serialisable.
     tool_rows: dict[str, Any] = Field(default_factory=dict)

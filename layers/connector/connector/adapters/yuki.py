@@ -432,6 +432,7 @@ class YukiAdapter:
             vat_codes=tuple(VatCode(code=c, description=d, percentage=p, usage="both") for c, (d, p) in VAT_TYPES.items()),
             currencies=(),
             company_currency="EUR",
+            exchange_rate_accepted=False,
         )
         return self._metadata
 

@@ -1155,7 +1155,10 @@ def _changed_hint(record: dict[str, Any], row: dict[str, Any], entry: Any) -> st
 def _expected_rate(row: dict[str, Any], entry: Any, metadata: ToolMetadata | None) -> Decimal | None:
     """The rate a foreign-currency document should be held at in the company currency: the host's
     ``currency_exchange_rate`` into it (what the booking used, :mod:`connector.exchange`), else the
-    tool's table for the document date when the adapter reads one, else ``None`` (unknown)."""
+    tool's table for the document date when the adapter reads one, else ``None`` (unknown, or a tool
+    whose entries take no rate: it applied its own)."""
+    if metadata is not None and not metadata.exchange_rate_accepted:
+        return None
     company = entry.company_currency
     cer = (row.get("totals") or {}).get("exchange_rate") or {}
     try:
