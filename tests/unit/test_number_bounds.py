@@ -239,3 +239,14 @@ def test_a_host_tax_rate_of_40_digits_is_a_host_data_error_not_an_invalid_operat
 def test_a_host_document_within_bounds_reads_as_before() -> None:
     doc = host_document(invoice_json(quantity=D("2.000125")))
     assert (doc.number, doc.lines[0].net_amount, doc.lines[0].quantity, doc.totals.net) == ("2025 / 17", D("100.00"), D("2.000125"), D("100.00"))
+
+
+def test_a_5000_digit_integer_in_the_hosts_answer_refuses_that_document_not_the_whole_answer() -> None:
+    """Python refuses to turn more than 4,300 digits into an int: before, the whole answer was 'invalid
+    JSON' (the batch failed); now that number is a Decimal the bounds refuse, naming the field."""
+    from connector.host.mapping import HostDataError, decode_json, encode_json
+
+    answer = encode_json({"data": invoice_json(quantity=12)}).replace(b'"quantity":12', b'"quantity":' + b"9" * 5000)
+    data = decode_json(answer)["data"]
+    with pytest.raises(HostDataError, match=r"^invoice 2025 / 17: grouped_lines\[0\]\.line_items\[0\]\.quantity is 99999999999999999999…999999 \(5000 digits\): more than 15 digits"):
+        host_document(data)

@@ -55,7 +55,10 @@ class HostDataError(ValueError):
 
 
 def decode_json(data: bytes | str) -> Any:
-    """Parse JSON with every non-integer number as ``Decimal`` (integers stay ``int``).
+    """Parse JSON with every non-integer number as ``Decimal`` (integers stay ``int``, except one too long
+    for Python's int conversion -- over 4,300 digits, ``sys.get_int_max_str_digits`` -- which becomes a
+    ``Decimal`` too, so that the one document carrying it is refused by the bounds of
+    :mod:`connector.money` instead of the whole answer being unreadable).
 
     Raises ``ValueError`` (``json.JSONDecodeError``) on malformed input; NaN / Infinity are refused.
     """
@@ -63,7 +66,14 @@ def decode_json(data: bytes | str) -> Any:
     def _no_constants(name: str) -> Any:
         raise ValueError(f"{name} is not a valid JSON number")
 
-    return json.loads(data, parse_float=Decimal, parse_constant=_no_constants)
+    return json.loads(data, parse_float=Decimal, parse_int=_json_int, parse_constant=_no_constants)
+
+
+def _json_int(text: str) -> int | Decimal:
+    return int(text) if len(text) <= _INT_DIGITS else Decimal(text)
+
+
+_INT_DIGITS = 4000  # below CPython's default int_max_str_digits (4300), sign included
 
 
 # ------------------------------------------------------------------------------- small shared helpers
