@@ -47,3 +47,30 @@ def test_edited_invoice_is_pushed_again_and_a_closed_period_skips_it():
         assert result[frozen.source].status == "skipped" and "closed" in result[frozen.source].reason
         assert result["en16931-ubl-tc434-example1.xml"].status == "already_synced"
         assert len(entity.sandbox.bookings(DEMO_DOSSIER)) == 3  # updated in place, nothing booked twice
+
+
+@pytest.mark.e2e
+def test_a_payment_registered_in_the_host_is_not_pushed_as_an_edit():
+    """The host's ``updated_at`` moves when a payment is registered (host-api.md §4.4); what the entry books
+    did not change, so the booking is not updated (the record's digest of the booked entry says so) and the
+    next sync does not look at it again."""
+    docs = [d for d in load_folder(SAMPLES) if d.source in FILES]
+    with DemoEnvironment(docs, tools=("octopus",)) as env:
+        entity = env.entities[0]
+        env.sync(entity)
+        paid = next(item for item in entity.loaded if item.source == "xrechnung-03.06a-INVOICE_ubl.xml")
+        before = services().stores.get_bookings(env.account_id, entity.entity_id, "outgoing_invoice", [paid.host_id])[paid.host_id]
+        get_clock().advance(5)
+        env.host.mark_paid(paid.host_id)
+
+        second = env.sync(entity)
+        [result] = [r for r in services().stores.get_results(second.run_id, "outgoing_invoices") if r["id"] == paid.host_id]
+        assert result["outcome"] == "already_synced", result
+        assert "nothing to update" in result["detail"]
+        after = services().stores.get_bookings(env.account_id, entity.entity_id, "outgoing_invoice", [paid.host_id])[paid.host_id]
+        assert after["source_updated_at"] != before["source_updated_at"] and after["content_digest"] == before["content_digest"]
+        assert after["run_id"] == before["run_id"] and after["booking_number"] == before["booking_number"]  # the record is not rewritten
+
+        third = env.sync(entity)
+        [again] = [r for r in services().stores.get_results(third.run_id, "outgoing_invoices") if r["id"] == paid.host_id]
+        assert again["outcome"] == "already_synced" and "detail" not in again  # listed as synced by the plan, not read again
