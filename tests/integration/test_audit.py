@@ -80,3 +80,29 @@ def test_an_entry_two_host_documents_point_at_is_counted_once():
         entries = world.services.adapter_for(svc.stores.get_entity(world.account_id, world.entity_id)).read_bookings(
             [r["entry_id"] for r in records.values()], DocumentKind.INVOICE, lines=False)
         assert Decimal(tool["gross"]) == Decimal(host["gross"]) - entries[records[second.host_id]["entry_id"]].gross
+
+
+@pytest.mark.parametrize("tool", ["exact", "octopus"])
+def test_the_hint_names_the_side_that_changed(tool):
+    """A document edited in the host after booking and an entry edited in the tool: each hint says which
+    side changed (the booking record keeps the totals booked)."""
+    with tool_world(tool, synthetic_documents(6), None, batch_size=10) as world:
+        svc = world.services
+        drive(svc, world.account_id, world.entity_id)
+        in_host, in_tool, _ = [i for i in world.loaded if i.kind == DocumentKind.INVOICE][:3]
+        world.host.edit_line(in_host.host_id, 0, net_amount=Decimal("1.00"))
+        record = svc.stores.get_bookings(world.account_id, world.entity_id, "outgoing_invoice", [in_tool.host_id])[in_tool.host_id]
+        if tool == "exact":
+            world.sandbox.bookkeeper_edit(record["entry_id"], "10.00")
+        else:
+            year, journal, seq = record["entry_id"].split("/")
+            world.sandbox.bookkeeper_edit(world.connection["dossier_id"], int(year), journal, int(seq), "10.00")
+
+        from connector.sync.engine import audit_books
+
+        run_id = svc.stores.list_runs(world.account_id, world.entity_id)[0]["run_id"]
+        found = {d["document_id"]: d for d in audit_books(svc, run_id)["differences"] if d["kind"] == "amounts_changed"}
+        assert set(found) == {in_host.host_id, in_tool.host_id}, found
+        assert "changed in the host product after it was booked" in found[in_host.host_id]["hint"]
+        assert "accounting tool" not in found[in_host.host_id]["hint"].split(";")[0]
+        assert found[in_tool.host_id]["hint"].startswith("Someone changed the entry in the accounting tool")
