@@ -160,6 +160,7 @@ def test_exact_rsd_without_any_rate_is_skipped_and_never_booked_at_1(exact):
     customer = exact.adapter.ensure_relations([party("c1", "Beograd", "3001")], customer=True)["c1"]
     [answer] = exact.adapter.post_bookings([rsd_entry(customer, None)])
     assert isinstance(answer, BookingRejected) and "no exchange rate for RSD on 2024-05-01" in answer.reason
+    assert answer.hint == "Add the currency's rate for the document date in Exact Online's exchange rates, then sync again."
     assert exact.sandbox.sales_entries(DIV) == []
 
 
@@ -224,6 +225,7 @@ def test_octopus_rsd_without_any_rate_is_skipped_and_never_booked_at_1(octopus):
     assert missing.value.hint == "Add the RSD rate in Octopus's exchange rates, then sync again."
     [answer] = octopus.adapter.post_bookings([octopus_rsd(octopus_customer(octopus), None)])
     assert isinstance(answer, BookingRejected) and "No exchange rate for RSD" in answer.reason
+    assert answer.hint == "Add the currency's exchange rate in Octopus, then sync again."
     assert octopus.sandbox.bookings(octopus.dossier) == []
 
 

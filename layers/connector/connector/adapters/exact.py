@@ -159,6 +159,7 @@ _HINTS: tuple[tuple[str, str], ...] = (
     ("Already exists", "This entry number is already used in the journal: check the journal's numbering in "
                        "Exact Online."),
     ("Journal", "Check the journal chosen for this document type in the integration settings."),
+    ("exchange rate", "Add the currency's rate for the document date in Exact Online's exchange rates, then sync again."),
     ("Currency", "Enable the document's currency in Exact Online, then sync again."),
     ("Account", "Check the relation in Exact Online (it must exist and not be blocked)."),
     ("Entry date", "Check the document date."),

@@ -183,6 +183,7 @@ _HINTS: tuple[tuple[str, str], ...] = (
                 "the book year in Octopus."),
     ("relation", "Check the relation in Octopus: it must exist, be active and be a client (sales) or a "
                  "supplier (purchases)."),
+    ("exchange rate", "Add the currency's exchange rate in Octopus, then sync again."),
     ("currency", "Enable the document's currency in Octopus, then sync again."),
     ("amount", "The document's totals do not match its lines: correct the document, then sync again."),
     ("journal", "Check the journal chosen for this document type in the integration details: it must be a "
