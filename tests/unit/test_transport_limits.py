@@ -144,6 +144,28 @@ def test_exact_a_lost_post_whose_lookup_is_redirected_is_not_posted_again(clock)
     assert [e["YourRef"] for e in world.sandbox.sales_entries(DIV)] == ["INV-1"]
 
 
+def test_exact_a_write_answered_with_a_redirect_is_an_error_and_never_sent_again(clock):
+    world = ExactWorld(clock)
+    customer = world.adapter.ensure_relations([party("c1", "Acme", "3001")], customer=True)["c1"]
+    meta = world.adapter.fetch_metadata()
+    adapter, transport = exact_adapter(world, lambda request: None)
+    inner = transport.inner
+
+    def booked_then_redirected(request: httpx.Request) -> httpx.Response | None:
+        if request.method != "POST" or "salesentry/SalesEntries" not in request.url.path:
+            return None
+        transport.sent.append(f"POST {request.url.path}")
+        inner.handle_request(request)  # a proxy that passed the POST on, then answered with its own page
+        return redirect(request)
+
+    transport.rule = booked_then_redirected
+    adapter.use_metadata(meta)
+    with pytest.raises(AdapterError, match=r"POST .*salesentry/SalesEntries with HTTP 302"):
+        adapter.post_bookings([entry("inv-1", customer, ref="INV-1")])
+    assert [s for s in transport.sent if s.startswith("POST")] == [f"POST /api/v1/{DIV}/salesentry/SalesEntries"]
+    assert [e["YourRef"] for e in world.sandbox.sales_entries(DIV)] == ["INV-1"]
+
+
 def test_exact_a_redirected_metadata_read_is_an_error_not_no_ledger_accounts(clock):
     world = ExactWorld(clock)
     adapter, _ = exact_adapter(world, on_path("financial/GLAccounts", redirect))
@@ -198,6 +220,26 @@ def test_octopus_a_lost_post_whose_lookup_is_redirected_is_not_posted_again(cloc
         adapter.post_bookings([octopus_entry("inv-1", relation, ref="INV-1")])
     assert len([s for s in transport.sent if s.startswith("POST") and s.endswith("/buysellbookings")]) == 1
     assert [b["reference"] for b in world.sandbox.bookings(world.dossier)] == ["INV-1"]
+
+
+def test_octopus_a_booking_answered_with_a_redirect_is_an_error_not_a_refusal(clock):
+    # a refusal would clear the document's intent, and the next run would book it again
+    world = OctopusWorld(clock)
+    relation = octopus_customer(world)
+    adapter, transport = octopus_adapter(world, lambda request: None)
+    inner = transport.inner
+
+    def booked_then_redirected(request: httpx.Request) -> httpx.Response | None:
+        if request.method != "POST" or not request.url.path.endswith("/buysellbookings"):
+            return None
+        transport.sent.append(f"POST {request.url.path}")
+        inner.handle_request(request)  # a proxy that passed the POST on, then answered with its own page
+        return redirect(request)
+
+    transport.rule = booked_then_redirected
+    with pytest.raises(AdapterError, match=r"POST dossiers/1001/buysellbookings with HTTP 302"):
+        adapter.post_bookings([octopus_entry("inv-1", relation, ref="INV-1")])
+    assert len([s for s in transport.sent if s.startswith("POST") and s.endswith("/buysellbookings")]) == 1
 
 
 def test_octopus_a_redirected_metadata_read_is_an_error_not_no_ledger_accounts(clock):
