@@ -80,3 +80,5 @@ def test_yuki_applies_its_own_rate_the_document_is_flagged_and_the_audit_agrees(
         assert doc.status == "synced" and doc.company == {"currency": "EUR", "net": "1170.00", "vat": "245.70", "gross": "1415.70"}
         assert "Yuki applies its own exchange rate for GBP" in (doc.flag or "")
         assert report.audit["agree"] == 1 and report.audit["differences"] == []
+        assert report.audit["company"]["host"] == report.audit["company"]["tool"] == [
+            {"currency": "EUR", "count": 1, "net": "1170.00", "vat": "245.70", "gross": "1415.70"}]  # at the rate Yuki applied

@@ -1199,7 +1199,8 @@ def audit_books(svc: Services, run_id: str, bookings: list[dict[str, Any]] | Non
     never booked), ``booking_number_differs``, ``company_amounts_differ`` (a foreign-currency document
     held at another rate in the company currency, :func:`_company_difference`). ``company`` sums both
     sides in the administration's currency over the documents found in the tool: the host's amounts
-    (converted at the expected rate; left out when unknown) and the tool's own. Reads in bulk only; stored on the run as ``audit``.
+    (converted at the expected rate, else at the rate the tool applied; left out when neither is known)
+    and the tool's own. Reads in bulk only; stored on the run as ``audit``.
     ``bookings``: the entity's booking records when the caller read them already."""
     run, entity = _run_and_entity(svc, run_id)
     assert entity.settings is not None
@@ -1258,7 +1259,7 @@ def audit_books(svc: Services, run_id: str, bookings: list[dict[str, Any]] | Non
             add("tool", entry.currency, entry.net, entry.gross)
             if entry.company_currency is not None and entry.company_net is not None and entry.company_gross is not None:
                 add("tool_company", entry.company_currency, entry.company_net, entry.company_gross)
-                rate = Decimal(1) if entry.currency == entry.company_currency else _expected_rate(row, entry, metadata)
+                rate = Decimal(1) if entry.currency == entry.company_currency else (_expected_rate(row, entry, metadata) or entry.exchange_rate)
                 if rate is not None and totals.get("net") is not None and totals.get("gross") is not None:
                     add("host_company", entry.company_currency, round_money(totals["net"] * rate), round_money(totals["gross"] * rate))
             if str(entry.booking_number) != str(record["booking_number"]):
