@@ -167,12 +167,15 @@ def test_allowance_and_incoming_documents_name_their_rule_and_ask_the_supplier()
     assert skip.hint == "Ask the supplier for a corrected e-invoice with amounts to the cent."
 
 
-def test_unit_prices_and_quantities_may_have_more_decimals() -> None:
+def test_unit_prices_and_quantities_may_have_more_decimals_line_amounts_not() -> None:
     doc = document()
     line = doc.lines[0].model_copy(update={"quantity": D("3.000125"), "unit_price": D("33.3329166666")})
     entry = build_entry(doc.model_copy(update={"lines": (line,)}), SETTINGS, METADATA, "rel-1")
     assert not isinstance(entry, Skip), entry
-    check_decimals(doc.model_copy(update={"lines": (line,)}))
+    three = document(line_net="100.001", net="100.00")  # the totals still say 100.00
+    line = three.lines[0].model_copy(update={"quantity": D("3.000125"), "unit_price": D("33.3329166666")})
+    skip = build_entry(three.model_copy(update={"lines": (line,)}), SETTINGS, METADATA, "rel-1")
+    assert isinstance(skip, Skip) and "(BT-131) of line 1 is 100.001: more than 2 decimals (EN 16931 BR-DEC-23" in skip.reason
 
 
 def test_a_32_digit_vat_percent_given_to_the_booking_is_skipped_not_raised() -> None:
@@ -236,9 +239,13 @@ def test_a_host_tax_rate_of_40_digits_is_a_host_data_error_not_an_invalid_operat
         vat_rate_from_json({"id": "t9", "description": "poison", "rate": 10**40})
 
 
-def test_a_host_document_within_bounds_reads_as_before() -> None:
-    doc = host_document(invoice_json(quantity=D("2.000125")))
-    assert (doc.number, doc.lines[0].net_amount, doc.lines[0].quantity, doc.totals.net) == ("2025 / 17", D("100.00"), D("2.000125"), D("100.00"))
+def test_a_host_document_reads_15_integer_digits_and_refuses_16() -> None:
+    from connector.host.mapping import HostDataError
+
+    doc = host_document(invoice_json(quantity=D("999999999999999.000125")))
+    assert (doc.number, doc.lines[0].net_amount, doc.lines[0].quantity) == ("2025 / 17", D("100.00"), D("999999999999999.000125"))
+    with pytest.raises(HostDataError, match=r"quantity is 9999999999999999: more than 15 digits"):
+        host_document(invoice_json(quantity=D("9999999999999999")))
 
 
 def test_a_5000_digit_integer_in_the_hosts_answer_refuses_that_document_not_the_whole_answer() -> None:

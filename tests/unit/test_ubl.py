@@ -928,9 +928,13 @@ def test_quantities_prices_and_line_amounts_beyond_15_integer_digits_are_refused
         parse_ubl(ubl(lines=line(**kwargs)))
 
 
-def test_within_bounds_the_parser_stays_faithful() -> None:
-    """15 integer digits, a percent of 100 with 4 decimals and unit prices / amounts with many decimals are
-    read exactly (how many decimals an amount may have is the booking's rule, BR-DEC)."""
+def test_the_bounds_refuse_16_integer_digits_but_read_15_and_any_decimals_exactly() -> None:
+    """15 integer digits, a percent of 99.9999 and unit prices / amounts with many decimals are read
+    exactly (how many decimals an amount may have is the booking's rule, BR-DEC); one digit more is not."""
+    with pytest.raises(UblError, match=r"cbc:LineExtensionAmount is 9999999999999999\.99: more than 15 digits"):
+        parse_ubl(ubl(lines=line("9999999999999999.99")))
+    with pytest.raises(UblError, match=r"cbc:Percent is 99\.99999: more than 4 decimals"):
+        parse_ubl(ubl(lines=line(cat=category("S", "99.99999"))))
     big = "999999999999999.99"
     data = ubl(
         lines=line(big, category("S", "99.9999"), quantity="0.0000000000000000000001", price="0.12345678901234567890123"),
