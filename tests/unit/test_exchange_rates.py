@@ -77,6 +77,13 @@ def test_bt111_in_company_currency_gives_the_rate():
     assert (D("3120.00") * entry.exchange_rate).quantize(D("0.01")) == D("26.63")  # the VAT comes back as BT-111
 
 
+def test_a_dry_run_shows_the_rate_it_would_book_at():
+    from connector.sync.engine import proposed_entry
+
+    entry = build_entry(rsd_invoice(bt111="26.63"), SETTINGS, metadata(), "rel-1")
+    assert proposed_entry(entry)["exchange_rate"] == "0.0085352564"
+
+
 def test_a_given_rate_that_reproduces_bt111_is_kept_as_it_is():
     choice = decide_rate(rsd_invoice(bt111="26.67", rate="0.008547"), metadata())
     assert (choice.rate, choice.source) == (D("0.008547"), "document_vat")

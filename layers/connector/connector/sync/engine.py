@@ -877,13 +877,16 @@ def _update_documents(
 def proposed_entry(entry: BookingEntry) -> dict[str, Any]:
     """The entry a dry run would book, as plain JSON: journal, relation, date, currency, lines (GL
     account, VAT code, base and VAT amount), totals, and the sign (document's own; the adapter turns a
-    credit note into the tool's convention when it books)."""
+    credit note into the tool's convention when it books); ``exchange_rate`` the rate it would be booked
+    at (units of company currency per unit of ``currency``, :mod:`connector.exchange`), ``None`` when
+    none is sent."""
     return {
         "journal": entry.journal,
         "relation": entry.relation_id,
         "reference": entry.reference,
         "entry_date": entry.entry_date.isoformat(),
         "currency": entry.currency,
+        "exchange_rate": None if entry.exchange_rate is None else str(entry.exchange_rate),
         "kind": entry.kind.value,
         "direction": entry.direction.value,
         "lines": [{"gl_account": l.gl_account, "vat_code": l.vat_code, "net": str(l.net_amount), "vat": str(l.vat_amount)} for l in entry.lines],
