@@ -17,9 +17,9 @@ PUT    /v1/entities/{entity_id}/integration                       A     200 404 
 DELETE /v1/entities/{entity_id}/integration                       A     204 404 409
 PUT    /v1/entities/{entity_id}/integration/details               A     200 404 409 422
 PUT    /v1/entities/{entity_id}/integration/synchronisation       A     200 404 409 422
-PUT    /v1/entities/{entity_id}/integration/discount-accounts     A     200 404 409 422
-PUT    /v1/entities/{entity_id}/integration/vat-code-links        A     200 404 409 422
-PUT    /v1/entities/{entity_id}/integration/ledger-account-links  A     200 404 409 422
+PUT    /v1/entities/{entity_id}/integration/discount-accounts     A     200 404 409 422 502
+PUT    /v1/entities/{entity_id}/integration/vat-code-links        A     200 404 409 422 502
+PUT    /v1/entities/{entity_id}/integration/ledger-account-links  A     200 404 409 422 502
 POST   /v1/entities/{entity_id}/integration/import-relations      A     200 404 409 502
 GET    /v1/entities/{entity_id}/tool/ledger-accounts              A S   200 404 409
 GET    /v1/entities/{entity_id}/tool/journals                     A S   200 404 409
@@ -183,7 +183,8 @@ def _caller() -> Caller:
 
 
 def _setup() -> setup.SetupContext:
-    return setup.SetupContext(stores=services().stores, secrets=_secrets_client(), config=Config.from_env())
+    svc = services()
+    return setup.SetupContext(stores=svc.stores, secrets=_secrets_client(), config=Config.from_env(), host_for=svc.host_for)
 
 
 def _require(allowed: bool, what: str) -> None:
@@ -350,8 +351,8 @@ def set_synchronisation(entity_id: EntityId, body: SynchronisationRequest) -> In
     "/v1/entities/<entity_id>/integration/discount-accounts",
     tags=["integration"],
     summary="Accounts for discounts",
-    description='Ledger accounts for document discounts per host VAT rate; `"*"` for any rate. Needs the details set first (409).',
-    responses=_responses(200, "The integration's setup.", 404, 409, 415),
+    description='Ledger accounts for document discounts per host VAT rate; `"*"` for any rate. Each rate id must be one of the company entity\'s tax rates in the host product (422 naming the id; 502 when the host product can\'t be read). Needs the details set first (409).',
+    responses=_responses(200, "The integration's setup.", 404, 409, 415, 502),
 )
 def set_discount_accounts(entity_id: EntityId, body: DiscountAccountsRequest) -> IntegrationView:
     """Accounts for discounts (admins): :func:`connector.api.setup.set_discount_accounts`."""
@@ -364,8 +365,8 @@ def set_discount_accounts(entity_id: EntityId, body: DiscountAccountsRequest) ->
     "/v1/entities/<entity_id>/integration/vat-code-links",
     tags=["integration"],
     summary="Link VAT codes",
-    description="Host VAT rate to tool VAT code. Needs the details set first (409).",
-    responses=_responses(200, "The integration's setup.", 404, 409, 415),
+    description="Host VAT rate to tool VAT code. Each rate id must be one of the company entity's tax rates in the host product (422 naming the id; 502 when the host product can't be read). Needs the details set first (409).",
+    responses=_responses(200, "The integration's setup.", 404, 409, 415, 502),
 )
 def set_vat_code_links(entity_id: EntityId, body: VatCodeLinksRequest) -> IntegrationView:
     """VAT rate -> VAT code (admins): :func:`connector.api.setup.set_vat_code_links`."""
@@ -382,9 +383,10 @@ def set_vat_code_links(entity_id: EntityId, body: VatCodeLinksRequest) -> Integr
         "Host VAT rate to tool ledger account, used for every invoice line with that rate and no ledger account of its "
         "own. `fill_existing_lines` is stored with the links; the link applies at booking time to every line without "
         "a ledger account, existing documents included, so it is honoured by construction (the host product's API "
-        "has no write for invoice lines). Needs the details set first (409)."
+        "has no write for invoice lines). Each rate id must be one of the company entity's tax rates in the host "
+        "product (422 naming the id; 502 when the host product can't be read). Needs the details set first (409)."
     ),
-    responses=_responses(200, "The integration's setup.", 404, 409, 415),
+    responses=_responses(200, "The integration's setup.", 404, 409, 415, 502),
 )
 def set_ledger_account_links(entity_id: EntityId, body: LedgerAccountLinksRequest) -> IntegrationView:
     """VAT rate -> ledger account (admins): :func:`connector.api.setup.set_ledger_account_links`."""

@@ -326,6 +326,41 @@ def test_synchronisation_needs_connected(setup_api):
     assert api.stores.auto_sync_entities() == []
 
 
+class RatedHost(FakeHost):
+    """A host product whose company entity has the tax rates ``rate-21`` and ``rate-6`` (``taxRates.list``)."""
+
+    def __init__(self) -> None:
+        super().__init__([])
+        self.reads: list[bool] = []
+
+    def tax_rates(self, *, refresh: bool = False) -> dict[str, Any]:
+        self.reads.append(refresh)
+        return {"rate-21": object(), "rate-6": object()}
+
+
+def test_links_by_a_rate_id_the_entity_does_not_have_are_refused(setup_api):
+    api = setup_api
+    host = RatedHost()
+    runtime.use(engine.Services(stores=api.stores, adapter_for=lambda e: FakeTool(), host_for=lambda e: host, start_execution=api.started.append))
+    api.connected()
+    reason = "no tax rate with id 'rate-9' in this company entity; its tax rates: rate-21, rate-6"
+
+    status, answer = api("PUT", "/v1/entities/ent-1/integration/vat-code-links", body={"links": [{"vat_rate_id": "rate-21", "vat_code": "21"}, {"vat_rate_id": "rate-9", "vat_code": "6"}]})
+    assert status == 422 and answer["errors"] == [{"field": "links[1].vat_rate_id", "reason": reason}]
+    assert host.reads == [False, True]  # read again once before refusing: a rate added in the host since counts
+    status, answer = api("PUT", "/v1/entities/ent-1/integration/ledger-account-links", body={"side": "purchase", "links": [{"vat_rate_id": "rate-9", "ledger_account": "700000"}]})
+    assert status == 422 and answer["errors"] == [{"field": "links[0].vat_rate_id", "reason": reason}]
+    status, answer = api("PUT", "/v1/entities/ent-1/integration/discount-accounts", body={"accounts": [{"vat_rate_id": "*", "ledger_account": "708000"}, {"vat_rate_id": "rate-9", "ledger_account": "708000"}]})
+    assert status == 422 and answer["errors"] == [{"field": "accounts[1].vat_rate_id", "reason": reason}]
+    settings = api.stores.get_entity("acc-1", "ent-1").settings
+    assert settings.vat_codes == {} and settings.expense_ledger_accounts == {} and settings.discount_ledger_accounts == {}  # nothing half-written
+
+    status, answer = api("PUT", "/v1/entities/ent-1/integration/vat-code-links", body={"links": [{"vat_rate_id": "rate-21", "vat_code": "21"}, {"vat_rate_id": "rate-6", "vat_code": "6"}]})
+    assert status == 200, answer
+    status, answer = api("PUT", "/v1/entities/ent-1/integration/discount-accounts", body={"accounts": [{"vat_rate_id": "*", "ledger_account": "708000"}, {"vat_rate_id": "rate-6", "ledger_account": "708000"}]})
+    assert status == 200, answer
+
+
 def test_links_and_discount_accounts_are_checked_and_stored(setup_api):
     api = setup_api
     api.connect()

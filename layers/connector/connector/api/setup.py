@@ -23,6 +23,7 @@ Booster "covers up to 4 company entities"); connecting a 5th is a 409.
 
 from __future__ import annotations
 
+import inspect
 import json
 import logging
 from collections.abc import Callable, Iterable
@@ -99,12 +100,17 @@ class SetupContext:
     (tests: ``httpx.WSGITransport`` of the Exact sandbox).
 
     The tool adapter is built with :func:`connector.adapters.create_adapter` looked up at call time and
-    the Exact code exchanged with :func:`exchange_exact_code` (tests monkeypatch either)."""
+    the Exact code exchanged with :func:`exchange_exact_code` (tests monkeypatch either).
+
+    ``host_for(entity)`` gives the host product's client of a company entity (``Services.host_for``):
+    links by VAT rate are checked against its ``tax_rates()`` (``taxRates.list``). ``None``, or a client
+    without ``tax_rates``: the rate ids are not checked."""
 
     stores: Stores
     secrets: Any
     config: Config
     http_transport: httpx.BaseTransport | None = None
+    host_for: Callable[[EntityRecord], Any] | None = None
 
 
 class CredentialRefused(Exception):
@@ -492,14 +498,41 @@ def _duplicates(rate_ids: list[str], list_name: str) -> list[tuple[str, str]]:
     return errors
 
 
+def _unknown_rates(ctx: SetupContext, entity: EntityRecord, rate_ids: list[str], list_name: str, *, any_rate: bool = False) -> list[tuple[str, str]]:
+    """``{list_name}[i].vat_rate_id`` errors for the rate ids that are not tax rates of the company entity
+    in the host product (``taxRates.list`` of its department, host-api.md §8): a link by an id the
+    entity doesn't have would never apply. ``any_rate``: ``"*"`` (any rate) is accepted. Nothing is
+    checked without a host client that lists tax rates (:class:`SetupContext`). Raises
+    :class:`ToolUnavailable` (502) when the host product can't answer."""
+    lister = getattr(ctx.host_for(entity), "tax_rates", None) if ctx.host_for is not None else None
+    if lister is None or not rate_ids:
+        return []
+    try:
+        known = set(lister())
+        if any(rate not in known for rate in rate_ids) and "refresh" in inspect.signature(lister).parameters:
+            known = set(lister(refresh=True))  # a rate added in the host since the client read them
+    except Exception as error:  # noqa: BLE001 - any failure to read them is the host's, answered as 502
+        log.warning("host tax rates not read", extra={"account_id": entity.account_id, "entity_id": entity.entity_id, "error": type(error).__name__})
+        raise ToolUnavailable("the host product's tax rates could not be read to check the VAT rate ids; try again") from None
+    listed = ", ".join(sorted(known)) or "none"
+    return [
+        (f"{list_name}[{i}].vat_rate_id", f"no tax rate with id {rate!r} in this company entity; its tax rates: {listed}")
+        for i, rate in enumerate(rate_ids)
+        if rate not in known and not (any_rate and rate == "*")
+    ]
+
+
 def set_discount_accounts(ctx: SetupContext, account_id: str, entity_id: str, request: DiscountAccountsRequest) -> EntityRecord:
     """"Accounts for discounts": ledger accounts per host VAT rate (``"*"``: any rate). Each must be an
-    unblocked ledger account of the tool (:class:`Invalid` on ``accounts[i].ledger_account``)."""
+    unblocked ledger account of the tool (:class:`Invalid` on ``accounts[i].ledger_account``), and each
+    rate one of the entity's tax rates in the host product or ``"*"`` (:class:`Invalid` on
+    ``accounts[i].vat_rate_id``)."""
     entity = require_entity(ctx, account_id, entity_id)
     _not_connecting(entity)
     settings = _settings(entity)
     metadata, _ = _metadata(ctx, entity)
     errors = _duplicates([a.vat_rate_id for a in request.accounts], "accounts")
+    errors += _unknown_rates(ctx, entity, [a.vat_rate_id for a in request.accounts], "accounts", any_rate=True)
     errors += _check_accounts(metadata, [(f"accounts[{i}].ledger_account", a.ledger_account) for i, a in enumerate(request.accounts)], entity.tool or "")
     if errors:
         raise Invalid(errors)
@@ -509,12 +542,14 @@ def set_discount_accounts(ctx: SetupContext, account_id: str, entity_id: str, re
 
 def set_vat_code_links(ctx: SetupContext, account_id: str, entity_id: str, request: VatCodeLinksRequest) -> EntityRecord:
     """"Link VAT codes": host VAT rate -> tool VAT code. Each code must exist in the tool and not be
-    blocked (:class:`Invalid` on ``links[i].vat_code``)."""
+    blocked (:class:`Invalid` on ``links[i].vat_code``); each rate must be one of the entity's tax
+    rates in the host product (:class:`Invalid` on ``links[i].vat_rate_id``)."""
     entity = require_entity(ctx, account_id, entity_id)
     _not_connecting(entity)
     settings = _settings(entity)
     metadata, _ = _metadata(ctx, entity)
     errors = _duplicates([link.vat_rate_id for link in request.links], "links")
+    errors += _unknown_rates(ctx, entity, [link.vat_rate_id for link in request.links], "links")
     tool = TOOL_LABELS.get(entity.tool or "", "the tool")
     for i, link in enumerate(request.links):
         code = metadata.vat_code(link.vat_code)
@@ -536,12 +571,14 @@ def set_ledger_account_links(ctx: SetupContext, account_id: str, entity_id: str,
     rate and no ledger account of its own (``connector/booking.py``). ``fill_existing_lines`` is stored
     with the links: the host product's API has no write for invoice lines, and the link already applies at
     booking time to every line without a ledger account, existing documents included, so the choice is
-    honoured by construction. Raises :class:`Invalid` on ``links[i].ledger_account``."""
+    honoured by construction. Raises :class:`Invalid` on ``links[i].ledger_account``, and on
+    ``links[i].vat_rate_id`` for a rate that is not one of the entity's tax rates in the host product."""
     entity = require_entity(ctx, account_id, entity_id)
     _not_connecting(entity)
     settings = _settings(entity)
     metadata, _ = _metadata(ctx, entity)
     errors = _duplicates([link.vat_rate_id for link in request.links], "links")
+    errors += _unknown_rates(ctx, entity, [link.vat_rate_id for link in request.links], "links")
     errors += _check_accounts(metadata, [(f"links[{i}].ledger_account", link.ledger_account) for i, link in enumerate(request.links)], entity.tool or "")
     if errors:
         raise Invalid(errors)
