@@ -90,6 +90,8 @@ def test_within_one_step_the_first_is_sent_and_the_repeat_waits_for_its_outcome(
     assert "delivered twice: already booked as 9 from document a (F-1)" in booked["reason"]
     refused = engine._repeat_result(repeats[0][0], repeats[0][1], BookingRejected(host_id="a", reason="period closed", hint="x"))
     assert "document a (F-1), delivered first, was not booked either: period closed" in refused["reason"]
+    dry = engine._repeat_result(repeats[0][0], repeats[0][1], engine.DRY_RUN)
+    assert "delivered twice: it would be booked once, from document a (F-1)" in dry["reason"]
 
 
 def test_the_supplier_is_the_host_supplier_else_the_vat_number():
