@@ -308,3 +308,17 @@ def test_a_tool_that_takes_no_rate_gets_the_documents_rate_flagged():
     assert isinstance(entry, BookingEntry)
     assert entry.warnings == ("Yuki applies its own exchange rate for RSD: the document's rate 0.0085352564 (BT-111) can't be passed,"
                               " so the amounts in EUR follow Yuki's rate",)
+
+
+def test_yuki_purchase_credit_note_in_usd_reads_its_eur_amounts_in_the_documents_sign(yuki):
+    from connector.models import Direction, DocumentKind
+    from tests.unit.test_yuki_purchase import supplier
+
+    yuki.sandbox.add_gl_account(yuki.admin, "160100", "Trade creditors", "B", subtype="Creditors", vat_applicable=False)
+    yuki.sandbox.add_exchange_rate(yuki.admin, "USD", "0.92")
+    credit = yuki_entry("h-cn", supplier(yuki), direction=Direction.INCOMING, kind=DocumentKind.CREDIT_NOTE, ref="CN-9", currency="USD",
+                        lines=(yuki_line("700000", net="100.00", tax="21.00"),))
+    [answer] = yuki.adapter.post_bookings([credit])
+    assert isinstance(answer, BookingResult)
+    booked = yuki.adapter.read_bookings([answer.entry_id], DocumentKind.CREDIT_NOTE, Direction.INCOMING)[answer.entry_id]
+    assert (booked.gross, booked.company_net, booked.company_vat, booked.company_gross) == (D("121.00"), D("92.00"), D("19.32"), D("111.32"))
