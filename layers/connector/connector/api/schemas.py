@@ -388,7 +388,8 @@ class ComponentView(_Response):
 class AuditDifference(_Response):
     """One way the books don't agree: ``kind`` missing_in_tool / amounts_changed / booking_number_unknown /
     booking_number_differs / company_amounts_differ (a foreign-currency document held at another rate in
-    the administration's currency), the host document, and how to fix it."""
+    the administration's currency) / shares_entry (a second host document with the booking number of an
+    entry the tool holds once), the host document, and how to fix it."""
 
     kind: str
     document_id: str

@@ -1200,7 +1200,9 @@ def audit_books(svc: Services, run_id: str, bookings: list[dict[str, Any]] | Non
     and each difference with the host document and a fix hint: ``missing_in_tool`` (deleted there),
     ``amounts_changed`` (edited there), ``booking_number_unknown`` (the host has a number the connector
     never booked), ``booking_number_differs``, ``company_amounts_differ`` (a foreign-currency document
-    held at another rate in the company currency, :func:`_company_difference`). ``company`` sums both
+    held at another rate in the company currency, :func:`_company_difference`), ``shares_entry`` (a
+    second host document with the number of an entry counted already: the tool's side counts each entry
+    once; :func:`_changed_hint` says which side an ``amounts_changed`` changed on). ``company`` sums both
     sides in the administration's currency over the documents found in the tool: the host's amounts
     (converted at the expected rate, else at the rate the tool applied; left out when neither is known)
     and the tool's own. Reads in bulk only; stored on the run as ``audit``.
@@ -1255,8 +1257,8 @@ def audit_books(svc: Services, run_id: str, bookings: list[dict[str, Any]] | Non
                 continue
             if record["entry_id"] in counted:
                 first = counted[record["entry_id"]]
-                differences.append({**base, "kind": "shares_entry", "detail": f"entry {record['booking_number']} is booked once in the accounting tool, for document {first} too: this document was delivered twice",
-                                    "hint": "Reject the duplicate in the host product's incoming documents and clear its booking number there."})
+                differences.append({**base, "kind": "shares_entry", "detail": f"entry {record['booking_number']} is in the accounting tool once, and document {first} has it too: one entry for two documents (a document delivered twice)",
+                                    "hint": "Reject the duplicate in the host product (for an incoming document: in its incoming documents) and clear its booking number there."})
                 continue
             counted[record["entry_id"]] = row["id"]
             add("tool", entry.currency, entry.net, entry.gross)
