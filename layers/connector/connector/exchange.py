@@ -8,8 +8,8 @@ administration's own currency (the *company currency*) and needs the rate betwee
 2. The document's own VAT total in the VAT accounting currency, BT-111 (``TaxTotal/TaxAmount`` in
    ``TaxCurrencyCode``, BT-6), when BT-6 is the company currency: the rate follows from it,
    ``BT-111 / BT-110``, rounded half-up to :data:`RATE_PLACES` decimals (EN 16931 states no rate, only
-   the two VAT totals; BT-6 may differ from the invoice currency BT-5, EN 16931-1 §6.5.1 and Peppol
-   BIS Billing 3.0 "VAT accounting currency", https://docs.peppol.eu/poacc/billing/3.0/). When the
+   the two VAT totals; BT-6 may differ from the invoice currency BT-5: EN 16931-1 BT-6 / BT-111, Peppol
+   BIS Billing 3.0 https://docs.peppol.eu/poacc/billing/3.0/syntax/ubl-invoice/cbc-TaxCurrencyCode/). When the
    document also carries a rate that reproduces BT-111 to the cent (``round(BT-110 × rate, 2) ==
    BT-111``; the host product keeps its ``currency_exchange_rate`` with 6 decimals and BT-111 follows
    from it), that rate is used as it is. What is booked in company currency is the tool's conversion
