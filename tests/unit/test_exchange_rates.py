@@ -322,3 +322,20 @@ def test_yuki_purchase_credit_note_in_usd_reads_its_eur_amounts_in_the_documents
     assert isinstance(answer, BookingResult)
     booked = yuki.adapter.read_bookings([answer.entry_id], DocumentKind.CREDIT_NOTE, Direction.INCOMING)[answer.entry_id]
     assert (booked.gross, booked.company_net, booked.company_vat, booked.company_gross) == (D("121.00"), D("92.00"), D("19.32"), D("111.32"))
+
+
+def test_exact_long_rate_table_is_kept_short_and_older_documents_get_exacts_own_rate(exact, monkeypatch):
+    from datetime import timedelta
+
+    import connector.adapters.exact as exact_module
+
+    monkeypatch.setattr(exact_module, "MAX_RATE_ROWS", 10)
+    for n in range(30):  # one rate a month from 2022 on
+        exact.sandbox.add_exchange_rate(DIV, "RSD", D("0.0080") + D(n) / 100000, date(2022, 1, 1) + timedelta(days=31 * n))
+    metadata = exact.adapter.fetch_metadata()  # the clock's year is 2025: rows from 2023-01-01 on, and the one before
+    rsd = sorted(r.start for r in metadata.exchange_rates if r.currency == "RSD")
+    assert rsd[0] < date(2023, 1, 1) <= rsd[1] and len(rsd) < 30
+    assert metadata.exchange_rates_from == rsd[0]
+    assert decide_rate(rsd21(), metadata, "Exact Online").source == "tool"  # 2024-05-01: covered
+    old = rsd21().model_copy(update={"issue_date": date(2022, 3, 1)})
+    assert decide_rate(old, metadata, "Exact Online").source == "tool_applies"  # before the kept rows: Exact's own

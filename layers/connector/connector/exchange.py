@@ -20,7 +20,8 @@ administration's own currency (the *company currency*) and needs the rate betwee
    ``currency_exchange_rate``; ignored when its target, ``Document.tax_currency``, is a third currency).
 4. Else the tool's own rate for the document date (BT-2), from its rate table when the adapter can
    read it (``ToolMetadata.exchange_rates_read``): the row of the currency with the latest start on or
-   before that date. None there → the document is skipped (``"no exchange rate for RSD on 2024-05-01
+   before that date (a table kept short, ``ToolMetadata.exchange_rates_from``, counts as unread for
+   documents dated before it: rule 5). None there → the document is skipped (``"no exchange rate for RSD on 2024-05-01
    in the accounting tool and none on the document (BT-111)"``, which :mod:`connector.booking` opens with
    the document's kind and number, hint ``"Add the RSD rate in Exact Online's exchange rates, then sync
    again."``).
@@ -112,7 +113,7 @@ def decide_rate(doc: Document, metadata: ToolMetadata, tool_name: str = "the acc
         return RateChoice(rate, "document_vat")
     if doc.exchange_rate is not None and doc.exchange_rate > 0 and doc.tax_currency in (None, company, doc.currency):
         return RateChoice(doc.exchange_rate, "document")
-    if not metadata.exchange_rates_read:
+    if not metadata.exchange_rates_read or (metadata.exchange_rates_from is not None and doc.issue_date < metadata.exchange_rates_from):
         return RateChoice(None, "tool_applies")
     row = tool_rate(metadata.exchange_rates, doc.currency, doc.issue_date)
     if row is None or row.rate <= 0:

@@ -422,6 +422,9 @@ class ToolMetadata(_Model):
     exchange_rates_read: bool = False
     #: Whether the tool's entries take a rate (Yuki's invoice imports don't: it applies its own table).
     exchange_rate_accepted: bool = True
+    #: When set, ``exchange_rates`` holds the rows from this date on only (a long table is kept short for
+    #: the stored metadata): a document dated before it gets the tool's own rate, as if the table was unread.
+    exchange_rates_from: date | None = None
     #: Tool-specific reference rows the adapter wants back in later batches through its ``use_metadata``
     #: (Octopus: its ``/bookyears`` rows with their periods); opaque to the engine, JSON-serialisable.
     tool_rows: dict[str, Any] = Field(default_factory=dict)

@@ -125,6 +125,10 @@ PAYMENT_NOT_SUPPORTED = "not supported in Exact Online: register the payment in 
 
 log = logging.getLogger(__name__)
 
+#: Exchange-rate rows kept in the metadata before a long table is cut to the last :data:`RATE_YEARS`
+#: calendar years (and the rate in force before): the metadata is one DynamoDB item (400 KB at most).
+MAX_RATE_ROWS = 1500
+RATE_YEARS = 2
 REFRESH_MARGIN = 30.0  # seconds before expiry; Exact refuses a refresh before 570 s of a 600 s token (§1.2)
 BATCH = 40  # filter terms per request (§1.12, ossobv)
 #: Documents read, booked and written back together (:func:`connector.adapters.document_steps`): with 60
@@ -374,7 +378,7 @@ class ExactOnlineAdapter:
         ends = [nxt - timedelta(days=1) for nxt in starts[1:]] + ([date(starts[-1].year + 1, starts[-1].month, starts[-1].day) - timedelta(days=1)] if starts else [])
         book_years = tuple(BookYear(start=a, end=b) for a, b in zip(starts, ends, strict=True))
         currencies = tuple(str(r["Code"]) for r in currency_rows if r.get("Code")) or (company_currency,)
-        exchange_rates, rates_read = self._exchange_rates(company_currency, [c for c in currencies if c != company_currency])
+        exchange_rates, rates_read, rates_from = self._exchange_rates(company_currency, [c for c in currencies if c != company_currency])
 
         gl_accounts = tuple(
             GLAccount(
@@ -417,15 +421,20 @@ class ExactOnlineAdapter:
             book_years=book_years,
             exchange_rates=exchange_rates,
             exchange_rates_read=rates_read,
+            exchange_rates_from=rates_from,
         )
         return self._metadata
 
-    def _exchange_rates(self, company_currency: str, foreign: Sequence[str]) -> tuple[tuple[ExchangeRate, ...], bool]:
+    def _exchange_rates(self, company_currency: str, foreign: Sequence[str]) -> tuple[tuple[ExchangeRate, ...], bool, date | None]:
         """The division's ``financial/ExchangeRates`` rows of the ``foreign`` currencies into
-        ``company_currency`` (``(rows, True)``), ``((), True)`` without foreign currencies (no request), and
-        ``((), False)`` when Exact refuses the read (the entry then gets Exact's own rate)."""
+        ``company_currency`` (``(rows, True, from)``), ``((), True, None)`` without foreign currencies (no
+        request), and ``((), False, None)`` when Exact refuses the read (the entry then gets Exact's own
+        rate). A table of more than :data:`MAX_RATE_ROWS` rows (daily rates over years) is kept short for
+        the stored metadata: per currency the rows from :data:`RATE_YEARS` calendar years back and the one
+        in force then; ``from`` is the date from which every currency's kept rows hold (older documents
+        get Exact's own rate)."""
         if not foreign:
-            return (), True
+            return (), True, None
         flt = " or ".join(f"SourceCurrency eq '{c}'" for c in foreign)
         try:
             rows = self._get_all("financial/ExchangeRates", {"$filter": flt, "$select": "SourceCurrency,TargetCurrency,StartDate,Rate"})
@@ -433,14 +442,25 @@ class ExactOnlineAdapter:
             if exc.resume_at:  # the day's budget is spent: not a refusal of this read
                 raise
             log.warning("Exact Online exchange rates not read: %s", exc)
-            return (), False
-        rates = []
+            return (), False, None
+        rates: list[ExchangeRate] = []
         for row in rows:
             start, rate = _odata_date(row.get("StartDate")), row.get("Rate")
             if start is None or rate in (None, "") or (row.get("TargetCurrency") or company_currency) != company_currency:
                 continue
             rates.append(ExchangeRate(currency=str(row.get("SourceCurrency") or ""), start=start, rate=_dec(rate)))
-        return tuple(rates), True
+        if len(rates) <= MAX_RATE_ROWS:
+            return tuple(rates), True, None
+        cutoff = date(datetime.fromtimestamp(get_clock().now(), tz=UTC).year - RATE_YEARS, 1, 1)
+        kept: list[ExchangeRate] = []
+        covered_from: date | None = None  # rows dropped of a currency: its kept rows hold from their first start
+        for currency in sorted({r.currency for r in rates}):
+            own = sorted((r for r in rates if r.currency == currency), key=lambda r: r.start)
+            mine = [r for r in own if r.start < cutoff][-1:] + [r for r in own if r.start >= cutoff]
+            kept += mine
+            if len(mine) < len(own):
+                covered_from = max(covered_from or mine[0].start, mine[0].start)
+        return tuple(kept), True, covered_from
 
     def use_metadata(self, metadata: ToolMetadata) -> None:
         """Take the metadata this run's ledger-accounts component already fetched (and the engine stored)
