@@ -106,3 +106,19 @@ def test_the_hint_names_the_side_that_changed(tool):
         assert "changed in the host product after it was booked" in found[in_host.host_id]["hint"]
         assert "accounting tool" not in found[in_host.host_id]["hint"].split(";")[0]
         assert found[in_tool.host_id]["hint"].startswith("Someone changed the entry in the accounting tool")
+
+
+def test_a_record_without_the_booked_totals_names_neither_side():
+    """Booked before the totals were kept: the host's ``updated_at`` moved (a payment does that too), so
+    the hint can't tell which side changed and says so."""
+    from types import SimpleNamespace
+
+    from connector.sync.engine import _changed_hint
+
+    entry = SimpleNamespace(net=Decimal("10.00"), gross=Decimal("12.10"))
+    row = {"totals": {"net": Decimal("100.00"), "gross": Decimal("121.00")}, "updated_at": "2025-03-02T10:00:00+00:00"}
+    hint = _changed_hint({"source_updated_at": "2025-03-01T10:00:00+00:00"}, row, entry)
+    assert hint.startswith("The amounts differ between the host product and the accounting tool")
+    assert _changed_hint({"booked_net": "100.00", "booked_gross": "121.00"}, row, entry).startswith("Someone changed the entry in the accounting tool")
+    both = _changed_hint({"booked_net": "50.00", "booked_gross": "60.50"}, row, entry)
+    assert both.startswith("Both changed since it was booked")

@@ -1137,16 +1137,14 @@ def _changed_hint(record: dict[str, Any], row: dict[str, Any], entry: Any) -> st
     """The fix hint of an ``amounts_changed`` difference, naming the side that changed when the booking
     record tells (its ``booked_net`` / ``booked_gross``: what was booked): the host document's totals
     differ from them (edited in the host product after booking), the tool's entry differs from them
-    (edited in the accounting tool), or both. Records without them: the host side changed when its
-    ``updated_at`` moved since booking, else the tool's."""
+    (edited in the accounting tool), or both. A record without them (booked before they were kept) can't
+    tell -- the host's ``updated_at`` moves with a payment too -- so the hint names neither side."""
     totals = row.get("totals") or {}
-    if record.get("booked_net") is not None and record.get("booked_gross") is not None:
-        booked = (Decimal(str(record["booked_net"])), Decimal(str(record["booked_gross"])))
-        host_changed = (totals.get("net"), totals.get("gross")) != booked
-        tool_changed = (entry.net, entry.gross) != booked
-    else:
-        host_changed = bool(record.get("source_updated_at") and row.get("updated_at") and row["updated_at"] != record["source_updated_at"])
-        tool_changed = not host_changed
+    if record.get("booked_net") is None or record.get("booked_gross") is None:
+        return "The amounts differ between the host product and the accounting tool: correct the side that is wrong (the entry in the tool, or the document in the host product)."
+    booked = (Decimal(str(record["booked_net"])), Decimal(str(record["booked_gross"])))
+    host_changed = (totals.get("net"), totals.get("gross")) != booked
+    tool_changed = (entry.net, entry.gross) != booked
     if host_changed and tool_changed:
         return "Both changed since it was booked: the document in the host product and the entry in the accounting tool. Make them agree, in the tool or in the host product."
     if host_changed:
