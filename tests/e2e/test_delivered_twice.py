@@ -70,3 +70,32 @@ def test_a_supplier_invoice_delivered_twice_is_booked_once(tool):
         assert night.audit["agree"] == 1
         records = services().stores.get_bookings(env.account_id, entity.entity_id, "incoming_invoice", [first.host_id, second.host_id, third.host_id, conflict.host_id])
         assert set(records) == {first.host_id}
+
+
+@pytest.mark.e2e
+def test_a_repeat_of_an_invoice_booked_before_claims_were_kept_is_not_booked_again():
+    """The first delivery was booked by a version that wrote no delivery claim: the plan sees the booked
+    one and its repeat of one supplier and number in the host's list and writes the missing claim, so
+    the repeat is skipped naming it."""
+    from boto3.dynamodb.conditions import Key
+
+    from connector.stores.dynamodb import entity_key
+
+    doc = parse_ubl_file(SAMPLES / SOURCE, direction=Direction.INCOMING)
+    originals = {SOURCE: (SAMPLES / SOURCE).read_bytes()}
+    with DemoEnvironment([doc], tools=("exact",), originals=originals) as env:
+        entity = env.entities[0]
+        [first] = entity.loaded
+        booking_number = _results(env.sync(entity).run_id)[first.host_id]["booking_number"]
+        settings = services().stores.settings
+        pk = entity_key(env.account_id, entity.entity_id)
+        claims = settings.query(KeyConditionExpression=Key("pk").eq(pk) & Key("sk").begins_with("DLV#"))["Items"]
+        assert len(claims) == 1
+        settings.delete_item(Key={"pk": pk, "sk": claims[0]["sk"]})  # as an older version left it
+
+        [again] = load_documents(env.host, env.account_id, entity.entity_id, [doc], company_currency="EUR", originals=originals)
+        night = env.sync(entity)
+        result = _results(night.run_id)[again.host_id]
+        assert result["outcome"] == "skipped"
+        assert f"delivered twice: already booked as {booking_number} from document {first.host_id}" in result["reason"]
+        assert [t["count"] for t in night.audit["tool"]] == [1]

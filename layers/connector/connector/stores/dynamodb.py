@@ -207,8 +207,15 @@ class Stores:
             for host_id, reference in entries:
                 writer.put_item(Item={"pk": entity_key(account_id, entity_id), "sk": f"DOC#{kind}#{host_id}", "state": "intent", "reference": reference, "run_id": run_id, "updated_at": stamp})
             for claim in deliveries:
-                writer.put_item(Item={"pk": entity_key(account_id, entity_id), "sk": f"DLV#{kind}#{claim['key']}", "run_id": run_id, "updated_at": stamp,
-                                      **{k: str(claim[k]) for k in ("host_id", "number", "currency", "net", "vat", "gross") if claim.get(k) is not None}})
+                writer.put_item(Item=_delivery_item(account_id, entity_id, kind, claim, run_id, stamp))
+
+    def record_deliveries(self, account_id: str, entity_id: str, kind: str, deliveries: Sequence[dict[str, Any]], run_id: str) -> None:
+        """Delivery claims alone (as :meth:`record_intents` writes them), for documents booked already
+        whose claim is missing (booked before claims were written): bulk writes, 25 a call."""
+        stamp = now_iso()
+        with self.settings.batch_writer(overwrite_by_pkeys=["pk", "sk"]) as writer:
+            for claim in deliveries:
+                writer.put_item(Item=_delivery_item(account_id, entity_id, kind, claim, run_id, stamp))
 
     def record_booked_many(self, account_id: str, entity_id: str, kind: str, bookings: Sequence[dict[str, Any]], run_id: str) -> None:
         """:meth:`record_booked` for many documents in ``BatchWriteItem`` calls (25 a call): each of
@@ -684,6 +691,12 @@ class Stores:
             )
             item = _plain(updated["Attributes"])
         return item
+
+
+def _delivery_item(account_id: str, entity_id: str, kind: str, claim: dict[str, Any], run_id: str, stamp: str) -> dict[str, Any]:
+    """The ``DLV#`` item of one delivery claim (amounts as strings; absent ones left out)."""
+    return {"pk": entity_key(account_id, entity_id), "sk": f"DLV#{kind}#{claim['key']}", "run_id": run_id, "updated_at": stamp,
+            **{k: str(claim[k]) for k in ("host_id", "number", "currency", "net", "vat", "gross") if claim.get(k) is not None}}
 
 
 def _ttl() -> int:

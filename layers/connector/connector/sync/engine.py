@@ -223,6 +223,8 @@ def _plan(svc: Services, run_id: str, run: dict[str, Any], entity: EntityRecord)
             rows = host.list_documents(kind, since=entity.settings.start_date)
         already = [r for r in rows if _synced_before(r)]
         pending = [r for r in rows if not _synced_before(r)]
+        if direction is Direction.INCOMING and already and pending and not run.get("dry_run"):
+            _claim_booked_deliveries(svc, entity, run_id, booking_kind(kind, direction), already, pending)
         edited: list[dict[str, Any]] = []
         if updates_allowed and already:
             records = svc.stores.get_bookings(run["account_id"], run["entity_id"], booking_kind(kind, direction), [r["id"] for r in already])
@@ -276,6 +278,40 @@ def staggered_batches(ids: Sequence[str], size: int, at_once: int) -> list[list[
             start += n
     batches.extend(list(chunk) for chunk in chunked(ids[start:], size))
     return batches
+
+
+def _row_delivery_key(row: dict[str, Any]) -> str | None:
+    """:func:`delivery_key` of a listed incoming row (its host supplier and number), ``None`` without both."""
+    relation = row.get("relation") or {}
+    number = " ".join(str(row.get("number") or "").split()).casefold()
+    return f"{relation.get('type') or 'company'}:{relation['id']}#{number}" if relation.get("id") and number else None
+
+
+def _claim_booked_deliveries(svc: Services, entity: EntityRecord, run_id: str, record_kind: str,
+                             already: Sequence[dict[str, Any]], pending: Sequence[dict[str, Any]]) -> None:
+    """Write the missing delivery claims of booked incoming documents that a pending one repeats (the same
+    host supplier and number): a document booked before claims were written has none, and its repeat
+    would otherwise be booked again. Only when the listing shows such a pair (rare): one batch get, and
+    a bulk write of the missing claims, with the amounts of the host's list (net and gross; VAT = gross
+    - net). Which one the batch then skips, and why, is :func:`_repeated_deliveries`' to say."""
+    firsts: dict[str, dict[str, Any]] = {}
+    for row in already:
+        if row.get("booking_number") and (key := _row_delivery_key(row)):
+            firsts.setdefault(key, row)
+    wanted = {key: firsts[key] for row in pending if (key := _row_delivery_key(row)) in firsts}
+    if not wanted:
+        return
+    claimed = svc.stores.get_deliveries(entity.account_id, entity.entity_id, record_kind, wanted)
+    missing = []
+    for key, row in wanted.items():
+        if key in claimed:
+            continue
+        totals = row.get("totals") or {}
+        net, gross = totals.get("net"), totals.get("gross")
+        missing.append({"key": key, "host_id": row["id"], "number": row.get("number"), "currency": totals.get("currency"),
+                        "net": net, "gross": gross, "vat": gross - net if net is not None and gross is not None else None})
+    if missing:
+        svc.stores.record_deliveries(entity.account_id, entity.entity_id, record_kind, missing, run_id)
 
 
 def same_batch(batches: list[list[str]], key_of: dict[str, str]) -> list[list[str]]:
@@ -766,7 +802,7 @@ def _repeat_result(doc: Document, first: Document | dict[str, Any], outcome: Any
     else:
         where, state = f"{origin}, delivered first, was not booked either", "not booked either"
     mine = (doc.currency, doc.totals.net, doc.totals.vat, doc.totals.gross)
-    if mine == first_totals:
+    if all(known is None or known == own for own, known in zip(mine, first_totals, strict=True)):  # an amount not known is no conflict
         return _document_result(doc, DocumentOutcome.SKIPPED, duplicate_of=first_id,
                                 reason=f"{label} was delivered twice: {where}",
                                 hint="Reject the duplicate in the host product's incoming documents; the entry in the accounting tool stays as it is.")
