@@ -20,6 +20,7 @@ from connector.local.api_server import ApiGatewayBridge, openapi_document
 from connector.local.stack import PROJECT_ROOT, LocalStack
 from connector.sandbox.admin import AdminRequest, HostRate
 from connector.sandbox.exact import ExactSandbox, demo_administration
+from connector.sandbox.host import HostSandbox
 from connector.sandbox.server import LoopbackServer
 from connector.stores.secrets import put_secret
 from tests.integration.test_api import SECRET, token
@@ -53,16 +54,20 @@ def test_response_carries_status_headers_and_body():
 
 @pytest.fixture(scope="module")
 def exact_setting():
-    """An Exact sandbox with division 1 set up (journals 70/71/60/61, VAT code 1 -> 21 %, revenue
+    """The host product's sandbox with company entity ``ent-exact`` and its 21 % tax rate, an Exact sandbox with division 1 set up (journals 70/71/60/61, VAT code 1 -> 21 %, revenue
     700001, discounts 708000), the local stack pointing at it, and the API served on loopback."""
+    host = HostSandbox()
+    host.add_department(host.add_account("host-token"), "Exact BV", None, department_id="ent-exact")
+    rate_id = host.add_tax_rate("ent-exact", "21%", "0.21", category="S")  # the setup checks links against the host's rates
     exact = ExactSandbox()
-    admin = demo_administration(exact, AdminRequest(rates=(HostRate(id="rate-21", description="21%", percentage=Decimal("21"), category="S"),), currencies=frozenset({"EUR"}), years=(2025, 2026)))
-    with LoopbackServer(exact) as tool, LocalStack({"ExactBaseUrl": tool.url}) as stack:
+    admin = demo_administration(exact, AdminRequest(rates=(HostRate(id=rate_id, description="21%", percentage=Decimal("21"), category="S"),), currencies=frozenset({"EUR"}), years=(2025, 2026)))
+    with LoopbackServer(host) as host_api, LoopbackServer(exact) as tool, LocalStack({"ExactBaseUrl": tool.url, "HostApiBaseUrl": host_api.url}) as stack:
         put_secret(stack.secrets, "connector-prod/app/jwt", {"secret": SECRET})
         put_secret(stack.secrets, "connector-prod/app/exact", admin.app_secret)
+        put_secret(stack.secrets, "connector-prod/acc-1/host", {"access_token": "host-token"})
         bridge = ApiGatewayBridge(stack.dispatcher.handler_for("ApiFunction"), openapi=openapi_document)
         with LoopbackServer(bridge) as api:
-            yield api.url, tool.url, admin.app_secret["client_id"], stack
+            yield api.url, tool.url, admin.app_secret["client_id"], stack, rate_id
 
 
 def _code(tool_url: str, client_id: str, redirect_uri: str) -> str:
@@ -72,7 +77,7 @@ def _code(tool_url: str, client_id: str, redirect_uri: str) -> str:
 
 
 def test_served_api_answers_401_and_its_openapi_document(exact_setting):
-    api, _, _, _ = exact_setting
+    api = exact_setting[0]
     answer = httpx.get(f"{api}/v1/entities")
     assert answer.status_code == 401 and answer.headers["WWW-Authenticate"].startswith("Bearer") and answer.json()["message"].startswith("unauthorized")
     document = httpx.get(f"{api}/openapi.json").json()
@@ -82,7 +87,7 @@ def test_served_api_answers_401_and_its_openapi_document(exact_setting):
 
 
 def test_connect_exact_for_real_then_set_it_up(exact_setting):
-    api, tool, client_id, stack = exact_setting
+    api, tool, client_id, stack, rate_id = exact_setting
     headers = {"Authorization": f"Bearer {token(rights=['admin'], user='admin-1')}"}
     redirect = "https://host.example/accounting/exact/callback"
     body = {"tool": "exact", "name": "Exact BV", "code": _code(tool, client_id, redirect), "redirect_uri": redirect, "division": 1}
@@ -101,9 +106,11 @@ def test_connect_exact_for_real_then_set_it_up(exact_setting):
     assert [j["code"] for j in journals["items"]] == ["70", "71"]
     details = {"start_date": "2025-01-01", "journals": {"outgoing_invoices": "70", "outgoing_credit_notes": "71", "incoming_invoices": "60"}}
     assert httpx.put(f"{api}/v1/entities/ent-exact/integration/details", json=details, headers=headers).json()["status"] == "Connected"
-    links = httpx.put(f"{api}/v1/entities/ent-exact/integration/vat-code-links", json={"links": [{"vat_rate_id": "rate-21", "vat_code": "1"}]}, headers=headers)
+    links = httpx.put(f"{api}/v1/entities/ent-exact/integration/vat-code-links", json={"links": [{"vat_rate_id": rate_id, "vat_code": "1"}]}, headers=headers)
     assert links.status_code == 200, links.text
-    ledger = httpx.put(f"{api}/v1/entities/ent-exact/integration/ledger-account-links", json={"links": [{"vat_rate_id": "rate-21", "ledger_account": "700001"}], "fill_existing_lines": True}, headers=headers)
+    unknown = httpx.put(f"{api}/v1/entities/ent-exact/integration/vat-code-links", json={"links": [{"vat_rate_id": "rate-9", "vat_code": "1"}]}, headers=headers)
+    assert unknown.status_code == 422 and unknown.json()["errors"][0]["field"] == "links[0].vat_rate_id" and "rate-9" in unknown.text
+    ledger = httpx.put(f"{api}/v1/entities/ent-exact/integration/ledger-account-links", json={"links": [{"vat_rate_id": rate_id, "ledger_account": "700001"}], "fill_existing_lines": True}, headers=headers)
     assert ledger.status_code == 200 and ledger.json()["fill_existing_lines"] is True
 
 

@@ -504,10 +504,12 @@ def _unknown_rates(ctx: SetupContext, entity: EntityRecord, rate_ids: list[str],
     entity doesn't have would never apply. ``any_rate``: ``"*"`` (any rate) is accepted. Nothing is
     checked without a host client that lists tax rates (:class:`SetupContext`). Raises
     :class:`ToolUnavailable` (502) when the host product can't answer."""
-    lister = getattr(ctx.host_for(entity), "tax_rates", None) if ctx.host_for is not None else None
-    if lister is None or not rate_ids:
+    if ctx.host_for is None or not rate_ids:
         return []
     try:
+        lister = getattr(ctx.host_for(entity), "tax_rates", None)  # reads the host's credentials: may fail too
+        if lister is None:
+            return []
         known = set(lister())
         if any(rate not in known for rate in rate_ids) and "refresh" in inspect.signature(lister).parameters:
             known = set(lister(refresh=True))  # a rate added in the host since the client read them

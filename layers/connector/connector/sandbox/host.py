@@ -515,11 +515,15 @@ class HostSandbox:
         iban: str | None = None,
         bic: str | None = None,
         status: str = "active",
+        department_id: str | None = None,
     ) -> str:
-        """A company entity (department, host-api.md §3) of the account; returns its id."""
+        """A company entity (department, host-api.md §3) of the account; returns its id (``department_id``
+        when given: a test's fixed id; ``ValueError`` when it is taken)."""
         with self._mutating():
             self._account(account_id)
-            dept_id = self._new_id()
+            if department_id is not None and department_id in self._departments:
+                raise ValueError(f"department {department_id} exists already")
+            dept_id = department_id or self._new_id()
             self._departments[dept_id] = _Record(
                 account_id,
                 {
