@@ -42,7 +42,7 @@ from decimal import Decimal
 from pathlib import Path
 from typing import Any, TextIO
 
-from connector.demo import DEFAULT_DOCUMENTS, TOOL_NAMES, TOOL_SANDBOXES, load_folder
+from connector.demo import DEFAULT_DOCUMENTS, TOOL_NAMES, TOOL_SANDBOXES, read_folder
 from connector.models import Document
 from connector.sandbox.admin import AdminRequest, Administration, HostRate
 from connector.sandbox.server import LoopbackServer
@@ -92,6 +92,9 @@ class SandboxSet:
     host_token: str
     entities: dict[str, HostEntity]
     documents: list[Document]
+    #: The files of the documents folder that could not be read, each with its reason
+    #: (:func:`connector.demo.read_folder`): they are not in the host product, the others are.
+    unreadable: list[Any] = field(default_factory=list)
     _stopped: bool = field(default=False, repr=False)
 
     @property
@@ -207,7 +210,7 @@ def start_sandboxes(
     from connector.sandbox.loader import load_documents
 
     chosen = parse_tools(tools)
-    docs = load_folder(documents) if isinstance(documents, Path) else list(documents)
+    docs, unreadable = read_folder(documents) if isinstance(documents, Path) else (list(documents), [])
     host = HostSandbox()
     host_token = "host-" + secrets.token_urlsafe(24)
     account_id = host.add_account(host_token)
@@ -248,7 +251,7 @@ def start_sandboxes(
         for box in reversed(list(started.values())):
             box.server.stop()
         raise
-    return SandboxSet(started, host, account_id, host_token, entities, docs)
+    return SandboxSet(started, host, account_id, host_token, entities, docs, unreadable)
 
 
 def describe(sandboxes: SandboxSet) -> list[str]:
@@ -312,6 +315,8 @@ def run_sandboxes(tools: Iterable[str], port: int, documents: Path, console: Any
     try:
         with start_sandboxes(tools, port, documents, exact_page_size=exact_page_size) as sandboxes:
             console.print(f"[bold]Sandboxes on loopback[/] ({len(sandboxes.documents)} UBL documents from {documents} in the host product; Ctrl-C stops them)")
+            for report in sandboxes.unreadable:
+                console.print(f"skipped {report.source}: {report.reason}", highlight=False, soft_wrap=True, markup=False)
             for line in describe(sandboxes):
                 console.print(line, highlight=False, soft_wrap=True, markup=False)
             text = sandboxes.exports()

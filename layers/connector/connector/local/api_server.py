@@ -162,10 +162,12 @@ def serve(port: int, *, documents: Path, env_file: Path | None, speed: float = 1
     from connector.sandbox.loader import load_documents
     from connector.sandbox.server import LoopbackServer
     from connector.stores.secrets import put_secret
-    from connector.ubl import parse_ubl_file
+    from connector.demo import read_folder
 
     previous_clock = set_clock(ScaledClock(speed))
-    docs = [parse_ubl_file(p) for p in sorted(documents.glob("*.xml"))]
+    docs, unreadable = read_folder(documents)
+    for report in unreadable:  # one bad file never stops the others
+        print(f"skipped {report.source}: {report.reason}", file=out)
     host = HostSandbox()
     host_token = "local-host-token"  # noqa: S105 - the sandbox's own token
     servers = [LoopbackServer(host).start()]
