@@ -82,3 +82,17 @@ def test_yuki_applies_its_own_rate_the_document_is_flagged_and_the_audit_agrees(
         assert report.audit["agree"] == 1 and report.audit["differences"] == []
         assert report.audit["company"]["host"] == report.audit["company"]["tool"] == [
             {"currency": "EUR", "count": 1, "net": "1170.00", "vat": "245.70", "gross": "1415.70"}]  # at the rate Yuki applied
+
+
+@pytest.mark.e2e
+def test_a_credit_note_booked_at_its_bt111_rate_agrees_though_the_tool_has_another_rate_for_the_day():
+    # The host's creditNotes.list carries no currency_exchange_rate (host-teamleader contract), so the
+    # audit must compare the rate the tool holds with the rate the booking used (0.90, from BT-111),
+    # not with the division's own USD rate of the day (demo 0.92).
+    note = invoice("USD-CN", "USD", "1000.00", "210.00", bt111="189.00").model_copy(update={"kind": "credit_note"})
+    with DemoEnvironment([note], tools=("exact", "octopus"), speed=600.0) as env:
+        for entity in env.entities:
+            report = env.sync(entity)
+            [doc] = report.documents
+            assert doc.status == "synced" and doc.company["vat"] == "189.00", (entity.tool, doc)
+            assert report.audit["agree"] == 1 and report.audit["differences"] == [], (entity.tool, report.audit)

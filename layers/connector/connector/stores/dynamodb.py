@@ -45,7 +45,7 @@ from connector.models import COMPONENT_ORDER, ComponentStatus, IntegrationSettin
 
 HISTORY_SECONDS = 7 * 24 * 3600
 #: Optional fields of a booking record written with it (:meth:`Stores.record_booked_many`).
-BOOKED_EXTRAS = ("source_updated_at", "reference", "content_digest", "booked_net", "booked_gross")
+BOOKED_EXTRAS = ("source_updated_at", "reference", "content_digest", "booked_net", "booked_gross", "booked_rate")
 LOCK_LEASE_SECONDS = 2 * 3600
 
 
@@ -220,7 +220,7 @@ class Stores:
     def record_booked_many(self, account_id: str, entity_id: str, kind: str, bookings: Sequence[dict[str, Any]], run_id: str) -> None:
         """:meth:`record_booked` for many documents in ``BatchWriteItem`` calls (25 a call): each of
         ``bookings`` is ``{"host_id", "booking_number", "entry_id"}`` plus optional ``source_updated_at``,
-        ``reference``, ``content_digest``, ``booked_net``, ``booked_gross`` (see :meth:`record_booked`). Safe to write after a whole batch was posted: until then each document holds its
+        ``reference``, ``content_digest``, ``booked_net``, ``booked_gross``, ``booked_rate`` (see :meth:`record_booked`). Safe to write after a whole batch was posted: until then each document holds its
         intent, and a crash in between is recovered by the next run's look-up in the tool."""
         stamp = now_iso()
         with self.settings.batch_writer(overwrite_by_pkeys=["pk", "sk"]) as writer:
@@ -231,12 +231,15 @@ class Stores:
                 writer.put_item(Item=item)
 
     def record_booked(self, account_id: str, entity_id: str, kind: str, host_id: str, *, booking_number: str, entry_id: str, run_id: str, source_updated_at: str | None = None, reference: str | None = None,
-                      content_digest: str | None = None, booked_net: Any = None, booked_gross: Any = None) -> None:
+                      content_digest: str | None = None, booked_net: Any = None, booked_gross: Any = None, booked_rate: Any = None) -> None:
         """Record a booking; ``source_updated_at`` is the host's ``updated_at`` of the content booked,
         ``reference`` the document number the tool stores (payment look-ups use it), ``content_digest``
         the digest of the entry booked (:func:`connector.sync.engine.entry_digest`: an update is pushed
         only when it changes), ``booked_net`` / ``booked_gross`` the entry's totals as booked (document
-        currency and sign; stored as strings: the audit tells which side changed since)."""
+        currency and sign; stored as strings: the audit tells which side changed since), ``booked_rate`` the
+        exchange rate a foreign-currency entry was booked at (units of company currency per unit of the
+        document currency, :func:`connector.sync.engine.booked_rate`; ``"tool"`` when none was sent and the
+        tool applied its own): the audit compares the rate the tool holds with it."""
         item = {
             "pk": entity_key(account_id, entity_id),
             "sk": f"DOC#{kind}#{host_id}",
@@ -250,7 +253,7 @@ class Stores:
             item["source_updated_at"] = source_updated_at
         if reference:
             item["reference"] = reference
-        extras = {"content_digest": content_digest, "booked_net": booked_net, "booked_gross": booked_gross}
+        extras = {"content_digest": content_digest, "booked_net": booked_net, "booked_gross": booked_gross, "booked_rate": booked_rate}
         item.update({k: str(v) for k, v in extras.items() if v is not None})
         self.settings.put_item(Item=item)
 

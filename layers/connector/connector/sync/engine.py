@@ -681,7 +681,7 @@ def _book_step(
     # Every booking of the step recorded in bulk before the host hears of any (intents cover a crash).
     stores.record_booked_many(account, ent, record_kind, [
         {"host_id": doc.host_id, "booking_number": result.booking_number, "entry_id": result.entry_id, "source_updated_at": doc.updated_at, "reference": entry.reference,
-         "content_digest": entry_digest(entry), "booked_net": entry.net, "booked_gross": entry.gross}
+         "content_digest": entry_digest(entry), "booked_net": entry.net, "booked_gross": entry.gross, "booked_rate": booked_rate(entry, metadata)}
         for doc, entry in entries if isinstance(result := outcomes.get(entry.host_id), BookingResult)
     ], run["run_id"])
     booked: list[tuple[Document, BookingResult, tuple[str, ...]]] = []
@@ -814,6 +814,23 @@ def _repeat_result(doc: Document, first: Document | dict[str, Any], outcome: Any
                             hint="Ask the supplier which one is right: a correction comes as a credit note and a new invoice with a number of its own. Reject the wrong one in the host product.")
 
 
+#: :func:`booked_rate` of a foreign-currency entry booked without a rate: the tool applied its own.
+TOOL_RATE = "tool"
+
+
+def booked_rate(entry: BookingEntry, metadata: ToolMetadata) -> Decimal | str | None:
+    """The exchange rate ``entry`` was booked at, as its booking record keeps it for the audit: the rate
+    sent (units of company currency per unit of the entry's currency, :mod:`connector.exchange`),
+    :data:`TOOL_RATE` when a foreign-currency entry was sent without one (the tool applies its own
+    table; also for a tool whose entries take no rate, ``ToolMetadata.exchange_rate_accepted`` false),
+    ``None`` for an entry in the company currency (no rate)."""
+    if entry.currency == metadata.company_currency:
+        return None
+    if entry.exchange_rate is None or not metadata.exchange_rate_accepted:
+        return TOOL_RATE
+    return entry.exchange_rate
+
+
 def entry_digest(entry: BookingEntry) -> str:
     """A digest (SHA-256, hex) of what an entry books: journal, relation, reference, dates, currency,
     exchange rate, description, payment reference, lines and totals -- everything but the host id.
@@ -903,7 +920,8 @@ def _update_documents(
     for (doc, entry, _entry_id), answer in zip(items, answers, strict=True):
         if isinstance(answer, BookingResult):
             stores.record_booked(account, ent, record_kind, doc.host_id, booking_number=answer.booking_number, entry_id=answer.entry_id, run_id=run["run_id"], source_updated_at=doc.updated_at,
-                                 reference=entry.reference, content_digest=entry_digest(entry), booked_net=entry.net, booked_gross=entry.gross)
+                                 reference=entry.reference, content_digest=entry_digest(entry), booked_net=entry.net, booked_gross=entry.gross,
+                                 booked_rate=booked_rate(entry, metadata))
             results.append(_document_result(doc, DocumentOutcome.SYNCED, booking_number=answer.booking_number, entry_id=answer.entry_id, detail="edited in the host product: booking updated"))
         else:
             results.append(_document_result(doc, DocumentOutcome.SKIPPED, reason=f"the edit could not be pushed: {answer.reason}", hint=answer.hint))
@@ -1189,11 +1207,15 @@ def _changed_hint(record: dict[str, Any], row: dict[str, Any], entry: Any) -> st
     return "Someone changed the entry in the accounting tool after it was booked: correct it there (or the document in the host product)."
 
 
-def _expected_rate(row: dict[str, Any], entry: Any, metadata: ToolMetadata | None) -> Decimal | None:
-    """The rate a foreign-currency document should be held at in the company currency: the host's
-    ``currency_exchange_rate`` into it (what the booking used, :mod:`connector.exchange`), else the
-    tool's table for the document date when the adapter reads one, else ``None`` (unknown, or a tool
-    whose entries take no rate: it applied its own)."""
+def _expected_rate(row: dict[str, Any], entry: Any, metadata: ToolMetadata | None, record: dict[str, Any] | None = None) -> Decimal | None:
+    """The rate a foreign-currency document should be held at in the company currency: the rate it was
+    booked at (its booking record's ``booked_rate``, :func:`booked_rate`: the one the booking decided,
+    e.g. BT-111 / BT-110), else -- a record written before the rate was kept -- the host's
+    ``currency_exchange_rate`` into it, else the tool's table for the document date when the adapter
+    reads one, else ``None`` (unknown, or a tool whose entries take no rate: it applied its own)."""
+    kept = (record or {}).get("booked_rate")
+    if kept is not None:
+        return None if kept == TOOL_RATE else Decimal(str(kept))
     if metadata is not None and not metadata.exchange_rate_accepted:
         return None
     company = entry.company_currency
@@ -1211,21 +1233,21 @@ def _expected_rate(row: dict[str, Any], entry: Any, metadata: ToolMetadata | Non
     return None
 
 
-def _company_difference(row: dict[str, Any], entry: Any, metadata: ToolMetadata | None) -> dict[str, Any] | None:
+def _company_difference(row: dict[str, Any], entry: Any, metadata: ToolMetadata | None, record: dict[str, Any] | None = None) -> dict[str, Any] | None:
     """``company_amounts_differ`` when the tool holds a foreign-currency document in the company currency
     at another rate than :func:`_expected_rate` (the amounts in the document currency agree). Compared
     on the rate, because each tool converts line by line (a total × rate differs from the lines' sum by
     rounding)."""
     if entry.company_currency is None or entry.currency == entry.company_currency or entry.exchange_rate is None:
         return None
-    expected = _expected_rate(row, entry, metadata)
+    expected = _expected_rate(row, entry, metadata, record)
     if expected is None or entry.exchange_rate == expected:
         return None
     cur = entry.company_currency
     return {"kind": "company_amounts_differ",
             "detail": f"the tool holds it in {cur} at rate {entry.exchange_rate}: {cur} {entry.company_net} + VAT = {entry.company_gross};"
-                      f" at the document's rate {expected} that is about {cur} {round_money(entry.net * expected)} + VAT = {round_money(entry.gross * expected)}",
-            "hint": f"Someone changed the exchange rate of the entry in the accounting tool: set it back to {expected} there (or correct the document's rate in the host product)."}
+                      f" at the rate it was booked at, {expected}, that is about {cur} {round_money(entry.net * expected)} + VAT = {round_money(entry.gross * expected)}",
+            "hint": f"Someone changed the exchange rate of the entry in the accounting tool: set it back to {expected} there (or correct the document's rate in the host product and book it again)."}
 
 
 def audit_books(svc: Services, run_id: str, bookings: list[dict[str, Any]] | None = None) -> dict[str, Any]:
@@ -1298,7 +1320,7 @@ def audit_books(svc: Services, run_id: str, bookings: list[dict[str, Any]] | Non
             add("tool", entry.currency, entry.net, entry.gross)
             if entry.company_currency is not None and entry.company_net is not None and entry.company_gross is not None:
                 add("tool_company", entry.company_currency, entry.company_net, entry.company_gross)
-                rate = Decimal(1) if entry.currency == entry.company_currency else (_expected_rate(row, entry, metadata) or entry.exchange_rate)
+                rate = Decimal(1) if entry.currency == entry.company_currency else (_expected_rate(row, entry, metadata, record) or entry.exchange_rate)
                 if rate is not None and totals.get("net") is not None and totals.get("gross") is not None:
                     add("host_company", entry.company_currency, round_money(totals["net"] * rate), round_money(totals["gross"] * rate))
             if str(entry.booking_number) != str(record["booking_number"]):
@@ -1307,7 +1329,7 @@ def audit_books(svc: Services, run_id: str, bookings: list[dict[str, Any]] | Non
             elif totals.get("net") is not None and (entry.net != totals["net"] or entry.gross != totals["gross"]):
                 differences.append({**base, "kind": "amounts_changed", "detail": f"the host has {totals['net']} + VAT = {totals['gross']}, the tool {entry.net} + VAT = {entry.gross}",
                                     "hint": _changed_hint(record, row, entry)})
-            elif (company := _company_difference(row, entry, metadata)) is not None:
+            elif (company := _company_difference(row, entry, metadata, record)) is not None:
                 differences.append({**base, **company})
             else:
                 agree += 1
