@@ -71,6 +71,9 @@ def test_every_booked_entry_matches_its_source_document(report):
     if len(files) == 30:  # the acceptance figure on the shared set
         assert len(booked) >= 24
     assert first["status"] in {"Success", "Warning"}
+    # The books-agree audit: every booked entry agrees with its document, in the company currency too
+    # (compared on the rate it was booked at: the tools convert line by line, a total x rate may differ by a cent).
+    assert first["audit"]["agree"] == len(booked) and first["audit"]["differences"] == [], first["audit"]["differences"]
     # Exact and Octopus post one entry per document; Yuki imports a batch of invoices per call.
     assert first["api_calls"]["writes"] >= (len(booked) if first["tool"] != "yuki" else 1)
 
