@@ -166,3 +166,30 @@ def test_the_cpu_meter_counts_the_threads_a_handler_starts_when_it_runs_alone(pr
         assert meter.connector >= 0.14
     else:
         assert meter.connector < 0.05
+
+
+def test_a_sampler_slower_than_its_interval_never_stops_the_work_it_samples(monkeypatch):
+    """A sample that costs more CPU than the sampling interval (many deep stacks) must not keep the main
+    thread in the signal handler: the work still finishes (a SIGALRM ends the test if it would not)."""
+    import signal
+    import time
+
+    def slow_take(self, frame):
+        end = time.thread_time() + 0.005  # 5 ms of CPU a sample, the interval is 1 ms
+        while time.thread_time() < end:
+            pass
+        self.samples[("connector", "slow")] += 1
+
+    def give_up(signum, frame):
+        raise TimeoutError("the sampled work made no progress")
+
+    monkeypatch.setattr(bench.CpuSampler, "_take", slow_take)
+    previous = signal.signal(signal.SIGALRM, give_up)
+    signal.alarm(20)
+    try:
+        with bench.CpuSampler(interval=0.001) as sampler:
+            total = sum(i * i for i in range(2_000_000))  # ~0.2 s of CPU
+    finally:
+        signal.alarm(0)
+        signal.signal(signal.SIGALRM, previous)
+    assert total > 0 and sampler.samples[("connector", "slow")] > 0

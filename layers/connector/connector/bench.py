@@ -736,6 +736,8 @@ class CpuSampler:
         self.overhead = 0.0  # CPU seconds of the sampling itself: not the connector's
         self.active = False
         self._old: Any = None
+        self._next = 0.0  # process CPU before which a signal is let pass (see _sample)
+        self._busy = False
 
     def __enter__(self) -> CpuSampler:
         if hasattr(signal, "setitimer") and threading.current_thread() is threading.main_thread():
@@ -756,11 +758,21 @@ class CpuSampler:
         the handlers run, and the threads they started: a batch's read-ahead and write-behind)."""
         if not self.active or frame is None:
             return
+        if self._busy or time.process_time() < self._next:
+            return  # a signal inside a sample, or the last sample was slow: let the threads work first
+        self._busy = True
         started = time.thread_time()
         try:
             self._take(frame)
         finally:
-            self.overhead += time.thread_time() - started
+            self._busy = False
+            spent = time.thread_time() - started
+            self.overhead += spent
+            # A sample of many deep stacks can take longer than the interval while other threads spend
+            # process CPU; the timer would then fire again before the handler returns and the main
+            # thread would do nothing but sample (a livelock). The next sample waits until the process
+            # spent four times this one's cost.
+            self._next = time.process_time() + 4 * spent
 
     def _take(self, frame: Any) -> None:
         main = threading.get_ident()
