@@ -814,35 +814,31 @@ class ExactSandbox:
         the entry's totals follow."""
         delta = Decimal(str(delta))
         with self._lock:
-            for div in self._divisions.values():
-                for store, lines in (("sales", "sales_lines"), ("purchases", "purchase_lines")):
-                    entry = getattr(div, store).get(entry_id)
-                    if entry is None:
-                        continue
-                    line = next(v for v in getattr(div, lines).values() if v["EntryID"] == entry_id)
-                    line["AmountFC"] = Decimal(str(line["AmountFC"])) + delta
-                    entry["AmountFC"] = Decimal(str(entry["AmountFC"])) + delta
-                    return
-            raise KeyError(entry_id)
+            entry, own = self._entry_and_lines(entry_id)
+            own[0]["AmountFC"] = Decimal(str(own[0]["AmountFC"])) + delta
+            entry["AmountFC"] = Decimal(str(entry["AmountFC"])) + delta
+
+    def _entry_and_lines(self, entry_id: str) -> tuple[dict[str, Any], list[dict[str, Any]]]:
+        """The sales or purchase entry ``entry_id`` of any division and its lines (``KeyError`` when
+        there is none); the caller holds the lock."""
+        for div in self._divisions.values():
+            for store, lines in (("sales", "sales_lines"), ("purchases", "purchase_lines")):
+                entry = getattr(div, store).get(entry_id)
+                if entry is not None:
+                    return entry, [v for v in getattr(div, lines).values() if v["EntryID"] == entry_id]
+        raise KeyError(entry_id)
 
     def bookkeeper_set_rate(self, entry_id: str, rate: Decimal | str) -> None:
         """A bookkeeper changes the exchange rate of an entry: its amounts in the division currency follow
         (each line ``round(FC × Rate, 2)``), the amounts in the entry's currency stay."""
         rate = Decimal(str(rate))
         with self._lock:
-            for div in self._divisions.values():
-                for store, lines in (("sales", "sales_lines"), ("purchases", "purchase_lines")):
-                    entry = getattr(div, store).get(entry_id)
-                    if entry is None:
-                        continue
-                    own = [v for v in getattr(div, lines).values() if v["EntryID"] == entry_id]
-                    for ln in own:
-                        ln.update(AmountDC=round_money(ln["AmountFC"] * rate), VATAmountDC=round_money(ln["VATAmountFC"] * rate),
-                                  VATBaseAmountDC=round_money(ln["AmountFC"] * rate))
-                    entry.update(Rate=rate, AmountDC=sum((ln["AmountDC"] + ln["VATAmountDC"] for ln in own), Decimal(0)),
-                                 VATAmountDC=sum((ln["VATAmountDC"] for ln in own), Decimal(0)))
-                    return
-            raise KeyError(entry_id)
+            entry, own = self._entry_and_lines(entry_id)
+            for ln in own:
+                ln.update(AmountDC=round_money(ln["AmountFC"] * rate), VATAmountDC=round_money(ln["VATAmountFC"] * rate),
+                          VATBaseAmountDC=round_money(ln["AmountFC"] * rate))
+            entry.update(Rate=rate, AmountDC=sum((ln["AmountDC"] + ln["VATAmountDC"] for ln in own), Decimal(0)),
+                         VATAmountDC=sum((ln["VATAmountDC"] for ln in own), Decimal(0)))
 
     def mark_paid(self, entry_id: str, paid_on: date | None = None, *, amount: Decimal | str | None = None) -> None:
         """Record a payment on the receivable (sales entry) or payable (purchase entry) ``entry_id``.

@@ -237,7 +237,7 @@ def _plan(svc: Services, run_id: str, run: dict[str, Any], entity: EntityRecord)
         svc.stores.put_results(run_id, component.value, synced_before, part="plan-synced-before", tally=tally(synced_before))
         plan[component] = [r["id"] for r in pending] + [UPDATE_PREFIX + r["id"] for r in edited]
         if direction is Direction.INCOMING:
-            together[component] = {r["id"]: f"{(r.get('relation') or {}).get('id') or ''}#{' '.join(str(r.get('number') or '').split()).casefold()}" for r in pending if r.get("number")}
+            together[component] = {r["id"]: f"{(r.get('relation') or {}).get('id') or ''}#{_number_key(r.get('number'))}" for r in pending if r.get("number")}
         for r in pending + edited:
             relation = r.get("relation") or r.get("customer") or {}
             if relation.get("id"):
@@ -283,8 +283,13 @@ def staggered_batches(ids: Sequence[str], size: int, at_once: int) -> list[list[
 def _row_delivery_key(row: dict[str, Any]) -> str | None:
     """:func:`delivery_key` of a listed incoming row (its host supplier and number), ``None`` without both."""
     relation = row.get("relation") or {}
-    number = " ".join(str(row.get("number") or "").split()).casefold()
+    number = _number_key(row.get("number"))
     return f"{relation.get('type') or 'company'}:{relation['id']}#{number}" if relation.get("id") and number else None
+
+
+def _number_key(number: Any) -> str:
+    """A document number (BT-1) as delivery keys compare it: whitespace collapsed, case folded."""
+    return " ".join(str(number or "").split()).casefold()
 
 
 def _claim_booked_deliveries(svc: Services, entity: EntityRecord, run_id: str, record_kind: str,
@@ -717,7 +722,7 @@ def delivery_key(doc: Document) -> str | None:
     own, BT-1 (whitespace collapsed, case folded). BT-1 is unique per seller (EN 16931-1, "Invoice
     number": a sequential number that uniquely identifies the invoice), so one supplier and number is
     one invoice, however often it is delivered."""
-    number = " ".join((doc.number or "").split()).casefold()
+    number = _number_key(doc.number)
     party = doc.party
     if party.host_id and not party.host_id.startswith("ubl:"):
         supplier = f"{party.kind.value}:{party.host_id}"
